@@ -1,0 +1,227 @@
+"""Map an Arize monitor alert (an undocumented JSON shape) to a typed Breach, tolerantly.
+
+Arize does not publish the JSON body of its alert webhook, so the mapping is a list of candidate
+paths per field, tried in order; a deployment adds its own paths with REMEDIATOR_ARIZE_FIELD_MAP
+(a JSON file `{"model_id": ["payload.model.name"], …}`) after capturing a real alert.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from agent.alerts.models import Breach, BreachStatus
+
+DEFAULT_FIELD_PATHS: dict[str, list[str]] = {
+    "monitor_id": ["monitor_id", "monitorId", "monitor.id", "alert.monitor_id", "data.monitor_id"],
+    "monitor_name": [
+        "monitor_name",
+        "monitorName",
+        "monitor.name",
+        "alert.monitor_name",
+        "name",
+        "title",
+    ],
+    "status": [
+        "status",
+        "monitor_status",
+        "monitorStatus",
+        "state",
+        "alert.status",
+        "monitor.status",
+    ],
+    "metric": ["metric", "metric_name", "metricName", "monitor.metric", "alert.metric"],
+    "threshold": ["threshold", "threshold_value", "thresholdValue", "monitor.threshold"],
+    "operator": ["operator", "threshold_operator", "comparison", "monitor.operator"],
+    "value": ["current_value", "currentValue", "value", "metric_value", "metricValue"],
+    "model_id": ["model_id", "modelId", "model.id", "model.name", "model_name", "modelName"],
+    "model_version": ["model_version", "modelVersion", "model.version", "version"],
+    "environment": [
+        "environment",
+        "model_environment",
+        "modelEnvironment",
+        "model.environment",
+        "env",
+    ],
+    "segment": ["segment", "segments", "dimensions", "dimension_values", "filters", "slice"],
+    "triggered_at": [
+        "triggered_at",
+        "triggeredAt",
+        "timestamp",
+        "time",
+        "evaluated_at",
+        "evaluatedAt",
+    ],
+    "url": ["url", "link", "monitor_url", "monitorUrl", "alert_url", "alertUrl"],
+}
+
+STATUS_WORDS: dict[str, BreachStatus] = {
+    "triggered": "triggered",
+    "trigger": "triggered",
+    "firing": "triggered",
+    "breached": "triggered",
+    "alert": "triggered",
+    "alerting": "triggered",
+    "healthy": "resolved",
+    "resolved": "resolved",
+    "ok": "resolved",
+    "recovered": "resolved",
+    "no data": "no_data",
+    "no_data": "no_data",
+    "nodata": "no_data",
+}
+
+
+class BreachMappingError(ValueError):
+    """The payload lacks the minimum fields or holds a value of the wrong kind."""
+
+    def __init__(self, message: str, *, missing: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.missing = missing or []
+
+
+def load_field_paths(extra_file: Path | None) -> dict[str, list[str]]:
+    """Return the candidate paths per field, a deployment's own paths tried first."""
+    paths = {name: list(candidates) for name, candidates in DEFAULT_FIELD_PATHS.items()}
+    if extra_file is None:
+        return paths
+    try:
+        extra = json.loads(extra_file.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ValueError(f"cannot read Arize field map {extra_file}: {exc}") from exc
+    if not isinstance(extra, dict):
+        raise ValueError(f"Arize field map {extra_file} must be a JSON object of lists")
+    for name, candidates in extra.items():
+        if name not in paths:
+            known = ", ".join(sorted(paths))
+            raise ValueError(
+                f"Arize field map {extra_file}: unknown field {name!r} (known: {known})"
+            )
+        if isinstance(candidates, str):
+            candidates = [candidates]
+        if not isinstance(candidates, list) or not all(isinstance(c, str) for c in candidates):
+            raise ValueError(
+                f"Arize field map {extra_file}: {name!r} must be a path or list of paths"
+            )
+        paths[name] = candidates + [c for c in paths[name] if c not in candidates]
+    return paths
+
+
+def map_arize_payload(payload: Mapping[str, Any], field_paths: Mapping[str, list[str]]) -> Breach:
+    """Map one decoded Arize alert body to a Breach, or raise BreachMappingError saying why."""
+    found = {name: _first(payload, candidates) for name, candidates in field_paths.items()}
+    missing = []
+    if _text(found["monitor_id"]) is None and _text(found["monitor_name"]) is None:
+        missing.append("monitor identity (monitor_id or monitor_name)")
+    if found["status"] is None:
+        missing.append("status")
+    if missing:
+        raise BreachMappingError(
+            "alert is missing required fields: " + "; ".join(missing), missing=missing
+        )
+    return Breach(
+        source="arize",
+        monitor_id=_text(found["monitor_id"]),
+        monitor_name=_text(found["monitor_name"]),
+        status=_status(found["status"]),
+        metric=_text(found["metric"]),
+        threshold=_number("threshold", found["threshold"]),
+        operator=_text(found["operator"]),
+        value=_number("value", found["value"]),
+        model_id=_text(found["model_id"]),
+        model_version=_text(found["model_version"]),
+        environment=_text(found["environment"]),
+        segment=_segment(found["segment"]),
+        triggered_at=_time(found["triggered_at"]),
+        url=_text(found["url"]),
+    )
+
+
+def _first(payload: Mapping[str, Any], candidates: list[str]) -> Any:
+    for path in candidates:
+        node: Any = payload
+        for part in path.split("."):
+            if not isinstance(node, Mapping) or part not in node:
+                node = None
+                break
+            node = node[part]
+        if node is not None and node != "":
+            return node
+    return None
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, str | int | float) and not isinstance(value, bool):
+        text = str(value).strip()
+        return text[:512] or None
+    return None
+
+
+def _status(value: Any) -> BreachStatus:
+    word = str(value).strip().lower().replace("-", " ").replace("_", " ")
+    status = STATUS_WORDS.get(word) or STATUS_WORDS.get(word.replace(" ", "_"))
+    if status is None:
+        accepted = ", ".join(sorted(STATUS_WORDS))
+        raise BreachMappingError(f"status {value!r} is not one of: {accepted}")
+    return status
+
+
+def _number(name: str, value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise BreachMappingError(f"{name} must be a number, got {value!r}")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise BreachMappingError(f"{name} must be a number, got {value!r}") from None
+    if number != number or number in (float("inf"), float("-inf")):
+        raise BreachMappingError(f"{name} must be a finite number, got {value!r}")
+    return number
+
+
+def _segment(value: Any) -> dict[str, str]:
+    """Accept {"region": "eu"} or [{"name"/"dimension"/"key": …, "value": …}, …]."""
+    if value is None:
+        return {}
+    if isinstance(value, Mapping):
+        items = list(value.items())
+    elif isinstance(value, list):
+        items = []
+        for entry in value:
+            if not isinstance(entry, Mapping):
+                raise BreachMappingError(
+                    "segment list entries must be objects with a name and value"
+                )
+            name = entry.get("name", entry.get("dimension", entry.get("key")))
+            if name is None or "value" not in entry:
+                raise BreachMappingError(
+                    "segment list entries must be objects with a name and value"
+                )
+            items.append((name, entry["value"]))
+    else:
+        raise BreachMappingError("segment must be an object or a list of {name, value}")
+    segment: dict[str, str] = {}
+    for name, raw in items:
+        text = _text(raw)
+        if text is not None:
+            segment[str(name)[:128]] = text
+    return segment
+
+
+def _time(value: Any) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            seconds = value / 1000 if value > 1e11 else value
+            return datetime.fromtimestamp(seconds, UTC)
+        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except (ValueError, OverflowError, OSError):
+        raise BreachMappingError(f"triggered_at is not a time: {value!r}") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

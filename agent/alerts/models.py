@@ -1,0 +1,125 @@
+"""Alerts as received (one row per distinct delivery) and the typed breach they describe."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy import Column, String, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from audit.chain import canonical_json
+from audit.sqltypes import UTCDateTime
+
+BreachStatus = Literal["triggered", "resolved", "no_data"]
+
+
+class Breach(BaseModel):
+    """One monitor's state change, whatever system sent it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    source: Literal["arize"] = "arize"
+    monitor_id: str | None = None
+    monitor_name: str | None = None
+    status: BreachStatus
+    metric: str | None = None
+    threshold: float | None = None
+    operator: str | None = None
+    value: float | None = None
+    model_id: str | None = None
+    model_version: str | None = None
+    environment: str | None = None
+    segment: dict[str, str] = {}
+    triggered_at: datetime | None = None
+    url: str | None = None
+
+    @property
+    def monitor_key(self) -> str:
+        """Return the monitor's identity: its id, else its name."""
+        key = self.monitor_id or self.monitor_name
+        assert key is not None, "a Breach always has a monitor identity"
+        return key
+
+    def fingerprint(self) -> str:
+        """Return the grouping key: monitor, model, environment and segment."""
+        parts: dict[str, Any] = {
+            "monitor": self.monitor_key,
+            "model": self.model_id,
+            "environment": self.environment,
+            "segment": self.segment,
+        }
+        return hashlib.sha256(canonical_json(parts).encode()).hexdigest()[:32]
+
+    def title(self) -> str:
+        """Return a one-line human description of the breach."""
+        what = self.metric or "monitor"
+        model = self.model_id or "unknown model"
+        if self.model_version:
+            model += f" v{self.model_version}"
+        where = f" ({self.environment})" if self.environment else ""
+        numbers = ""
+        if self.value is not None and self.threshold is not None:
+            numbers = f": {self.value:g} {self.operator or 'vs'} {self.threshold:g}"
+        segment = ""
+        if self.segment:
+            segment = " [" + ", ".join(f"{k}={v}" for k, v in sorted(self.segment.items())) + "]"
+        return f"{what} breach on {model}{where}{numbers}{segment}"
+
+
+class AlertState(StrEnum):
+    """Where an accepted alert is in the worker's hands."""
+
+    pending = "pending"
+    claimed = "claimed"
+    done = "done"
+    failed = "failed"
+
+
+class AlertBase(SQLModel):
+    """An accepted delivery and what it was mapped to."""
+
+    source: str = Field(max_length=32)
+    monitor_key: str = Field(max_length=512, index=True)
+    body_sha256: str = Field(max_length=64)
+    status: str = Field(max_length=16)
+    fingerprint: str = Field(max_length=64, index=True)
+    breach_json: str = Field(sa_column=Column(Text, nullable=False))
+
+
+class Alert(AlertBase, table=True):
+    """One accepted alert; the same body from the same monitor is stored once."""
+
+    __tablename__ = "alert"
+    __table_args__ = (UniqueConstraint("monitor_key", "body_sha256", name="uq_alert_delivery"),)
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    received_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False, index=True))
+    state: AlertState = Field(default=AlertState.pending, sa_type=String(16), index=True)
+    claimed_by: str | None = Field(default=None, max_length=200)
+    lease_until: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    attempts: int = 0
+    incident_id: uuid.UUID | None = Field(default=None, foreign_key="incident.id", index=True)
+    processed_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    error: str | None = Field(default=None, sa_column=Column(Text))
+
+    def breach(self) -> Breach:
+        """Return the typed breach this alert carries."""
+        return Breach.model_validate_json(self.breach_json)
+
+
+class AlertRead(SQLModel):
+    """What the API shows of an alert."""
+
+    id: uuid.UUID
+    received_at: datetime
+    source: str
+    monitor_key: str
+    status: str
+    state: AlertState
+    incident_id: uuid.UUID | None
+    error: str | None

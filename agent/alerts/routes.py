@@ -1,0 +1,160 @@
+"""POST /webhooks/arize: authenticate, bound, parse and durably accept one alert."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Request, status
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
+
+from agent.alerts.arize import BreachMappingError, map_arize_payload
+from agent.alerts.models import AlertRead
+from agent.alerts.service import accept_alert, get_alert
+from agent.db import session_scope
+from agent.deps import Services, ServicesDep, SessionDep, WebhookAuth
+
+router = APIRouter(tags=["webhooks"])
+
+
+class Accepted(BaseModel):
+    """The answer to an accepted alert."""
+
+    alert_id: uuid.UUID
+    status: str
+    incident_id: uuid.UUID | None = None
+
+
+class Problem(BaseModel):
+    """An error answer: what was wrong with the request."""
+
+    detail: str
+    missing: list[str] | None = None
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": Problem} for code in (400, 401, 413, 415, 422)
+}
+
+
+@router.post(
+    "/webhooks/arize",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=Accepted,
+    responses={200: {"model": Accepted, "description": "The same delivery again"}, **ERRORS},
+    dependencies=[WebhookAuth],
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        }
+    },
+)
+async def receive_arize_alert(request: Request, services: ServicesDep) -> JSONResponse:
+    """Accept an Arize monitor alert: 202 once it is stored, 200 for a re-delivery."""
+    _require_json(request)
+    body = await _read_bounded(request, services.settings.max_body_bytes)
+    payload = _parse_object(body)
+    try:
+        breach = map_arize_payload(payload, services.field_paths)
+    except BreachMappingError as exc:
+        return JSONResponse(
+            status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+            content={"detail": str(exc), "missing": exc.missing or None},
+        )
+    digest = hashlib.sha256(body).hexdigest()
+    alert_id, created, incident_id = await run_in_threadpool(
+        _store, services, breach, payload, digest
+    )
+    answer = Accepted(
+        alert_id=alert_id, status="accepted" if created else "duplicate", incident_id=incident_id
+    )
+    return JSONResponse(
+        status_code=status.HTTP_202_ACCEPTED if created else status.HTTP_200_OK,
+        content=answer.model_dump(mode="json"),
+    )
+
+
+@router.get(
+    "/alerts/{alert_id}",
+    response_model=AlertRead,
+    responses={401: {"model": Problem}, 404: {"model": Problem}},
+    dependencies=[WebhookAuth],
+)
+def read_alert(alert_id: uuid.UUID, session: SessionDep) -> AlertRead:
+    """Show where an accepted alert is: pending, claimed, done or failed, and its incident."""
+    alert = get_alert(session=session, alert_id=alert_id)
+    if alert is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no alert {alert_id}")
+    return AlertRead.model_validate(alert, from_attributes=True)
+
+
+def _store(
+    services: Services, breach: Any, payload: dict[str, Any], digest: str
+) -> tuple[uuid.UUID, bool, uuid.UUID | None]:
+    with session_scope(services.engine) as session:
+        alert, created = accept_alert(
+            session=session,
+            audit=services.audit,
+            breach=breach,
+            payload=payload,
+            body_sha256=digest,
+        )
+        return alert.id, created, alert.incident_id
+
+
+def _require_json(request: Request) -> None:
+    content_type = request.headers.get("content-type", "")
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    if media_type != "application/json" and not media_type.endswith("+json"):
+        raise HTTPException(
+            status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
+            f"Content-Type must be application/json, got {content_type or 'none'}",
+        )
+
+
+async def _read_bounded(request: Request, limit: int) -> bytes:
+    too_large = HTTPException(
+        status.HTTP_413_CONTENT_TOO_LARGE, f"body larger than the limit of {limit} bytes"
+    )
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise too_large
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _parse_object(body: bytes) -> dict[str, Any]:
+    if not body.strip():
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, "empty body: expected a JSON object")
+    try:
+        payload = json.loads(body.decode("utf-8"), parse_constant=_refuse_constant)
+    except UnicodeDecodeError:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, "body is not UTF-8 text") from None
+    except json.JSONDecodeError as exc:
+        raise HTTPException(
+            status.HTTP_400_BAD_REQUEST,
+            f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
+        ) from None
+    except (ValueError, RecursionError) as exc:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, f"malformed JSON: {exc}") from None
+    if not isinstance(payload, dict):
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            f"alert body must be a JSON object, got {type(payload).__name__}",
+        )
+    return payload
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")

@@ -1,0 +1,87 @@
+"""The FastAPI application: webhooks and health, with the worker running beside it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import datetime
+
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.requests import Request
+
+from agent import __version__
+from agent.alerts.arize import load_field_paths
+from agent.alerts.routes import router as alerts_router
+from agent.auditlog import AuditLog
+from agent.db import make_engine, upgrade
+from agent.deps import Services
+from agent.graph.runner import GraphRunner, make_checkpointer
+from agent.graph.state import RunContext
+from agent.health import router as health_router
+from agent.settings import Settings
+from agent.toolbox import build_toolbox
+from agent.worker import Worker, start_worker_thread
+from audit.sqltypes import utcnow
+
+
+def create_app(
+    settings: Settings, *, run_worker: bool = True, now: Callable[[], datetime] = utcnow
+) -> FastAPI:
+    """Build the service; the database is migrated and the worker started at start-up."""
+    engine = make_engine(settings.database_url)
+    audit = AuditLog(key=settings.audit_key.get_secret_value().encode(), now=now)
+    tools = build_toolbox(settings)
+    services = Services(
+        settings=settings,
+        engine=engine,
+        audit=audit,
+        field_paths=load_field_paths(settings.arize_field_map),
+        integrations={
+            name: "live" if live else "dry-run" for name, live in tools.configured().items()
+        },
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.auto_migrate:
+            upgrade(engine)
+        stop = None
+        thread = None
+        if run_worker:
+            context = RunContext(
+                settings=settings, engine=engine, tools=tools, audit=audit, now=now
+            )
+            runner = GraphRunner(context, make_checkpointer(settings))
+            worker = Worker(
+                settings=settings, engine=engine, audit=audit, runner=runner, tools=tools, now=now
+            )
+            thread, stop = start_worker_thread(worker)
+            services.worker_alive = thread.is_alive
+        try:
+            yield
+        finally:
+            if stop is not None and thread is not None:
+                stop.set()
+                thread.join(timeout=30)
+            engine.dispose()
+
+    app = FastAPI(
+        title="LLM remediation agent",
+        version=__version__,
+        description="Arize alert webhook that investigates LLM service breaches and acts on them.",
+        lifespan=lifespan,
+    )
+    app.state.services = services
+    app.include_router(alerts_router)
+    app.include_router(health_router)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in error['loc'])}: {error['msg']}" for error in exc.errors()
+        )
+        return JSONResponse(status_code=422, content={"detail": problems})
+
+    return app

@@ -1,0 +1,193 @@
+"""The `remediator` command: serve, database, audit, sandbox and demo."""
+
+from __future__ import annotations
+
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+
+from agent.settings import Settings
+
+app = typer.Typer(
+    help="Incident remediation agent for LLM services (Arize alert webhook).",
+    no_args_is_help=True,
+    add_completion=False,
+)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+audit_app = typer.Typer(help="The tamper-evident audit trail.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(audit_app, name="audit")
+
+
+def load_settings() -> Settings:
+    """Build Settings from the environment, or exit 2 saying which setting is wrong."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg']}" for e in exc.errors()
+        )
+        typer.echo(f"error: invalid settings: {problems}", err=True)
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Listen address [REMEDIATOR_HOST].")] = None,
+    port: Annotated[int | None, typer.Option(help="Listen port [REMEDIATOR_PORT].")] = None,
+    worker: Annotated[
+        bool, typer.Option("--worker/--no-worker", help="Run the worker in this process.")
+    ] = True,
+) -> None:
+    """Run the webhook API and (by default) the worker in one process."""
+    import uvicorn
+
+    from agent.app import create_app
+    from agent.logsetup import configure_logging
+
+    settings = load_settings()
+    configure_logging(settings)
+    try:
+        application = create_app(settings, run_worker=worker)
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    uvicorn.run(
+        application,
+        host=host or settings.host,
+        port=settings.port if port is None else port,
+        log_level=settings.log_level,
+        timeout_graceful_shutdown=30,
+    )
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
+) -> None:
+    """Apply the schema migrations (SQLite or PostgreSQL)."""
+    from agent.db import current_revision, make_engine, upgrade
+
+    engine = make_engine(load_settings().database_url)
+    upgrade(engine, revision)
+    typer.echo(f"database at revision {current_revision(engine)}")
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """Print the schema revision the database is at."""
+    from agent.db import current_revision, make_engine
+
+    revision = current_revision(make_engine(load_settings().database_url))
+    typer.echo(revision or "empty database (run `remediator db upgrade`)")
+
+
+@audit_app.command("verify")
+def audit_verify(
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only problems.")] = False,
+) -> None:
+    """Check every link of the audit chain; exit 1 naming the first bad sequence number."""
+    from sqlmodel import Session
+
+    from agent.db import make_engine
+    from audit.service import verify_chain
+
+    settings = load_settings()
+    started = time.monotonic()
+
+    def progress(done: int, total: int) -> None:
+        if not quiet and total > 50_000:
+            typer.echo(f"  checked {done:,} of {total:,} events", err=True)
+
+    with Session(make_engine(settings.database_url)) as session:
+        result = verify_chain(
+            session=session, key=settings.audit_key.get_secret_value().encode(), progress=progress
+        )
+    elapsed = time.monotonic() - started
+    if result.ok:
+        if not quiet:
+            typer.echo(f"audit chain OK: {result.checked:,} events verified in {elapsed:.2f}s")
+        return
+    typer.echo(
+        f"audit chain BROKEN at sequence {result.first_bad_seq}: {result.reason} "
+        f"({result.checked:,} events verified before it)",
+        err=True,
+    )
+    raise typer.Exit(1)
+
+
+@audit_app.command("show")
+def audit_show(incident_id: Annotated[str, typer.Argument(help="Incident id (UUID).")]) -> None:
+    """Print the timeline of one incident, oldest event first."""
+    from sqlmodel import Session
+
+    from agent.db import make_engine
+    from agent.incidents.service import alert_ids_of, get_incident
+    from audit.service import events_for
+    from audit.timeline import format_timeline
+
+    try:
+        incident_uuid = uuid.UUID(incident_id)
+    except ValueError:
+        typer.echo(f"error: {incident_id!r} is not an incident id (a UUID)", err=True)
+        raise typer.Exit(2) from None
+    with Session(make_engine(load_settings().database_url)) as session:
+        incident = get_incident(session=session, incident_id=incident_uuid)
+        if incident is None:
+            typer.echo(f"error: no incident {incident_id}", err=True)
+            raise typer.Exit(1)
+        alert_ids = alert_ids_of(session=session, incident_id=incident_uuid)
+        events = events_for(session=session, incident_id=incident_uuid, alert_ids=alert_ids)
+        typer.echo(f"Incident {incident.id}: {incident.title}")
+        typer.echo(
+            f"status {incident.status}, run {incident.run_state}, opened {incident.opened_at}"
+        )
+        typer.echo(format_timeline(events))
+
+
+@app.command()
+def sandbox(
+    workdir: Annotated[Path, typer.Option(help="Where certificates are written.")] = Path(
+        "var/sandbox"
+    ),
+    pagerduty_port: Annotated[int, typer.Option(help="PagerDuty emulator (HTTPS).")] = 8443,
+    slack_port: Annotated[int, typer.Option(help="Slack emulator.")] = 8444,
+    aws_port: Annotated[int, typer.Option(help="moto (AWS) server.")] = 8445,
+) -> None:
+    """Run the emulators standalone and print the settings that point the service at them."""
+    from sandbox.stack import SandboxStack
+
+    stack = SandboxStack(
+        workdir, ports={"pagerduty": pagerduty_port, "slack": slack_port, "aws": aws_port}
+    )
+    try:
+        stack.start()
+    except OSError as exc:
+        typer.echo(f"error: cannot start the emulators: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo("Sandbox emulators running. Point the service at them with:\n")
+    for name, value in stack.service_env().items():
+        typer.echo(f"export {name}={value}")
+    typer.echo("\nPress Ctrl-C to stop.")
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stack.stop()
+
+
+@app.command()
+def demo(
+    keep: Annotated[bool, typer.Option(help="Keep the demo's database and logs.")] = True,
+) -> None:
+    """Play one Arize breach end to end against the emulators and print its audit timeline."""
+    from sandbox.demo import run_demo
+
+    raise typer.Exit(run_demo([sys.executable, "-m", "agent"], keep=keep))

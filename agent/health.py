@@ -1,0 +1,46 @@
+"""GET /healthz (the process answers) and GET /readyz (it can do its work)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+
+from agent.deps import ServicesDep
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz")
+def healthz() -> dict[str, str]:
+    """Answer while the process is up."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz", responses={503: {"description": "Not ready; the body says why"}})
+def readyz(services: ServicesDep) -> JSONResponse:
+    """Report whether the database answers and the worker runs, and which integrations are live."""
+    checks: dict[str, Any] = {}
+    ready = True
+    try:
+        with services.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+        checks["database"] = "ok"
+    except SQLAlchemyError as exc:
+        checks["database"] = f"unreachable: {type(exc).__name__}"
+        ready = False
+    if services.worker_alive is None:
+        checks["worker"] = "not in this process"
+    elif services.worker_alive():
+        checks["worker"] = "running"
+    else:
+        checks["worker"] = "stopped"
+        ready = False
+    checks["integrations"] = services.integrations
+    return JSONResponse(
+        status_code=200 if ready else 503,
+        content={"status": "ready" if ready else "not ready", "checks": checks},
+    )

@@ -1,0 +1,31 @@
+"""Structured logging with structlog: console for people, JSON for machines."""
+
+from __future__ import annotations
+
+import logging
+
+import structlog
+
+from agent.settings import Settings
+
+
+def configure_logging(settings: Settings) -> None:
+    """Set up structlog and the standard library's root logger once, at start-up."""
+    level = getattr(logging, settings.log_level.upper())
+    renderer: structlog.typing.Processor = (
+        structlog.processors.JSONRenderer()
+        if settings.log_format == "json"
+        else structlog.dev.ConsoleRenderer(colors=False)
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+        cache_logger_on_first_use=True,
+    )
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")

@@ -1,0 +1,20 @@
+"""Alembic environment: runs on the engine handed over by agent.db (SQLite or PostgreSQL)."""
+
+from alembic import context
+from sqlmodel import SQLModel
+
+import agent.models  # noqa: F401  (registers every table on the metadata)
+
+target_metadata = SQLModel.metadata
+engine = context.config.attributes["engine"]
+
+with engine.connect() as connection:
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        render_as_batch=connection.dialect.name == "sqlite",
+        include_name=lambda name, type_, parent: type_ != "table" or name in target_metadata.tables,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+    connection.commit()

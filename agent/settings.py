@@ -1,0 +1,125 @@
+"""The service's one settings object, read from REMEDIATOR_* variables and an optional .env file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+# Values that people copy from examples; refused as secrets outside development.
+PLACEHOLDER_SECRETS = frozenset(
+    {"", "changethis", "changeme", "secret", "password", "token", "test"}
+)
+MIN_SECRET_LENGTH = 16
+
+
+class Settings(BaseSettings):
+    """Configuration for the API, the worker and every integration."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="REMEDIATOR_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    env: Literal["dev", "production"] = Field(
+        "production",
+        description="`dev` allows placeholder secrets; anything real runs `production`.",
+    )
+    database_url: str = Field(
+        "sqlite:///./var/remediator.db",
+        description="SQLAlchemy URL: a SQLite file (default) or postgresql+psycopg://…",
+    )
+    auto_migrate: bool = Field(True, description="Run database migrations when the service starts.")
+    webhook_token: SecretStr = Field(
+        SecretStr("changethis"),
+        description="Bearer token Arize (or any sender) must present on POST /webhooks/*.",
+    )
+    audit_key: SecretStr = Field(
+        SecretStr("changethis"),
+        description="HMAC key of the audit chain; keep it outside the database.",
+    )
+    max_body_bytes: int = Field(256 * 1024, gt=0, description="Largest accepted webhook body.")
+    host: str = Field("127.0.0.1", description="Address `remediator serve` listens on.")
+    port: int = Field(8080, ge=0, le=65535, description="Port `remediator serve` listens on.")
+    log_format: Literal["console", "json"] = Field("console", description="Log renderer.")
+    log_level: Literal["debug", "info", "warning", "error"] = Field("info")
+
+    worker_poll_seconds: float = Field(
+        0.5, gt=0, description="Idle worker's database poll interval."
+    )
+    worker_lease_seconds: float = Field(
+        300,
+        gt=0,
+        description="How long a claimed alert stays claimed before another worker may retry it.",
+    )
+    worker_max_attempts: int = Field(
+        5, ge=1, description="Claims of one alert before it is failed."
+    )
+
+    arize_field_map: Path | None = Field(
+        None, description="JSON file adding field paths to the Arize payload mapping."
+    )
+    page_severity: Literal["critical", "error", "warning", "info"] = Field(
+        "critical", description="PagerDuty severity of the built-in page-on-breach rule."
+    )
+    public_url: str | None = Field(
+        None, description="Where reviewers reach this service (for links)."
+    )
+
+    aws_region: str = Field("us-east-1", description="AWS region for CloudWatch Logs.")
+    aws_endpoint_url: str | None = Field(
+        None, description="Override AWS endpoint (moto in the sandbox)."
+    )
+    cloudwatch_log_groups: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Comma-separated CloudWatch log groups to investigate."
+    )
+    logs_lookback_minutes: int = Field(30, gt=0, description="Log window before the breach time.")
+    logs_query_timeout_seconds: float = Field(10, gt=0, description="Deadline of one log query.")
+
+    pagerduty_routing_key: SecretStr | None = Field(
+        None, description="Events API v2 integration key; unset means pages are dry-run."
+    )
+    pagerduty_events_url: str = Field(
+        "https://events.pagerduty.com", description="Events API base."
+    )
+    pagerduty_ca_bundle: Path | None = Field(
+        None, description="CA file to trust for PagerDuty (the sandbox's self-signed certificate)."
+    )
+    pagerduty_timeout_seconds: float = Field(10, gt=0)
+
+    slack_bot_token: SecretStr | None = Field(
+        None, description="Bot token (xoxb-…); unset means Slack messages are dry-run."
+    )
+    slack_base_url: str = Field("https://slack.com/api/", description="Slack Web API base.")
+    slack_channel: str | None = Field(None, description="Channel id for incident threads.")
+    slack_timeout_seconds: float = Field(10, gt=0)
+
+    @field_validator("cloudwatch_log_groups", mode="before")
+    @classmethod
+    def _split_groups(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _refuse_placeholder_secrets(self) -> Settings:
+        if self.env == "dev":
+            return self
+        for name in ("webhook_token", "audit_key"):
+            value = getattr(self, name).get_secret_value()
+            if value.lower() in PLACEHOLDER_SECRETS or len(value) < MIN_SECRET_LENGTH:
+                raise ValueError(
+                    f"REMEDIATOR_{name.upper()} is a placeholder or shorter than "
+                    f"{MIN_SECRET_LENGTH} characters; set a real secret "
+                    "(or REMEDIATOR_ENV=dev for local use)"
+                )
+        return self
+
+    @property
+    def sqlite_path(self) -> Path | None:
+        """Return the SQLite file of the database URL, or None for other databases."""
+        prefix = "sqlite:///"
+        if not self.database_url.startswith(prefix):
+            return None
+        return Path(self.database_url[len(prefix) :])

@@ -1,0 +1,69 @@
+"""Build the integration adapters the settings configure; an unconfigured one is None (dry-run)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import boto3
+from botocore.config import Config
+
+from agent.settings import Settings
+from tools.chat_slack import SlackChat
+from tools.logs_cloudwatch import CloudWatchLogSource
+from tools.pager_pagerduty import PagerDutyEventsPager
+from tools.protocols import ChatNotifier, LogSource, Pager
+
+
+@dataclass(frozen=True)
+class Toolbox:
+    """The adapters one graph run may call."""
+
+    logs: LogSource | None
+    pager: Pager | None
+    chat: ChatNotifier | None
+    chat_channel: str | None
+
+    def configured(self) -> dict[str, bool]:
+        """Return which integrations are live (the rest are dry-run)."""
+        return {
+            "logs": self.logs is not None,
+            "pager": self.pager is not None,
+            "chat": self.chat is not None and self.chat_channel is not None,
+        }
+
+
+def build_toolbox(settings: Settings) -> Toolbox:
+    """Create one adapter per configured integration."""
+    logs: LogSource | None = None
+    if settings.cloudwatch_log_groups:
+        client = boto3.client(
+            "logs",
+            region_name=settings.aws_region,
+            endpoint_url=settings.aws_endpoint_url,
+            config=Config(
+                connect_timeout=5,
+                read_timeout=int(settings.logs_query_timeout_seconds) + 5,
+                retries={"mode": "standard", "max_attempts": 3},
+            ),
+        )
+        logs = CloudWatchLogSource(
+            client,
+            settings.cloudwatch_log_groups,
+            timeout_seconds=settings.logs_query_timeout_seconds,
+        )
+    pager: Pager | None = None
+    if settings.pagerduty_routing_key is not None:
+        pager = PagerDutyEventsPager(
+            settings.pagerduty_routing_key.get_secret_value(),
+            base_url=settings.pagerduty_events_url,
+            ca_bundle=settings.pagerduty_ca_bundle,
+            timeout_seconds=settings.pagerduty_timeout_seconds,
+        )
+    chat: ChatNotifier | None = None
+    if settings.slack_bot_token is not None:
+        chat = SlackChat(
+            settings.slack_bot_token.get_secret_value(),
+            base_url=settings.slack_base_url,
+            timeout_seconds=settings.slack_timeout_seconds,
+        )
+    return Toolbox(logs=logs, pager=pager, chat=chat, chat_channel=settings.slack_channel)

@@ -1,0 +1,202 @@
+"""The worker: claim accepted alerts, correlate them into incidents, and run the graph."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import uuid
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+import structlog
+from sqlalchemy import Engine
+
+from agent.alerts.models import Alert, Breach
+from agent.alerts.service import claim_next_alert, finish_alert
+from agent.auditlog import AuditLog
+from agent.db import session_scope
+from agent.graph.runner import GraphRunner
+from agent.incidents.models import Incident, IncidentStatus, RunState, page_dedup_key
+from agent.incidents.service import (
+    attach_alert,
+    find_open_incident,
+    open_incident,
+    resolve_incident,
+    set_run_state,
+)
+from agent.settings import Settings
+from agent.toolbox import Toolbox
+
+log = structlog.get_logger(__name__)
+WORKER_ACTOR = "worker"
+
+
+class Worker:
+    """Process accepted alerts one at a time until told to stop."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        engine: Engine,
+        audit: AuditLog,
+        runner: GraphRunner,
+        tools: Toolbox,
+        now: Callable[[], datetime],
+        worker_id: str | None = None,
+    ) -> None:
+        self._settings = settings
+        self._engine = engine
+        self._audit = audit
+        self._runner = runner
+        self._tools = tools
+        self._now = now
+        self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+    def run(self, stop: threading.Event) -> None:
+        """Poll for work until `stop` is set; an unexpected error is logged, never fatal."""
+        log.info("worker.started", worker_id=self.worker_id)
+        while not stop.is_set():
+            try:
+                worked = self.run_once()
+            except Exception:
+                log.exception("worker.error", worker_id=self.worker_id)
+                worked = False
+            if not worked:
+                stop.wait(self._settings.worker_poll_seconds)
+        log.info("worker.stopped", worker_id=self.worker_id)
+
+    def run_once(self) -> bool:
+        """Claim and process one alert; return False when there was nothing to do."""
+        with session_scope(self._engine) as session:
+            alert = claim_next_alert(
+                session=session,
+                worker_id=self.worker_id,
+                now=self._now,
+                lease=timedelta(seconds=self._settings.worker_lease_seconds),
+            )
+            if alert is None:
+                return False
+            alert_id, attempts = alert.id, alert.attempts
+        log.info("alert.claimed", alert_id=str(alert_id), attempt=attempts)
+        if attempts > self._settings.worker_max_attempts:
+            self._fail(alert_id, f"gave up after {attempts - 1} attempts")
+            return True
+        try:
+            self._process(alert_id)
+        except Exception as exc:
+            log.exception("alert.failed", alert_id=str(alert_id))
+            self._fail(alert_id, f"{type(exc).__name__}: {exc}")
+        return True
+
+    def _process(self, alert_id: uuid.UUID) -> None:
+        run_incident: uuid.UUID | None = None
+        resolved: Incident | None = None
+        with session_scope(self._engine) as session:
+            alert = session.get(Alert, alert_id)
+            assert alert is not None
+            breach = alert.breach()
+            if alert.incident_id is not None:
+                # A retry after a crash: the correlation was committed; finish what it started.
+                incident = session.get(Incident, alert.incident_id)
+                assert incident is not None
+                if incident.run_state in (RunState.pending, RunState.running):
+                    run_incident = incident.id
+                if breach.status == "resolved" and incident.status == IncidentStatus.resolved:
+                    resolved = incident
+            else:
+                open_one = find_open_incident(session=session, fingerprint=alert.fingerprint)
+                if breach.status == "triggered" and open_one is None:
+                    run_incident = open_incident(
+                        session=session, audit=self._audit, alert=alert, breach=breach
+                    ).id
+                elif breach.status == "resolved" and open_one is not None:
+                    resolve_incident(
+                        session=session, audit=self._audit, alert=alert, incident=open_one
+                    )
+                    resolved = open_one
+                elif open_one is not None:
+                    attach_alert(session=session, audit=self._audit, alert=alert, incident=open_one)
+                else:
+                    self._audit.record(
+                        session,
+                        "alert.ignored",
+                        {"summary": f"{breach.status} alert with no open incident: nothing to do"},
+                        actor=WORKER_ACTOR,
+                        alert_id=alert.id,
+                    )
+        if run_incident is not None:
+            self._run_graph(run_incident, breach)
+        if resolved is not None:
+            self._resolve_outside(resolved)
+        with session_scope(self._engine) as session:
+            finish_alert(session=session, alert_id=alert_id, now=self._now)
+
+    def _run_graph(self, incident_id: uuid.UUID, breach: Breach) -> None:
+        with session_scope(self._engine) as session:
+            set_run_state(session=session, incident_id=incident_id, state=RunState.running)
+        try:
+            self._runner.run(incident_id, breach)
+        except Exception as exc:
+            with session_scope(self._engine) as session:
+                set_run_state(session=session, incident_id=incident_id, state=RunState.failed)
+                self._audit.record(
+                    session,
+                    "run.failed",
+                    {"summary": f"the graph run failed: {type(exc).__name__}: {exc}"},
+                    actor=WORKER_ACTOR,
+                    incident_id=incident_id,
+                )
+            raise
+        with session_scope(self._engine) as session:
+            set_run_state(session=session, incident_id=incident_id, state=RunState.completed)
+            self._audit.record(
+                session,
+                "run.completed",
+                {"summary": "investigation and actions finished"},
+                actor=WORKER_ACTOR,
+                incident_id=incident_id,
+            )
+        log.info("incident.run_completed", incident_id=str(incident_id))
+
+    def _resolve_outside(self, incident: Incident) -> None:
+        """Resolve the incident's page and say so in its Slack thread (both are idempotent)."""
+        pager, chat = self._tools.pager, self._tools.chat
+        if pager is not None:
+            result = pager.resolve(page_dedup_key(incident.id))
+            kind = "action.succeeded" if result.status == "ok" else "action.failed"
+            self._audit.record_now(
+                self._engine, kind, result.audit_data(), actor=WORKER_ACTOR, incident_id=incident.id
+            )
+        if chat is not None and incident.slack_channel and incident.slack_thread_ts:
+            result = chat.post(
+                channel=incident.slack_channel,
+                text=f"Resolved: the monitor reports healthy again. {incident.title}",
+                thread_ts=incident.slack_thread_ts,
+            )
+            kind = "notification.sent" if result.status == "ok" else "notification.failed"
+            self._audit.record_now(
+                self._engine, kind, result.audit_data(), actor=WORKER_ACTOR, incident_id=incident.id
+            )
+
+    def _fail(self, alert_id: uuid.UUID, reason: str) -> None:
+        with session_scope(self._engine) as session:
+            finish_alert(session=session, alert_id=alert_id, now=self._now, error=reason)
+            self._audit.record(
+                session,
+                "alert.failed",
+                {"summary": f"alert could not be processed: {reason}"},
+                actor=WORKER_ACTOR,
+                alert_id=alert_id,
+            )
+
+
+def start_worker_thread(worker: Worker) -> tuple[threading.Thread, threading.Event]:
+    """Run a worker on a daemon thread; set the returned event to stop it."""
+    stop = threading.Event()
+    thread = threading.Thread(
+        target=worker.run, args=(stop,), name="remediator-worker", daemon=True
+    )
+    thread.start()
+    return thread, stop

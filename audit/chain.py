@@ -1,0 +1,55 @@
+"""Canonical JSON and the HMAC that links one audit event to the one before it."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import uuid
+from datetime import datetime
+from typing import Any
+
+
+def canonical_json(value: Any) -> str:
+    """Serialise a value the one way the chain hashes it: sorted keys, no spaces, UTF-8."""
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_json_default
+    )
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, set | frozenset):
+        return sorted(value)
+    raise TypeError(f"not JSON-serialisable: {type(value).__name__}")
+
+
+def event_digest(
+    *,
+    key: bytes,
+    prev_hash: str,
+    seq: int,
+    ts: datetime,
+    incident_id: uuid.UUID | None,
+    alert_id: uuid.UUID | None,
+    actor: str,
+    kind: str,
+    data: str,
+) -> str:
+    """Return the hex HMAC-SHA256 of an event's fields chained to the previous hash."""
+    body = canonical_json(
+        {
+            "seq": seq,
+            "ts": ts.isoformat(),
+            "incident_id": str(incident_id) if incident_id else None,
+            "alert_id": str(alert_id) if alert_id else None,
+            "actor": actor,
+            "kind": kind,
+            "data": data,
+        }
+    )
+    message = prev_hash.encode("ascii") + b"\n" + body.encode("utf-8")
+    return hmac.new(key, message, hashlib.sha256).hexdigest()

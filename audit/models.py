@@ -1,0 +1,45 @@
+"""Tables of the append-only, hash-chained audit trail."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import Column, Text
+from sqlmodel import Field, SQLModel
+
+from audit.sqltypes import UTCDateTime
+
+GENESIS_HASH = "0" * 64
+
+
+class AuditEventBase(SQLModel):
+    """What one audit event says: who did what, to which incident, with which data."""
+
+    ts: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    incident_id: uuid.UUID | None = Field(default=None, index=True)
+    alert_id: uuid.UUID | None = Field(default=None, index=True)
+    actor: str = Field(max_length=200)
+    kind: str = Field(max_length=100, index=True)
+    # Canonical JSON text: hashed exactly as stored, so no backend can reorder or reformat it.
+    data: str = Field(sa_column=Column(Text, nullable=False))
+
+
+class AuditEvent(AuditEventBase, table=True):
+    """One link of the chain; never updated or deleted."""
+
+    __tablename__ = "audit_event"
+
+    seq: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    prev_hash: str = Field(max_length=64)
+    hash: str = Field(max_length=64)
+
+
+class AuditHead(SQLModel, table=True):
+    """The single row naming the chain's last link; locked while an event is appended."""
+
+    __tablename__ = "audit_head"
+
+    id: int = Field(default=1, primary_key=True)
+    seq: int = 0
+    hash: str = Field(default=GENESIS_HASH, max_length=64)

@@ -1,0 +1,215 @@
+"""PagerDuty Events API v2 emulator: checks every event against the documented contract.
+
+Contract (CONTRACTS.md): POST /v2/enqueue, JSON, routing_key of 32 characters, event_action
+trigger|acknowledge|resolve, dedup_key ≤ 255 (required to acknowledge/resolve), trigger payload with
+summary ≤ 1024, source and severity critical|error|warning|info; 202 with the dedup_key; 400 with
+`errors` for an invalid event; 512 KB per event. Serve it over HTTPS: the SDK refuses http://.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+MAX_EVENT_BYTES = 512 * 1024
+ACTIONS = ("trigger", "acknowledge", "resolve")
+SEVERITIES = ("critical", "error", "warning", "info")
+PAYLOAD_FIELDS = {
+    "summary",
+    "source",
+    "severity",
+    "timestamp",
+    "component",
+    "group",
+    "class",
+    "custom_details",
+}
+EVENT_FIELDS = {
+    "routing_key",
+    "event_action",
+    "dedup_key",
+    "payload",
+    "links",
+    "images",
+    "client",
+    "client_url",
+}
+
+
+@dataclass
+class Fault:
+    """A response the emulator gives instead of processing the next event."""
+
+    status: int
+    retry_after: int | None = None
+
+
+@dataclass
+class PagerDutyState:
+    """What the emulator received, the alerts it holds, and the faults queued for it."""
+
+    routing_keys: set[str] | None = None
+    accepted: list[dict[str, Any]] = field(default_factory=list)
+    rejected: list[dict[str, Any]] = field(default_factory=list)
+    alerts: list[dict[str, Any]] = field(default_factory=list)
+    faults: deque[Fault] = field(default_factory=deque)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def fail_next(self, status: int, times: int = 1, retry_after: int | None = None) -> None:
+        """Answer the next `times` events with this HTTP status instead of processing them."""
+        with self.lock:
+            self.faults.extend(Fault(status, retry_after) for _ in range(times))
+
+    def open_alert(self, routing_key: str, dedup_key: str) -> dict[str, Any] | None:
+        """Return the unresolved alert with this key, if any."""
+        for alert in reversed(self.alerts):
+            if alert["routing_key"] == routing_key and alert["dedup_key"] == dedup_key:
+                return alert if alert["status"] != "resolved" else None
+        return None
+
+    def triggers(self) -> list[dict[str, Any]]:
+        """Return the accepted trigger events."""
+        return [e for e in self.accepted if e.get("event_action") == "trigger"]
+
+    def snapshot(self) -> dict[str, Any]:
+        """Return everything received, for tests and the demo."""
+        with self.lock:
+            return {
+                "accepted": list(self.accepted),
+                "rejected": list(self.rejected),
+                "alerts": [dict(a) for a in self.alerts],
+            }
+
+
+def validate_event(event: Any, routing_keys: set[str] | None) -> list[str]:
+    """Return the contract violations of one event (empty when valid)."""
+    if not isinstance(event, dict):
+        return ["Event must be a JSON object"]
+    errors = [f"'{name}' is not a known event field" for name in sorted(set(event) - EVENT_FIELDS)]
+    key = event.get("routing_key")
+    if not isinstance(key, str) or len(key) != 32:
+        errors.append("'routing_key' must be a string of 32 characters")
+    elif routing_keys is not None and key not in routing_keys:
+        errors.append("'routing_key' is not an integration key of this account")
+    action = event.get("event_action")
+    if action not in ACTIONS:
+        errors.append(f"'event_action' must be one of {', '.join(ACTIONS)}")
+    dedup_key = event.get("dedup_key")
+    if dedup_key is not None and (not isinstance(dedup_key, str) or not 0 < len(dedup_key) <= 255):
+        errors.append("'dedup_key' must be a string of 1 to 255 characters")
+    if action in ("acknowledge", "resolve") and dedup_key is None:
+        errors.append(f"'dedup_key' is required to {action}")
+    if action == "trigger":
+        errors.extend(_validate_payload(event.get("payload")))
+    errors.extend(_validate_links(event.get("links"), event.get("images")))
+    return errors
+
+
+def _validate_payload(payload: Any) -> list[str]:
+    if not isinstance(payload, dict):
+        return ["'payload' is required to trigger and must be an object"]
+    errors = [f"'payload.{k}' is not a known field" for k in sorted(set(payload) - PAYLOAD_FIELDS)]
+    summary = payload.get("summary")
+    if not isinstance(summary, str) or not summary.strip():
+        errors.append("'payload.summary' is required")
+    elif len(summary) > 1024:
+        errors.append("'payload.summary' must be at most 1024 characters")
+    if not isinstance(payload.get("source"), str) or not payload["source"].strip():
+        errors.append("'payload.source' is required")
+    if payload.get("severity") not in SEVERITIES:
+        errors.append(f"'payload.severity' must be one of {', '.join(SEVERITIES)}")
+    details = payload.get("custom_details")
+    if details is not None and not isinstance(details, dict | str):
+        errors.append("'payload.custom_details' must be an object")
+    return errors
+
+
+def _validate_links(links: Any, images: Any) -> list[str]:
+    errors = []
+    for link in links or []:
+        if not isinstance(link, dict) or not isinstance(link.get("href"), str):
+            errors.append("each of 'links' needs an 'href'")
+    for image in images or []:
+        if not isinstance(image, dict) or not str(image.get("src", "")).startswith("https://"):
+            errors.append("each of 'images' needs an https 'src'")
+    return errors
+
+
+def create_pagerduty_app(state: PagerDutyState) -> FastAPI:
+    """Build the emulator's ASGI app around its state."""
+    app = FastAPI(title="PagerDuty Events API v2 emulator", openapi_url=None)
+
+    @app.post("/v2/enqueue")
+    async def enqueue(request: Request) -> JSONResponse:
+        body = await request.body()
+        with state.lock:
+            if state.faults:
+                fault = state.faults.popleft()
+                headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after else {}
+                return JSONResponse(
+                    {"status": "error", "message": "injected fault"},
+                    status_code=fault.status,
+                    headers=headers,
+                )
+        if len(body) > MAX_EVENT_BYTES:
+            return _invalid(state, None, ["Event is larger than 512 KB"])
+        try:
+            event = json.loads(body)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return _invalid(state, None, ["Event body is not valid JSON"])
+        errors = validate_event(event, state.routing_keys)
+        if errors:
+            return _invalid(state, event, errors)
+        return _process(state, event)
+
+    @app.get("/_sandbox/events")
+    def received() -> dict[str, Any]:
+        return state.snapshot()
+
+    return app
+
+
+def _invalid(state: PagerDutyState, event: Any, errors: list[str]) -> JSONResponse:
+    with state.lock:
+        state.rejected.append({"event": event, "errors": errors})
+    return JSONResponse(
+        {"status": "invalid event", "message": "Event object is invalid", "errors": errors},
+        status_code=400,
+    )
+
+
+def _process(state: PagerDutyState, event: dict[str, Any]) -> JSONResponse:
+    with state.lock:
+        action = event["event_action"]
+        dedup_key = event.get("dedup_key") or uuid.uuid4().hex
+        stored = dict(event, dedup_key=dedup_key)
+        state.accepted.append(stored)
+        alert = state.open_alert(event["routing_key"], dedup_key)
+        if action == "trigger":
+            if alert is None:
+                state.alerts.append(
+                    {
+                        "routing_key": event["routing_key"],
+                        "dedup_key": dedup_key,
+                        "status": "triggered",
+                        "summary": event["payload"]["summary"],
+                        "severity": event["payload"]["severity"],
+                        "events": 1,
+                    }
+                )
+            else:
+                alert["events"] += 1
+        elif alert is not None:
+            alert["status"] = "acknowledged" if action == "acknowledge" else "resolved"
+            alert["events"] += 1
+    return JSONResponse(
+        {"status": "success", "message": "Event processed", "dedup_key": dedup_key},
+        status_code=202,
+    )

@@ -1,0 +1,64 @@
+"""Run an ASGI emulator on a background thread, on a given or free loopback port."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+
+class EmulatorServer:
+    """One emulator app served by uvicorn in a thread; HTTPS when given a certificate."""
+
+    def __init__(
+        self,
+        app: Any,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        certfile: Path | None = None,
+        keyfile: Path | None = None,
+    ) -> None:
+        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._socket.bind((host, port))
+        self.host = host
+        self.port = self._socket.getsockname()[1]
+        self.scheme = "https" if certfile else "http"
+        config = uvicorn.Config(
+            app,
+            log_level="warning",
+            access_log=False,
+            ssl_certfile=str(certfile) if certfile else None,
+            ssl_keyfile=str(keyfile) if keyfile else None,
+            lifespan="off",
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True
+        )
+
+    @property
+    def url(self) -> str:
+        """Return the base URL, e.g. https://127.0.0.1:43121."""
+        return f"{self.scheme}://{self.host}:{self.port}"
+
+    def start(self, timeout: float = 10.0) -> EmulatorServer:
+        """Start serving and wait until the server accepts connections."""
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self._server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError(f"emulator on port {self.port} did not start")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and wait for the thread to end."""
+        self._server.should_exit = True
+        self._thread.join(timeout=10)
+        self._socket.close()

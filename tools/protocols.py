@@ -1,0 +1,79 @@
+"""The capabilities the agent uses, one Protocol each; adapters implement them on vendor SDKs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from tools.result import ToolResult
+
+
+@dataclass(frozen=True)
+class LogQuery:
+    """Which logs to read: a time window narrowed to one model (and version)."""
+
+    start: datetime
+    end: datetime
+    model_id: str | None = None
+    model_version: str | None = None
+    limit: int = 200
+
+
+@dataclass(frozen=True)
+class PageRequest:
+    """One page to open (or re-send) for an incident; dedup_key makes retries harmless."""
+
+    dedup_key: str
+    summary: str
+    source: str
+    severity: str
+    component: str | None = None
+    group: str | None = None
+    custom_details: dict[str, Any] = field(default_factory=dict)
+    links: list[dict[str, str]] = field(default_factory=list)
+
+
+class Checkable(Protocol):
+    """An adapter that can say whether it is configured and reachable."""
+
+    name: str
+
+    def check(self) -> tuple[bool, str]:
+        """Return whether the outside system answers, and why not if it does not."""
+        ...
+
+
+class LogSource(Checkable, Protocol):
+    """Reads application logs around a breach."""
+
+    def search(self, query: LogQuery) -> ToolResult:
+        """Return error counts, top error messages and samples for the query."""
+        ...
+
+
+class Pager(Checkable, Protocol):
+    """Opens and resolves on-call pages."""
+
+    def trigger(self, request: PageRequest) -> ToolResult:
+        """Open (or update) the page with this dedup_key."""
+        ...
+
+    def resolve(self, dedup_key: str) -> ToolResult:
+        """Resolve the page with this dedup_key."""
+        ...
+
+
+class ChatNotifier(Checkable, Protocol):
+    """Posts incident messages to a chat channel, threaded per incident."""
+
+    def post(
+        self,
+        *,
+        channel: str,
+        text: str,
+        blocks: list[dict[str, Any]] | None = None,
+        thread_ts: str | None = None,
+    ) -> ToolResult:
+        """Post a message; evidence carries the message's `ts` and `channel`."""
+        ...
