@@ -43,7 +43,9 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", description="Address `remediator serve` listens on.")
     port: int = Field(8080, ge=0, le=65535, description="Port `remediator serve` listens on.")
     log_format: Literal["console", "json"] = Field("console", description="Log renderer.")
-    log_level: Literal["debug", "info", "warning", "error"] = Field("info")
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="Log level."
+    )
 
     worker_poll_seconds: float = Field(
         0.5, gt=0, description="Idle worker's database poll interval."
@@ -86,14 +88,16 @@ class Settings(BaseSettings):
     pagerduty_ca_bundle: Path | None = Field(
         None, description="CA file to trust for PagerDuty (the sandbox's self-signed certificate)."
     )
-    pagerduty_timeout_seconds: float = Field(10, gt=0)
+    pagerduty_timeout_seconds: float = Field(
+        10, gt=0, description="Read timeout per PagerDuty call."
+    )
 
     slack_bot_token: SecretStr | None = Field(
         None, description="Bot token (xoxb-…); unset means Slack messages are dry-run."
     )
     slack_base_url: str = Field("https://slack.com/api/", description="Slack Web API base.")
     slack_channel: str | None = Field(None, description="Channel id for incident threads.")
-    slack_timeout_seconds: float = Field(10, gt=0)
+    slack_timeout_seconds: float = Field(10, gt=0, description="Timeout per Slack call.")
 
     @field_validator("cloudwatch_log_groups", mode="before")
     @classmethod

@@ -1,4 +1,4 @@
-"""Run an ASGI emulator on a background thread, on a given or free loopback port."""
+"""Run an ASGI app (an emulator, or the service in tests) on a thread, on a loopback port."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import socket
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import uvicorn
 
@@ -22,6 +22,7 @@ class EmulatorServer:
         port: int = 0,
         certfile: Path | None = None,
         keyfile: Path | None = None,
+        lifespan: Literal["on", "off"] = "off",
     ) -> None:
         self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -35,7 +36,9 @@ class EmulatorServer:
             access_log=False,
             ssl_certfile=str(certfile) if certfile else None,
             ssl_keyfile=str(keyfile) if keyfile else None,
-            lifespan="off",
+            lifespan=lifespan,
+            # Clients keep connections alive; stopping should not wait on them.
+            timeout_graceful_shutdown=1,
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(

@@ -1,0 +1,189 @@
+"""Claims, leases and resumption: an accepted alert is processed once even across a crash."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlmodel import Session, select
+
+from agent.alerts.arize import DEFAULT_FIELD_PATHS, map_arize_payload
+from agent.alerts.models import Alert
+from agent.alerts.service import accept_alert, claim_next_alert
+from agent.auditlog import AuditLog
+from agent.db import make_engine, session_scope, upgrade
+from agent.graph.builder import build_graph
+from agent.graph.runner import GraphRunner, make_checkpointer
+from agent.graph.state import RunContext
+from agent.incidents.models import Incident
+from agent.incidents.service import open_incident
+from agent.settings import Settings
+from agent.toolbox import build_toolbox
+from agent.worker import Worker
+from audit.models import AuditEvent
+from tests.conftest import make_settings
+from tests.sample import arize_alert
+
+
+class Clock:
+    """A settable clock."""
+
+    def __init__(self) -> None:
+        self.moment = datetime(2026, 11, 27, 2, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.moment
+
+    def advance(self, seconds: float) -> None:
+        self.moment += timedelta(seconds=seconds)
+
+
+class Parts:
+    def __init__(self, settings: Settings, clock: Clock) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.engine = make_engine(settings.database_url)
+        upgrade(self.engine)
+        self.audit = AuditLog(key=b"k" * 32, now=clock)
+        tools = build_toolbox(settings)
+        self.context = RunContext(
+            settings=settings, engine=self.engine, tools=tools, audit=self.audit, now=clock
+        )
+        self.checkpointer = make_checkpointer(settings)
+        self.worker = Worker(
+            settings=settings,
+            engine=self.engine,
+            audit=self.audit,
+            runner=GraphRunner(self.context, self.checkpointer),
+            tools=tools,
+            now=clock,
+            worker_id="w-test",
+        )
+
+    def accept(self, **changes: Any) -> uuid.UUID:
+        payload = arize_alert(**changes)
+        breach = map_arize_payload(payload, DEFAULT_FIELD_PATHS)
+        with session_scope(self.engine) as session:
+            alert, _ = accept_alert(
+                session=session,
+                audit=self.audit,
+                breach=breach,
+                payload=payload,
+                body_sha256=hashlib.sha256(repr(payload).encode()).hexdigest(),
+            )
+            return alert.id
+
+    def kinds(self) -> list[str]:
+        with Session(self.engine) as session:
+            return [e.kind for e in session.exec(select(AuditEvent).order_by(AuditEvent.seq))]  # type: ignore[arg-type]
+
+    def alert(self, alert_id: uuid.UUID) -> Alert:
+        with Session(self.engine) as session:
+            found = session.get(Alert, alert_id)
+            assert found is not None
+            return found
+
+
+@pytest.fixture
+def parts(tmp_path: Path) -> Parts:
+    return Parts(make_settings(tmp_path, worker_lease_seconds=60, worker_max_attempts=2), Clock())
+
+
+def claim(parts: Parts, worker_id: str = "w-1") -> Alert | None:
+    with session_scope(parts.engine) as session:
+        return claim_next_alert(
+            session=session, worker_id=worker_id, now=parts.clock, lease=timedelta(seconds=60)
+        )
+
+
+def test_a_claimed_alert_is_not_claimed_again_until_its_lease_expires(parts: Parts) -> None:
+    alert_id = parts.accept()
+
+    first = claim(parts, "w-1")
+    parts.clock.advance(59)
+    during = claim(parts, "w-2")
+    parts.clock.advance(2)
+    after = claim(parts, "w-2")
+
+    assert first is not None and first.id == alert_id
+    assert during is None
+    assert after is not None and after.id == alert_id
+    assert (after.claimed_by, after.attempts) == ("w-2", 2)
+
+
+def test_a_crash_after_correlation_resumes_without_a_second_incident(parts: Parts) -> None:
+    alert_id = parts.accept()
+    crashed = claim(parts, "crashed-worker")
+    assert crashed is not None
+    with session_scope(parts.engine) as session:
+        alert = session.get(Alert, alert_id)
+        assert alert is not None
+        open_incident(session=session, audit=parts.audit, alert=alert, breach=alert.breach())
+    parts.clock.advance(61)
+
+    assert parts.worker.run_once() is True
+
+    with Session(parts.engine) as session:
+        incidents = session.exec(select(Incident)).all()
+    assert len(incidents) == 1
+    assert incidents[0].run_state == "completed"
+    assert parts.kinds().count("incident.opened") == 1
+    assert parts.kinds().count("run.completed") == 1
+    assert parts.alert(alert_id).state == "done"
+
+
+def test_an_interrupted_graph_run_continues_after_its_last_checkpoint(parts: Parts) -> None:
+    alert_id = parts.accept()
+    claim(parts, "crashed-worker")
+    with session_scope(parts.engine) as session:
+        alert = session.get(Alert, alert_id)
+        assert alert is not None
+        breach = alert.breach()
+        incident = open_incident(session=session, audit=parts.audit, alert=alert, breach=breach)
+    config: dict[str, Any] = {"configurable": {"thread_id": str(incident.id)}}
+    partial = build_graph(parts.checkpointer)
+    partial.invoke(
+        {"incident_id": str(incident.id), "breach": breach.model_dump(mode="json")},
+        config,
+        context=parts.context,
+        durability="sync",
+        interrupt_after=["investigate"],
+    )
+    assert parts.kinds()[-1] == "probe.skipped"
+    parts.clock.advance(61)
+
+    parts.worker.run_once()
+
+    kinds = parts.kinds()
+    assert kinds.count("probe.skipped") == 1
+    assert kinds.count("decision.made") == 1
+    assert kinds.count("action.dry_run") == 1
+    assert kinds[-1] == "run.completed"
+
+
+def test_an_alert_that_keeps_failing_is_given_up_and_audited(parts: Parts) -> None:
+    alert_id = parts.accept()
+    for _ in range(2):
+        claim(parts, "crashing-worker")
+        parts.clock.advance(61)
+
+    parts.worker.run_once()
+
+    alert = parts.alert(alert_id)
+    assert alert.state == "failed"
+    assert alert.error == "gave up after 2 attempts"
+    assert parts.kinds()[-1] == "alert.failed"
+    assert claim(parts) is None
+
+
+def test_a_resolved_alert_without_an_open_incident_is_recorded_and_ignored(parts: Parts) -> None:
+    alert_id = parts.accept(status="Healthy")
+
+    parts.worker.run_once()
+
+    assert parts.alert(alert_id).state == "done"
+    assert parts.kinds() == ["alert.received", "alert.ignored"]
