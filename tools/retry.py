@@ -1,4 +1,4 @@
-"""Bounded retries for outside calls: back off on 429/5xx and timeouts, honour Retry-After, never 4xx.
+"""Bounded retries for outside calls: back off on 429/5xx, honour Retry-After, never 4xx.
 
 Adapters whose SDK has no retry policy of its own wrap their call in `call_with_retry` and give it a
 `classify` function that says, for an exception, whether to retry and how long the server asked
@@ -72,7 +72,7 @@ def call_with_retry(
     sleep: Callable[[float], None] = time.sleep,
     on_retry: Callable[[int, BaseException, float], None] | None = None,
 ) -> T:
-    """Call until it succeeds, an error is not retryable, or the attempts run out (then re-raise)."""
+    """Call until it succeeds, an error is not retryable, or attempts run out (then re-raise)."""
     attempt = 1
     while True:
         try:
