@@ -20,9 +20,13 @@ from agent.deps import Services
 from agent.graph.runner import GraphRunner, make_checkpointer
 from agent.graph.state import RunContext
 from agent.health import router as health_router
+from agent.review.pages import router as pages_router
+from agent.review.routes import router as review_router
+from agent.review.service import ChainStatus
 from agent.settings import Settings
 from agent.toolbox import build_toolbox
 from agent.worker import Worker, start_worker_thread
+from audit.redact import Redactor
 from audit.sqltypes import utcnow
 
 
@@ -31,12 +35,17 @@ def create_app(
 ) -> FastAPI:
     """Build the service; the database is migrated and the worker started at start-up."""
     engine = make_engine(settings.database_url)
-    audit = AuditLog(key=settings.audit_key.get_secret_value().encode(), now=now)
+    audit = AuditLog(
+        key=settings.audit_key.get_secret_value().encode(),
+        now=now,
+        redactor=Redactor(field_names=frozenset(settings.redact_fields)),
+    )
     tools = build_toolbox(settings)
     services = Services(
         settings=settings,
         engine=engine,
         audit=audit,
+        chain=ChainStatus(engine, audit.key),
         field_paths=load_field_paths(settings.arize_field_map),
         integrations={
             name: "live" if live else "dry-run" for name, live in tools.configured().items()
@@ -76,6 +85,8 @@ def create_app(
     app.state.services = services
     app.include_router(alerts_router)
     app.include_router(health_router)
+    app.include_router(review_router)
+    app.include_router(pages_router)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -4,25 +4,28 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from pathlib import Path
+from typing import Any, cast
 
 from sqlalchemy import Engine
 from sqlmodel import Session
 
 from agent.db import session_scope
-from audit.models import AuditEvent
-from audit.service import append_event
+from audit.models import AuditCheckpoint, AuditEvent
+from audit.redact import Redactor
+from audit.service import append_checkpoint_file, append_event, write_checkpoint
 from audit.sqltypes import utcnow
 
 
 @dataclass(frozen=True)
 class AuditLog:
-    """Write audit events with the chain key from Settings, in the caller's or a new transaction."""
+    """Write audit events with the chain key from Settings, redacting secrets and PII first."""
 
     key: bytes
     now: Callable[[], datetime] = utcnow
+    redactor: Redactor = field(default_factory=Redactor)
 
     def record(
         self,
@@ -40,7 +43,7 @@ class AuditLog:
             key=self.key,
             kind=kind,
             actor=actor,
-            data=data,
+            data=cast(dict[str, Any], self.redactor.value(data)),
             incident_id=incident_id,
             alert_id=alert_id,
             now=self.now,
@@ -61,3 +64,11 @@ class AuditLog:
             return self.record(
                 session, kind, data, actor=actor, incident_id=incident_id, alert_id=alert_id
             )
+
+    def checkpoint(self, engine: Engine, copy_to: Path | None = None) -> AuditCheckpoint:
+        """Sign the chain's head now; also append it to a file kept outside the database."""
+        with session_scope(engine) as session:
+            checkpoint = write_checkpoint(session=session, key=self.key, now=self.now)
+        if copy_to is not None:
+            append_checkpoint_file(copy_to, checkpoint)
+        return checkpoint

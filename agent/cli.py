@@ -95,7 +95,7 @@ def audit_verify(
     from sqlmodel import Session
 
     from agent.db import make_engine
-    from audit.service import verify_chain
+    from audit.service import read_checkpoint_file, verify_chain
 
     settings = load_settings()
     started = time.monotonic()
@@ -104,14 +104,29 @@ def audit_verify(
         if not quiet and total > 50_000:
             typer.echo(f"  checked {done:,} of {total:,} events", err=True)
 
+    try:
+        kept = (
+            read_checkpoint_file(settings.audit_checkpoint_file)
+            if settings.audit_checkpoint_file
+            else []
+        )
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
     with Session(make_engine(settings.database_url)) as session:
         result = verify_chain(
-            session=session, key=settings.audit_key.get_secret_value().encode(), progress=progress
+            session=session,
+            key=settings.audit_key.get_secret_value().encode(),
+            progress=progress,
+            extra_checkpoints=kept,
         )
     elapsed = time.monotonic() - started
     if result.ok:
         if not quiet:
-            typer.echo(f"audit chain OK: {result.checked:,} events verified in {elapsed:.2f}s")
+            typer.echo(
+                f"audit chain OK: {result.checked:,} events verified in {elapsed:.2f}s "
+                f"against {result.checkpoints} signed checkpoint(s)"
+            )
         return
     typer.echo(
         f"audit chain BROKEN at sequence {result.first_bad_seq}: {result.reason} "
@@ -119,6 +134,71 @@ def audit_verify(
         err=True,
     )
     raise typer.Exit(1)
+
+
+@audit_app.command("checkpoint")
+def audit_checkpoint() -> None:
+    """Sign the chain's current head (also to REMEDIATOR_AUDIT_CHECKPOINT_FILE when set)."""
+    from agent.auditlog import AuditLog
+    from agent.db import make_engine
+
+    settings = load_settings()
+    audit = AuditLog(key=settings.audit_key.get_secret_value().encode())
+    checkpoint = audit.checkpoint(
+        make_engine(settings.database_url), settings.audit_checkpoint_file
+    )
+    where = f" and {settings.audit_checkpoint_file}" if settings.audit_checkpoint_file else ""
+    typer.echo(
+        f"checkpoint of event {checkpoint.head_seq} signed at "
+        f"{checkpoint.created_at:%Y-%m-%d %H:%M:%S} UTC, stored in the database{where}"
+    )
+
+
+@audit_app.command("export")
+def audit_export(
+    incident_id: Annotated[str, typer.Argument(help="Incident id (UUID).")],
+    format: Annotated[
+        str, typer.Option("--format", "-f", help="md (post-incident review) or json (JSON Lines).")
+    ] = "md",
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")
+    ] = None,
+) -> None:
+    """Export one incident as a Markdown post-incident review or as JSON Lines."""
+    from sqlmodel import Session
+
+    from agent.db import make_engine
+    from agent.review.export import Review, to_json_lines, to_markdown
+    from agent.review.service import load_incident
+    from audit.service import verify_chain
+    from audit.sqltypes import utcnow
+
+    if format not in ("md", "json"):
+        typer.echo(f"error: --format must be md or json, not {format!r}", err=True)
+        raise typer.Exit(2)
+    incident_uuid = _incident_uuid(incident_id)
+    settings = load_settings()
+    with Session(make_engine(settings.database_url)) as session:
+        record = load_incident(session=session, incident_id=incident_uuid)
+        if record is None:
+            typer.echo(f"error: no incident {incident_id}", err=True)
+            raise typer.Exit(1)
+        chain = verify_chain(session=session, key=settings.audit_key.get_secret_value().encode())
+    review = Review.build(record, chain, utcnow(), settings.public_url)
+    text = to_markdown(review) if format == "md" else to_json_lines(review)
+    if output is None:
+        typer.echo(text, nl=False)
+    else:
+        output.write_text(text, encoding="utf-8")
+        typer.echo(f"wrote {output}")
+
+
+def _incident_uuid(incident_id: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(incident_id)
+    except ValueError:
+        typer.echo(f"error: {incident_id!r} is not an incident id (a UUID)", err=True)
+        raise typer.Exit(2) from None
 
 
 @audit_app.command("show")
@@ -131,11 +211,7 @@ def audit_show(incident_id: Annotated[str, typer.Argument(help="Incident id (UUI
     from audit.service import events_for
     from audit.timeline import format_timeline
 
-    try:
-        incident_uuid = uuid.UUID(incident_id)
-    except ValueError:
-        typer.echo(f"error: {incident_id!r} is not an incident id (a UUID)", err=True)
-        raise typer.Exit(2) from None
+    incident_uuid = _incident_uuid(incident_id)
     with Session(make_engine(load_settings().database_url)) as session:
         incident = get_incident(session=session, incident_id=incident_uuid)
         if incident is None:

@@ -13,6 +13,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlmodel import Session
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+WRITE_OPTION = "remediator_writes"
 
 
 def make_engine(database_url: str) -> Engine:
@@ -36,16 +37,20 @@ def make_engine(database_url: str) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        # Read-then-write (the audit head) must not race: take the write lock at BEGIN.
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # A write transaction reads then writes (the audit head): it must take the write lock at
+        # BEGIN, or two of them deadlock on the upgrade. Reads stay deferred and never block.
+        writes = connection.get_execution_options().get(WRITE_OPTION, False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if writes else "BEGIN")
 
     return engine
 
 
 @contextmanager
 def session_scope(engine: Engine) -> Iterator[Session]:
-    """Yield a session whose work is committed on success and rolled back on error."""
-    with Session(engine, expire_on_commit=False) as session:
+    """Yield a writing session: committed on success, rolled back on error."""
+    with Session(
+        engine.execution_options(**{WRITE_OPTION: True}), expire_on_commit=False
+    ) as session:
         try:
             yield session
             session.commit()

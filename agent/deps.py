@@ -24,6 +24,8 @@ class Services:
     audit: AuditLog
     field_paths: dict[str, list[str]]
     integrations: dict[str, str] = field(default_factory=dict)
+    chain: Any = None
+    """The audit chain's cached verification (agent.review.service.ChainStatus)."""
     worker_alive: Any = None
     """A callable telling whether the in-process worker runs; None when there is none."""
 
@@ -78,3 +80,52 @@ def require_webhook_token(request: Request, services: ServicesDep) -> None:
 
 
 WebhookAuth = Depends(require_webhook_token)
+
+
+VIEWER_COOKIE = "remediator_viewer"
+
+
+def viewer_session_value(settings: Settings) -> str | None:
+    """Return the cookie value that proves a viewer logged in (derived, so no session store)."""
+    if settings.viewer_token is None:
+        return None
+    secret = settings.viewer_token.get_secret_value().encode()
+    return hmac.new(secret, b"viewer-session", "sha256").hexdigest()
+
+
+def is_viewer(request: Request, settings: Settings) -> bool:
+    """Tell whether the request carries the viewer token or the viewer's session cookie."""
+    if settings.viewer_token is None:
+        return False
+    cookie = request.cookies.get(VIEWER_COOKIE)
+    expected_cookie = viewer_session_value(settings)
+    if cookie and expected_cookie and hmac.compare_digest(cookie, expected_cookie):
+        return True
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and viewer_token_matches(settings, token)
+
+
+def viewer_token_matches(settings: Settings, token: str) -> bool:
+    """Compare a presented token with the viewer token in constant time."""
+    if settings.viewer_token is None or not token.strip():
+        return False
+    expected = settings.viewer_token.get_secret_value().encode()
+    return hmac.compare_digest(token.strip().encode(), expected)
+
+
+def require_viewer(request: Request, services: ServicesDep) -> None:
+    """Let the request through only for the `viewer` role."""
+    if services.settings.viewer_token is None:
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            "the review API is disabled: set REMEDIATOR_VIEWER_TOKEN to enable it",
+        )
+    if not is_viewer(request, services.settings):
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "send 'Authorization: Bearer <viewer token>'",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+
+
+ViewerAuth = Depends(require_viewer)

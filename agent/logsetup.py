@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import MutableMapping
+from typing import Any
 
 import structlog
 
 from agent.settings import Settings
+from audit.redact import Redactor
 
 
 def configure_logging(settings: Settings) -> None:
@@ -17,12 +20,20 @@ def configure_logging(settings: Settings) -> None:
         if settings.log_format == "json"
         else structlog.dev.ConsoleRenderer(colors=False)
     )
+    redactor = Redactor(field_names=frozenset(settings.redact_fields))
+
+    def redact(
+        _logger: Any, _name: str, event: MutableMapping[str, Any]
+    ) -> MutableMapping[str, Any]:
+        return {key: redactor.value(value) for key, value in event.items()}
+
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
+            structlog.processors.format_exc_info,
+            redact,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.format_exc_info,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),

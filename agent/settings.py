@@ -39,6 +39,23 @@ class Settings(BaseSettings):
         SecretStr("changethis"),
         description="HMAC key of the audit chain; keep it outside the database.",
     )
+    viewer_token: SecretStr | None = Field(
+        None,
+        description="Bearer token of the `viewer` role (review API, pages); unset disables them.",
+    )
+    audit_checkpoint_file: Path | None = Field(
+        None,
+        description="Also append signed audit checkpoints to this file (keep it off the DB host).",
+    )
+    audit_checkpoint_seconds: float = Field(
+        300,
+        ge=0,
+        description="How often the worker signs a checkpoint of the audit chain (0: never).",
+    )
+    redact_fields: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated extra field names whose values are masked before storage.",
+    )
     max_body_bytes: int = Field(256 * 1024, gt=0, description="Largest accepted webhook body.")
     host: str = Field("127.0.0.1", description="Address `remediator serve` listens on.")
     port: int = Field(8080, ge=0, le=65535, description="Port `remediator serve` listens on.")
@@ -99,7 +116,7 @@ class Settings(BaseSettings):
     slack_channel: str | None = Field(None, description="Channel id for incident threads.")
     slack_timeout_seconds: float = Field(10, gt=0, description="Timeout per Slack call.")
 
-    @field_validator("cloudwatch_log_groups", mode="before")
+    @field_validator("cloudwatch_log_groups", "redact_fields", mode="before")
     @classmethod
     def _split_groups(cls, value: object) -> object:
         if isinstance(value, str):
@@ -110,8 +127,11 @@ class Settings(BaseSettings):
     def _refuse_placeholder_secrets(self) -> Settings:
         if self.env == "dev":
             return self
-        for name in ("webhook_token", "audit_key"):
-            value = getattr(self, name).get_secret_value()
+        for name in ("webhook_token", "audit_key", "viewer_token"):
+            secret = getattr(self, name)
+            if secret is None:
+                continue
+            value = secret.get_secret_value()
             if value.lower() in PLACEHOLDER_SECRETS or len(value) < MIN_SECRET_LENGTH:
                 raise ValueError(
                     f"REMEDIATOR_{name.upper()} is a placeholder or shorter than "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -57,9 +58,14 @@ class Worker:
     def run(self, stop: threading.Event) -> None:
         """Poll for work until `stop` is set; an unexpected error is logged, never fatal."""
         log.info("worker.started", worker_id=self.worker_id)
+        last_checkpoint = time.monotonic()
         while not stop.is_set():
             try:
                 worked = self.run_once()
+                interval = self._settings.audit_checkpoint_seconds
+                if interval and time.monotonic() - last_checkpoint >= interval:
+                    self._audit.checkpoint(self._engine, self._settings.audit_checkpoint_file)
+                    last_checkpoint = time.monotonic()
             except Exception:
                 log.exception("worker.error", worker_id=self.worker_id)
                 worked = False

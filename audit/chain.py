@@ -53,3 +53,9 @@ def event_digest(
     )
     message = prev_hash.encode("ascii") + b"\n" + body.encode("utf-8")
     return hmac.new(key, message, hashlib.sha256).hexdigest()
+
+
+def checkpoint_signature(*, key: bytes, head_seq: int, head_hash: str, created_at: datetime) -> str:
+    """Return the hex HMAC-SHA256 that vouches for a checkpoint of the chain's head."""
+    message = f"checkpoint\n{head_seq}\n{head_hash}\n{created_at.isoformat()}".encode()
+    return hmac.new(key, message, hashlib.sha256).hexdigest()

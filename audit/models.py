@@ -43,3 +43,15 @@ class AuditHead(SQLModel, table=True):
     id: int = Field(default=1, primary_key=True)
     seq: int = 0
     hash: str = Field(default=GENESIS_HASH, max_length=64)
+
+
+class AuditCheckpoint(SQLModel, table=True):
+    """A signed record of the chain's head at a moment: makes a removed tail visible."""
+
+    __tablename__ = "audit_checkpoint"
+
+    id: int | None = Field(default=None, primary_key=True)
+    created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    head_seq: int
+    head_hash: str = Field(max_length=64)
+    signature: str = Field(max_length=64)

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import hmac
+import json
+import os
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import or_
 from sqlmodel import Session, col, select
 
-from audit.chain import canonical_json, event_digest
-from audit.models import GENESIS_HASH, AuditEvent, AuditHead
+from audit.chain import canonical_json, checkpoint_signature, event_digest
+from audit.models import GENESIS_HASH, AuditCheckpoint, AuditEvent, AuditHead
 from audit.sqltypes import utcnow
 
 VERIFY_BATCH = 5000
@@ -76,6 +80,17 @@ def events_for(
 
 
 @dataclass(frozen=True)
+class Checkpoint:
+    """A signed head of the chain, from the database or from a file kept elsewhere."""
+
+    head_seq: int
+    head_hash: str
+    created_at: datetime
+    signature: str
+    origin: str = "database"
+
+
+@dataclass(frozen=True)
 class VerifyResult:
     """Outcome of a chain check: how many events were checked and the first bad one, if any."""
 
@@ -84,6 +99,32 @@ class VerifyResult:
     head_seq: int
     first_bad_seq: int | None = None
     reason: str | None = None
+    checkpoints: int = 0
+
+
+def write_checkpoint(
+    *, session: Session, key: bytes, now: Callable[[], datetime] = utcnow
+) -> AuditCheckpoint:
+    """Sign and store the chain's current head inside the caller's transaction."""
+    head = session.exec(select(AuditHead).where(AuditHead.id == 1)).one()
+    created_at = now()
+    checkpoint = AuditCheckpoint(
+        created_at=created_at,
+        head_seq=head.seq,
+        head_hash=head.hash,
+        signature=checkpoint_signature(
+            key=key, head_seq=head.seq, head_hash=head.hash, created_at=created_at
+        ),
+    )
+    session.add(checkpoint)
+    session.flush()
+    return checkpoint
+
+
+def stored_checkpoints(*, session: Session) -> list[Checkpoint]:
+    """Return the checkpoints kept in the database."""
+    rows = session.exec(select(AuditCheckpoint).order_by(col(AuditCheckpoint.head_seq))).all()
+    return [Checkpoint(row.head_seq, row.head_hash, row.created_at, row.signature) for row in rows]
 
 
 def verify_chain(
@@ -91,60 +132,154 @@ def verify_chain(
     session: Session,
     key: bytes,
     progress: Callable[[int, int], None] | None = None,
+    extra_checkpoints: Iterable[Checkpoint] = (),
 ) -> VerifyResult:
-    """Recompute every link; name the first event that was edited, removed or moved."""
+    """Recompute every link; name the first event that was edited, removed or moved.
+
+    Signed checkpoints (stored, and any kept outside the database) make a removed tail visible:
+    the chain must reach every checkpoint's head with the hash it recorded.
+    """
     head = session.exec(select(AuditHead).where(AuditHead.id == 1)).one()
-    expected_seq = 1
-    prev_hash = GENESIS_HASH
-    checked = 0
-    last_seq = 0
-    while True:
-        batch = session.exec(
-            select(AuditEvent)
-            .where(col(AuditEvent.seq) > last_seq)
-            .order_by(col(AuditEvent.seq))
-            .limit(VERIFY_BATCH)
-        ).all()
-        if not batch:
-            break
-        for event in batch:
-            problem = _check_event(event, key=key, expected_seq=expected_seq, prev_hash=prev_hash)
-            if problem is not None:
-                return VerifyResult(False, checked, head.seq, expected_seq, problem)
-            prev_hash = event.hash
-            expected_seq += 1
-            checked += 1
-        last_seq = batch[-1].seq
-        session.expunge_all()
-        if progress is not None:
-            progress(checked, head.seq)
-    if checked != head.seq or prev_hash != head.hash:
+    checkpoints = [*stored_checkpoints(session=session), *extra_checkpoints]
+    for checkpoint in checkpoints:
+        expected = checkpoint_signature(
+            key=key,
+            head_seq=checkpoint.head_seq,
+            head_hash=checkpoint.head_hash,
+            created_at=checkpoint.created_at,
+        )
+        if not hmac.compare_digest(expected, checkpoint.signature):
+            return VerifyResult(
+                False,
+                0,
+                head.seq,
+                checkpoint.head_seq,
+                f"the {checkpoint.origin} checkpoint of event {checkpoint.head_seq} "
+                "has a bad signature (forged or edited)",
+                len(checkpoints),
+            )
+    wanted = {c.head_seq: c for c in checkpoints}
+    walked = _walk(session, key, head.seq, wanted, progress)
+    if isinstance(walked, VerifyResult):
+        return replace(walked, checkpoints=len(checkpoints))
+    checked, last_hash = walked
+    furthest = max((c.head_seq for c in checkpoints), default=0)
+    if furthest > checked:
         return VerifyResult(
             False,
             checked,
             head.seq,
             checked + 1,
-            f"chain ends at {checked} but the head records {head.seq}: events were removed",
+            f"chain ends at event {checked} but a signed checkpoint recorded {furthest}: "
+            "the tail was removed",
+            len(checkpoints),
         )
-    return VerifyResult(True, checked, head.seq)
+    if checked != head.seq or last_hash != head.hash:
+        return VerifyResult(
+            False,
+            checked,
+            head.seq,
+            checked + 1,
+            f"chain ends at event {checked} but the head records {head.seq}: events were removed",
+            len(checkpoints),
+        )
+    return VerifyResult(True, checked, head.seq, checkpoints=len(checkpoints))
 
 
-def _check_event(event: AuditEvent, *, key: bytes, expected_seq: int, prev_hash: str) -> str | None:
-    if event.seq != expected_seq:
-        return f"event {expected_seq} is missing (next stored event is {event.seq})"
-    if event.prev_hash != prev_hash:
-        return f"event {event.seq} does not follow event {event.seq - 1} (moved or replaced)"
-    digest = event_digest(
-        key=key,
-        prev_hash=event.prev_hash,
-        seq=event.seq,
-        ts=event.ts,
-        incident_id=event.incident_id,
-        alert_id=event.alert_id,
-        actor=event.actor,
-        kind=event.kind,
-        data=event.data,
+def _walk(
+    session: Session,
+    key: bytes,
+    head_seq: int,
+    wanted: dict[int, Checkpoint],
+    progress: Callable[[int, int], None] | None,
+) -> tuple[int, str] | VerifyResult:
+    """Check the links in order, in batches of plain rows; return (count, last hash) or failure."""
+    columns = (
+        AuditEvent.seq,
+        AuditEvent.ts,
+        AuditEvent.incident_id,
+        AuditEvent.alert_id,
+        AuditEvent.actor,
+        AuditEvent.kind,
+        AuditEvent.data,
+        AuditEvent.prev_hash,
+        AuditEvent.hash,
     )
-    if digest != event.hash:
-        return f"event {event.seq} was altered after it was written (HMAC mismatch)"
-    return None
+    expected_seq = 1
+    prev_hash = GENESIS_HASH
+    while True:
+        batch = session.execute(
+            select(*columns)  # type: ignore[call-overload]
+            .where(col(AuditEvent.seq) >= expected_seq)
+            .order_by(col(AuditEvent.seq))
+            .limit(VERIFY_BATCH)
+        ).all()
+        if not batch:
+            return expected_seq - 1, prev_hash
+        for seq, ts, incident_id, alert_id, actor, kind, data, stored_prev, stored_hash in batch:
+            problem = None
+            if seq != expected_seq:
+                problem = f"event {expected_seq} is missing (next stored event is {seq})"
+            elif stored_prev != prev_hash:
+                problem = f"event {seq} does not follow event {seq - 1} (moved or replaced)"
+            elif stored_hash != event_digest(
+                key=key,
+                prev_hash=stored_prev,
+                seq=seq,
+                ts=ts,
+                incident_id=incident_id,
+                alert_id=alert_id,
+                actor=actor,
+                kind=kind,
+                data=data,
+            ):
+                problem = f"event {seq} was altered after it was written (HMAC mismatch)"
+            elif seq in wanted and wanted[seq].head_hash != stored_hash:
+                problem = f"event {seq} differs from the signed checkpoint of it (replaced)"
+            if problem is not None:
+                return VerifyResult(False, expected_seq - 1, head_seq, expected_seq, problem)
+            prev_hash = stored_hash
+            expected_seq += 1
+        if progress is not None:
+            progress(expected_seq - 1, head_seq)
+
+
+def append_checkpoint_file(path: Path, checkpoint: AuditCheckpoint) -> None:
+    """Append a checkpoint as one JSON line to a file kept outside the database."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    line = canonical_json(
+        {
+            "head_seq": checkpoint.head_seq,
+            "head_hash": checkpoint.head_hash,
+            "created_at": checkpoint.created_at.isoformat(),
+            "signature": checkpoint.signature,
+        }
+    )
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write(line + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def read_checkpoint_file(path: Path) -> list[Checkpoint]:
+    """Read the checkpoints of a file; a malformed line raises ValueError naming it."""
+    if not path.exists():
+        return []
+    checkpoints = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            checkpoints.append(
+                Checkpoint(
+                    head_seq=int(record["head_seq"]),
+                    head_hash=str(record["head_hash"]),
+                    created_at=datetime.fromisoformat(record["created_at"]),
+                    signature=str(record["signature"]),
+                    origin=f"file {path.name}",
+                )
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ValueError(f"{path}:{number}: not a checkpoint line ({exc})") from None
+    return checkpoints

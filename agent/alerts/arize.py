@@ -46,6 +46,7 @@ DEFAULT_FIELD_PATHS: dict[str, list[str]] = {
         "model.environment",
         "env",
     ],
+    "service": ["service", "service_name", "serviceName", "project", "project_name", "space_name"],
     "segment": ["segment", "segments", "dimensions", "dimension_values", "filters", "slice"],
     "triggered_at": [
         "triggered_at",
@@ -134,6 +135,7 @@ def map_arize_payload(payload: Mapping[str, Any], field_paths: Mapping[str, list
         model_id=_text(found["model_id"]),
         model_version=_text(found["model_version"]),
         environment=_text(found["environment"]),
+        service=_text(found["service"]),
         segment=_segment(found["segment"]),
         triggered_at=_time(found["triggered_at"]),
         url=_text(found["url"]),

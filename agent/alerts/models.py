@@ -34,6 +34,7 @@ class Breach(BaseModel):
     model_id: str | None = None
     model_version: str | None = None
     environment: str | None = None
+    service: str | None = None
     segment: dict[str, str] = {}
     triggered_at: datetime | None = None
     url: str | None = None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from langgraph.runtime import Runtime
 
@@ -158,6 +158,9 @@ def report(state: IncidentState, runtime: Runtime[RunContext]) -> dict[str, Any]
     """Post the incident summary to the incident's Slack thread."""
     ctx = runtime.context
     text, blocks = _summary_message(state)
+    # Slack is outside the trust boundary: it gets the same redaction as the audit trail.
+    text = ctx.audit.redactor.text(text)
+    blocks = cast(list[dict[str, Any]], ctx.audit.redactor.value(blocks))
     chat, channel = ctx.tools.chat, ctx.tools.chat_channel
     if chat is None or channel is None:
         ctx.record(

@@ -36,6 +36,7 @@ class IncidentBase(SQLModel):
     monitor_key: str = Field(max_length=512)
     model_id: str | None = Field(default=None, max_length=512)
     environment: str | None = Field(default=None, max_length=128)
+    service: str | None = Field(default=None, max_length=200, index=True)
 
 
 class Incident(IncidentBase, table=True):

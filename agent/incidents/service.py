@@ -31,6 +31,7 @@ def open_incident(*, session: Session, audit: AuditLog, alert: Alert, breach: Br
         monitor_key=breach.monitor_key,
         model_id=breach.model_id,
         environment=breach.environment,
+        service=breach.service,
         opened_at=audit.now(),
     )
     session.add(incident)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from pathlib import Path
 
@@ -55,7 +56,7 @@ def seed(url: str) -> uuid.UUID:
 
 def test_db_upgrade_then_verify_and_show(env: str) -> None:
     code, out, _ = run("db", "upgrade")
-    assert code == 0 and "0001_initial" in out
+    assert code == 0 and "0002_audit_append_only" in out
     incident_id = seed(env)
 
     code, out, _ = run("audit", "verify")
@@ -75,6 +76,7 @@ def test_verify_exits_1_naming_the_edited_event(env: str) -> None:
     run("db", "upgrade")
     seed(env)
     with make_engine(env).begin() as connection:
+        connection.execute(text("DROP TRIGGER audit_event_no_update"))
         connection.execute(text("UPDATE audit_event SET kind = 'nothing.happened' WHERE seq = 2"))
 
     code, _, err = run("audit", "verify")
@@ -114,3 +116,46 @@ def test_help_lists_the_commands() -> None:
     assert code == 0
     for command in ("serve", "db", "audit", "sandbox", "demo"):
         assert command in out
+
+
+def test_export_writes_a_review_and_flags_a_broken_chain(env: str, tmp_path: Path) -> None:
+    run("db", "upgrade")
+    incident_id = seed(env)
+    code, out, _ = run("audit", "export", str(incident_id))
+    assert code == 0
+    assert out.startswith("# Post-incident review: p95 breach on bot")
+    assert "verified: 3 events through sequence 3" in out
+
+    with make_engine(env).begin() as connection:
+        connection.execute(text("DROP TRIGGER audit_event_no_update"))
+        connection.execute(text("UPDATE audit_event SET actor = 'mallory' WHERE seq = 3"))
+    target = tmp_path / "review.jsonl"
+    code, out, _ = run("audit", "export", str(incident_id), "--format", "json", "-o", str(target))
+
+    assert code == 0 and "wrote" in out
+    last = json.loads(target.read_text().splitlines()[-1])
+    assert (last["verified"], last["first_bad_seq"]) == (False, 3)
+    assert run("audit", "export", str(incident_id), "--format", "pdf")[0] == 2
+
+
+def test_checkpoint_makes_a_removed_tail_visible(
+    env: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kept = tmp_path / "offsite" / "checkpoints.jsonl"
+    monkeypatch.setenv("REMEDIATOR_AUDIT_CHECKPOINT_FILE", str(kept))
+    run("db", "upgrade")
+    seed(env)
+    code, out, _ = run("audit", "checkpoint")
+    assert code == 0 and "checkpoint of event 3" in out and kept.exists()
+
+    with make_engine(env).begin() as connection:
+        for trigger in ("audit_event_no_delete", "audit_checkpoint_no_delete"):
+            connection.execute(text(f"DROP TRIGGER {trigger}"))
+        second = connection.execute(text("SELECT hash FROM audit_event WHERE seq = 2")).scalar()
+        connection.execute(text("DELETE FROM audit_event WHERE seq = 3"))
+        connection.execute(text("DELETE FROM audit_checkpoint"))
+        connection.execute(text(f"UPDATE audit_head SET seq = 2, hash = '{second}'"))
+
+    code, _, err = run("audit", "verify")
+    assert code == 1
+    assert "BROKEN at sequence 3" in err and "signed checkpoint recorded 3" in err

@@ -12,7 +12,7 @@ from agent.db import alembic_config, current_revision, make_engine, upgrade
 from agent.incidents.models import Incident
 from audit.sqltypes import utcnow
 
-TABLES = {"alert", "incident", "audit_event", "audit_head", "alembic_version"}
+TABLES = {"alert", "incident", "audit_event", "audit_head", "audit_checkpoint", "alembic_version"}
 
 
 def check_schema(url: str) -> None:
@@ -20,7 +20,7 @@ def check_schema(url: str) -> None:
     upgrade(engine)
     command.check(alembic_config(engine))  # raises when models and migrations differ
     assert TABLES <= set(inspect(engine).get_table_names())
-    assert current_revision(engine) == "0001_initial"
+    assert current_revision(engine) == "0002_audit_append_only"
     upgrade(engine)  # a second run changes nothing
     engine.dispose()
 

@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 
+import pytest
 from sqlalchemy import Engine, text
+from sqlalchemy.exc import IntegrityError, ProgrammingError
 from sqlmodel import Session
 
-from agent.db import session_scope
-from audit.service import append_event, verify_chain
+from agent.db import make_engine, session_scope, upgrade
+from audit.models import AuditEvent
+from audit.service import (
+    append_checkpoint_file,
+    append_event,
+    read_checkpoint_file,
+    verify_chain,
+    write_checkpoint,
+)
 
 KEY = b"test-chain-key-0123456789abcdef"
 
@@ -28,6 +38,20 @@ def write_events(engine: Engine, count: int) -> uuid.UUID:
     return incident
 
 
+def tamper(engine: Engine, *statements: str) -> None:
+    """Change the table as an attacker with the database file would: triggers dropped first."""
+    with engine.begin() as connection:
+        for trigger in (
+            "audit_event_no_update",
+            "audit_event_no_delete",
+            "audit_checkpoint_no_update",
+            "audit_checkpoint_no_delete",
+        ):
+            connection.execute(text(f"DROP TRIGGER IF EXISTS {trigger}"))
+        for statement in statements:
+            connection.execute(text(statement))
+
+
 def verify(engine: Engine, key: bytes = KEY) -> tuple[bool, int | None, str | None]:
     with Session(engine) as session:
         result = verify_chain(session=session, key=key)
@@ -45,10 +69,10 @@ def test_empty_chain_verifies(migrated_engine: Engine) -> None:
 
 def test_edited_data_names_its_sequence_number(migrated_engine: Engine) -> None:
     write_events(migrated_engine, 5)
-    with migrated_engine.begin() as connection:
-        connection.execute(
-            text("UPDATE audit_event SET data = replace(data, 'step 2', 'step X') WHERE seq = 3")
-        )
+    tamper(
+        migrated_engine,
+        "UPDATE audit_event SET data = replace(data, 'step 2', 'step X') WHERE seq = 3",
+    )
 
     ok, bad, reason = verify(migrated_engine)
 
@@ -58,16 +82,14 @@ def test_edited_data_names_its_sequence_number(migrated_engine: Engine) -> None:
 
 def test_edited_actor_is_detected(migrated_engine: Engine) -> None:
     write_events(migrated_engine, 3)
-    with migrated_engine.begin() as connection:
-        connection.execute(text("UPDATE audit_event SET actor = 'someone-else' WHERE seq = 2"))
+    tamper(migrated_engine, "UPDATE audit_event SET actor = 'someone-else' WHERE seq = 2")
 
     assert verify(migrated_engine)[:2] == (False, 2)
 
 
 def test_deleted_event_names_the_gap(migrated_engine: Engine) -> None:
     write_events(migrated_engine, 5)
-    with migrated_engine.begin() as connection:
-        connection.execute(text("DELETE FROM audit_event WHERE seq = 4"))
+    tamper(migrated_engine, "DELETE FROM audit_event WHERE seq = 4")
 
     ok, bad, reason = verify(migrated_engine)
 
@@ -77,18 +99,19 @@ def test_deleted_event_names_the_gap(migrated_engine: Engine) -> None:
 
 def test_swapped_events_are_detected(migrated_engine: Engine) -> None:
     write_events(migrated_engine, 5)
-    with migrated_engine.begin() as connection:
-        connection.execute(text("UPDATE audit_event SET seq = -1 WHERE seq = 2"))
-        connection.execute(text("UPDATE audit_event SET seq = 2 WHERE seq = 3"))
-        connection.execute(text("UPDATE audit_event SET seq = 3 WHERE seq = -1"))
+    tamper(
+        migrated_engine,
+        "UPDATE audit_event SET seq = -1 WHERE seq = 2",
+        "UPDATE audit_event SET seq = 2 WHERE seq = 3",
+        "UPDATE audit_event SET seq = 3 WHERE seq = -1",
+    )
 
     assert verify(migrated_engine)[:2] == (False, 2)
 
 
 def test_removed_tail_disagrees_with_the_head(migrated_engine: Engine) -> None:
     write_events(migrated_engine, 5)
-    with migrated_engine.begin() as connection:
-        connection.execute(text("DELETE FROM audit_event WHERE seq = 5"))
+    tamper(migrated_engine, "DELETE FROM audit_event WHERE seq = 5")
 
     assert verify(migrated_engine)[:2] == (False, 5)
 
@@ -106,3 +129,113 @@ def test_progress_is_reported(migrated_engine: Engine) -> None:
             session=session, key=KEY, progress=lambda done, total: seen.append((done, total))
         )
     assert seen == [(3, 3)]
+
+
+def checkpoint(engine: Engine) -> None:
+    with session_scope(engine) as session:
+        write_checkpoint(session=session, key=KEY)
+
+
+def test_truncated_tail_with_a_rewound_head_is_caught_by_the_checkpoint(
+    migrated_engine: Engine,
+) -> None:
+    write_events(migrated_engine, 5)
+    checkpoint(migrated_engine)
+    with Session(migrated_engine) as session:
+        third = session.get(AuditEvent, 3)
+        assert third is not None
+    # The attacker removes events 4-5 and rewinds the head so it agrees with what is left.
+    tamper(
+        migrated_engine,
+        "DELETE FROM audit_event WHERE seq > 3",
+        f"UPDATE audit_head SET seq = 3, hash = '{third.hash}'",
+    )
+
+    ok, bad, reason = verify(migrated_engine)
+
+    assert (ok, bad) == (False, 4)
+    assert reason is not None and "signed checkpoint recorded 5" in reason
+
+
+def test_a_forged_checkpoint_is_refused(migrated_engine: Engine) -> None:
+    write_events(migrated_engine, 2)
+    checkpoint(migrated_engine)
+    tamper(migrated_engine, "UPDATE audit_checkpoint SET head_seq = 1")
+
+    ok, bad, reason = verify(migrated_engine)
+
+    assert not ok and bad == 1
+    assert reason is not None and "bad signature" in reason
+
+
+def test_checkpoints_kept_in_a_file_survive_their_deletion_from_the_database(
+    migrated_engine: Engine, tmp_path: Path
+) -> None:
+    write_events(migrated_engine, 4)
+    kept = tmp_path / "checkpoints.jsonl"
+    with session_scope(migrated_engine) as session:
+        append_checkpoint_file(kept, write_checkpoint(session=session, key=KEY))
+    with Session(migrated_engine) as session:
+        second = session.get(AuditEvent, 2)
+        assert second is not None
+    tamper(
+        migrated_engine,
+        "DELETE FROM audit_checkpoint",
+        "DELETE FROM audit_event WHERE seq > 2",
+        f"UPDATE audit_head SET seq = 2, hash = '{second.hash}'",
+    )
+
+    assert verify(migrated_engine)[0] is True  # the database alone cannot tell any more
+    with Session(migrated_engine) as session:
+        result = verify_chain(
+            session=session, key=KEY, extra_checkpoints=read_checkpoint_file(kept)
+        )
+    assert (result.ok, result.first_bad_seq) == (False, 3)
+
+
+def test_a_malformed_checkpoint_file_is_named(tmp_path: Path) -> None:
+    kept = tmp_path / "checkpoints.jsonl"
+    kept.write_text('{"head_seq": 1}\n')
+    with pytest.raises(ValueError, match="checkpoints.jsonl:1"):
+        read_checkpoint_file(kept)
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE audit_event SET actor = 'x'",
+        "DELETE FROM audit_event",
+        "DELETE FROM audit_checkpoint",
+    ],
+)
+def test_the_database_refuses_to_change_audit_rows_on_sqlite(
+    migrated_engine: Engine, statement: str
+) -> None:
+    write_events(migrated_engine, 2)
+    checkpoint(migrated_engine)
+    with pytest.raises(IntegrityError, match="append-only"), migrated_engine.begin() as connection:
+        connection.execute(text(statement))
+    assert verify(migrated_engine)[0] is True
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE audit_event SET actor = 'x'",
+        "DELETE FROM audit_event",
+        "TRUNCATE audit_event",
+        "DELETE FROM audit_checkpoint",
+    ],
+)
+def test_the_database_refuses_to_change_audit_rows_on_postgres(
+    postgres_url: str, statement: str
+) -> None:
+    engine = make_engine(postgres_url)
+    upgrade(engine)
+    write_events(engine, 2)
+    checkpoint(engine)
+    with pytest.raises(ProgrammingError, match="append-only"), engine.begin() as connection:
+        connection.execute(text(statement))
+    assert verify(engine)[0] is True
+    engine.dispose()

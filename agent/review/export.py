@@ -1,0 +1,230 @@
+"""Post-incident exports: a Markdown review for people, JSON Lines for machines."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from agent.alerts.models import Breach
+from agent.incidents.models import IncidentRead, page_dedup_key
+from agent.review.service import IncidentRecord, chain_summary
+from audit.models import AuditEvent
+from audit.service import VerifyResult
+from audit.timeline import event_summary
+
+ACTION_KINDS = ("action.", "approval.")
+
+
+@dataclass(frozen=True)
+class Review:
+    """The facts of a post-incident review, derived once from an incident's record."""
+
+    record: IncidentRecord
+    chain: VerifyResult
+    now: datetime
+    public_url: str | None = None
+    breach: Breach | None = None
+    peak: float | None = None
+    segments: list[str] = field(default_factory=list)
+
+    @classmethod
+    def build(
+        cls, record: IncidentRecord, chain: VerifyResult, now: datetime, public_url: str | None
+    ) -> Review:
+        """Derive the impact figures from the incident's alerts."""
+        breaches = [alert.breach() for alert in record.alerts]
+        triggered = [b for b in breaches if b.status == "triggered"]
+        values = [b.value for b in triggered if b.value is not None]
+        lower_is_worse = bool(triggered and (triggered[0].operator or "").startswith("<"))
+        peak = (min(values) if lower_is_worse else max(values)) if values else None
+        segments = sorted({f"{k}={v}" for b in breaches for k, v in b.segment.items()})
+        return cls(
+            record, chain, now, public_url, triggered[0] if triggered else None, peak, segments
+        )
+
+    @property
+    def duration(self) -> str:
+        """Return how long the incident lasted (or has lasted, if still open)."""
+        incident = self.record.incident
+        end = incident.resolved_at or self.now
+        minutes = max(0, int((end - incident.opened_at).total_seconds() // 60))
+        text = f"{minutes // 60} h {minutes % 60} min" if minutes >= 60 else f"{minutes} min"
+        return text if incident.resolved_at else f"{text} (still open)"
+
+    def events(self, *prefixes: str) -> list[AuditEvent]:
+        """Return the events whose kind starts with one of the prefixes."""
+        return [e for e in self.record.events if e.kind.startswith(prefixes)]
+
+    def decision(self) -> dict[str, Any] | None:
+        """Return the last decision the agent made."""
+        decisions = self.events("decision.")
+        return self.record.event_data(decisions[-1]) if decisions else None
+
+    def links(self) -> list[tuple[str, str]]:
+        """Return (label, target) pairs for Arize, PagerDuty, Slack and this service."""
+        incident = self.record.incident
+        links = []
+        if self.breach and self.breach.url:
+            links.append(("Arize monitor", self.breach.url))
+        paged = any(
+            self.record.event_data(e).get("tool") == "pagerduty_events"
+            for e in self.events("action.succeeded")
+        )
+        if paged:
+            links.append(("PagerDuty alert (dedup_key)", page_dedup_key(incident.id)))
+        if incident.slack_channel and incident.slack_thread_ts:
+            links.append(("Slack thread", f"{incident.slack_channel} @ {incident.slack_thread_ts}"))
+        if self.public_url:
+            links.append(
+                ("Audit trail", f"{self.public_url.rstrip('/')}/ui/incidents/{incident.id}")
+            )
+        return links
+
+
+def to_markdown(review: Review) -> str:
+    """Render the review in the shape of a post-incident review document."""
+    incident, breach = review.record.incident, review.breach
+    decision = review.decision()
+    lines = [f"# Post-incident review: {incident.title}", ""]
+    lines += _table(
+        [
+            ("Incident", f"`{incident.id}`"),
+            ("Status", str(incident.status)),
+            ("Opened", _time(incident.opened_at)),
+            ("Resolved", _time(incident.resolved_at) if incident.resolved_at else "not yet"),
+            (
+                "Service / model / environment",
+                " / ".join(
+                    v or "—" for v in (incident.service, incident.model_id, incident.environment)
+                ),
+            ),
+            ("Audit chain", _chain_line(review.chain)),
+        ]
+    )
+    lines += ["", "## Summary", "", _summary(review, decision), "", "## Impact", ""]
+    threshold = "—"
+    if breach and breach.threshold is not None:
+        threshold = f"{breach.operator or ''} {breach.threshold:g}".strip()
+    lines += [
+        f"- **Metric:** {breach.metric if breach and breach.metric else '—'}",
+        f"- **Threshold:** {threshold}",
+        f"- **Peak value:** {'—' if review.peak is None else f'{review.peak:g}'} "
+        f"(over {len(review.record.alerts)} alert(s))",
+        f"- **Duration:** {review.duration}",
+        f"- **Segments:** {', '.join(review.segments) or 'all traffic'}",
+        "",
+        "## Timeline",
+        "",
+    ]
+    lines += _table(
+        [(_time(e.ts), e.actor, e.kind, _cell(event_summary(e))) for e in review.record.events],
+        header=("Time (UTC)", "Actor", "Step", "Outcome"),
+    )
+    lines += ["", "## Evidence", ""]
+    lines += _evidence(review) or ["No evidence was gathered."]
+    lines += ["", "## Actions and approvals", ""]
+    actions = review.events(*ACTION_KINDS)
+    if actions:
+        lines += _table(
+            [(_time(e.ts), e.kind, e.actor, _cell(event_summary(e))) for e in actions],
+            header=("Time (UTC)", "Step", "By", "Outcome"),
+        )
+    else:
+        lines.append("No action was taken.")
+    if not review.events("approval."):
+        lines += ["", "No approval was requested."]
+    lines += ["", "## Links", ""]
+    lines += [f"- {label}: {target}" for label, target in review.links()] or ["- none"]
+    lines += ["", f"_Exported {_time(review.now)} UTC by the remediation agent._", ""]
+    return "\n".join(lines)
+
+
+def to_json_lines(review: Review) -> str:
+    """Render the incident, its alerts, every event and the chain status, one JSON per line."""
+    incident = review.record.incident
+    records: list[dict[str, Any]] = [
+        {
+            "type": "incident",
+            **IncidentRead.model_validate(incident, from_attributes=True).model_dump(mode="json"),
+            "impact": {
+                "metric": review.breach.metric if review.breach else None,
+                "threshold": review.breach.threshold if review.breach else None,
+                "peak": review.peak,
+                "duration": review.duration,
+                "segments": review.segments,
+            },
+        }
+    ]
+    records += [
+        {
+            "type": "alert",
+            "id": str(a.id),
+            "received_at": a.received_at.isoformat(),
+            "breach": json.loads(a.breach_json),
+        }
+        for a in review.record.alerts
+    ]
+    records += [
+        {
+            "type": "event",
+            "seq": e.seq,
+            "ts": e.ts.isoformat(),
+            "actor": e.actor,
+            "kind": e.kind,
+            "data": review.record.event_data(e),
+            "prev_hash": e.prev_hash,
+            "hash": e.hash,
+        }
+        for e in review.record.events
+    ]
+    records.append({"type": "verification", **chain_summary(review.chain)})
+    return "".join(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n" for r in records)
+
+
+def _summary(review: Review, decision: dict[str, Any] | None) -> str:
+    incident = review.record.incident
+    what = "The agent took no decision."
+    if decision:
+        what = f"The agent decided **{decision.get('action')}**: {decision.get('reason')}."
+    outcomes = [
+        review.record.event_data(e).get("summary", e.kind)
+        for e in review.events("action.succeeded", "action.failed", "action.dry_run")
+    ]
+    done = f" Outcome: {'; '.join(outcomes)}." if outcomes else ""
+    state = "It is resolved." if incident.status == "resolved" else "It is still open."
+    return f"{incident.title}. {what}{done} {state}"
+
+
+def _evidence(review: Review) -> list[str]:
+    lines = []
+    for event in review.events("probe.completed", "probe.skipped"):
+        data = review.record.event_data(event)
+        lines.append(f"- {_cell(str(data.get('summary', event.kind)))}")
+        for top in data.get("evidence", {}).get("top_errors", []):
+            lines.append(f"  - {top.get('count')}× `{_cell(str(top.get('message')))}`")
+    return lines
+
+
+def _chain_line(chain: VerifyResult) -> str:
+    if chain.ok:
+        return (
+            f"verified: {chain.checked} events through sequence {chain.head_seq}, "
+            f"{chain.checkpoints} signed checkpoint(s)"
+        )
+    return f"**BROKEN at sequence {chain.first_bad_seq}**: {chain.reason}"
+
+
+def _table(rows: list[tuple[str, ...]], header: tuple[str, ...] = ("", "")) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return lines
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _time(moment: datetime | None) -> str:
+    return f"{moment:%Y-%m-%d %H:%M:%S}" if moment else "—"

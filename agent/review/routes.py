@@ -1,0 +1,157 @@
+"""The review API for the `viewer` role: incidents, their audit trail and their exports."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, HTTPException, Query, status
+from fastapi.responses import PlainTextResponse
+from pydantic import BaseModel
+
+from agent.alerts.models import AlertRead
+from agent.alerts.routes import Problem
+from agent.deps import ServicesDep, SessionDep, ViewerAuth
+from agent.incidents.models import IncidentRead
+from agent.review.export import Review, to_json_lines, to_markdown
+from agent.review.service import (
+    IncidentFilter,
+    IncidentRecord,
+    chain_summary,
+    list_incidents,
+    load_incident,
+)
+
+router = APIRouter(tags=["review"], dependencies=[ViewerAuth])
+AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": Problem},
+    403: {"model": Problem},
+    404: {"model": Problem},
+}
+
+
+class IncidentPage(BaseModel):
+    """One page of incidents."""
+
+    incidents: list[IncidentRead]
+    total: int
+    limit: int
+    offset: int
+
+
+class IncidentDetail(BaseModel):
+    """One incident with its alerts and the audit chain's status."""
+
+    incident: IncidentRead
+    alerts: list[AlertRead]
+    chain: dict[str, Any]
+
+
+class AuditEventRead(BaseModel):
+    """One audit event as the review API shows it."""
+
+    seq: int
+    ts: datetime
+    actor: str
+    kind: str
+    data: dict[str, Any]
+    prev_hash: str
+    hash: str
+
+
+class IncidentAudit(BaseModel):
+    """An incident's audit events, oldest first, and the chain's status."""
+
+    events: list[AuditEventRead]
+    chain: dict[str, Any]
+
+
+@router.get("/incidents", response_model=IncidentPage, responses=AUTH_ERRORS)
+def get_incidents(
+    session: SessionDep,
+    incident_status: Annotated[Literal["open", "resolved"] | None, Query(alias="status")] = None,
+    service: str | None = None,
+    model: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> IncidentPage:
+    """List incidents, newest first, filtered by status, service, model and opening time."""
+    where = IncidentFilter(incident_status, service, model, since, until, limit, offset)
+    page, total = list_incidents(session=session, where=where)
+    return IncidentPage(
+        incidents=[IncidentRead.model_validate(i, from_attributes=True) for i in page],
+        total=total,
+        limit=limit,
+        offset=offset,
+    )
+
+
+@router.get("/incidents/{incident_id}", response_model=IncidentDetail, responses=AUTH_ERRORS)
+def get_incident(
+    incident_id: uuid.UUID, session: SessionDep, services: ServicesDep
+) -> IncidentDetail:
+    """Show one incident, its alerts, and whether the audit chain verifies."""
+    record = _record(session, incident_id)
+    return IncidentDetail(
+        incident=IncidentRead.model_validate(record.incident, from_attributes=True),
+        alerts=[AlertRead.model_validate(a, from_attributes=True) for a in record.alerts],
+        chain=chain_summary(services.chain.current()),
+    )
+
+
+@router.get("/incidents/{incident_id}/audit", response_model=IncidentAudit, responses=AUTH_ERRORS)
+def get_incident_audit(
+    incident_id: uuid.UUID, session: SessionDep, services: ServicesDep
+) -> IncidentAudit:
+    """List the incident's audit events, oldest first."""
+    record = _record(session, incident_id)
+    events = [
+        AuditEventRead(
+            seq=e.seq,
+            ts=e.ts,
+            actor=e.actor,
+            kind=e.kind,
+            data=record.event_data(e),
+            prev_hash=e.prev_hash,
+            hash=e.hash,
+        )
+        for e in record.events
+    ]
+    return IncidentAudit(events=events, chain=chain_summary(services.chain.current()))
+
+
+@router.get(
+    "/incidents/{incident_id}/export",
+    response_class=PlainTextResponse,
+    responses={
+        200: {"content": {"text/markdown": {}, "application/x-ndjson": {}}},
+        **AUTH_ERRORS,
+    },
+)
+def export_incident(
+    incident_id: uuid.UUID,
+    session: SessionDep,
+    services: ServicesDep,
+    format: Literal["md", "json"] = "md",
+) -> PlainTextResponse:
+    """Export a post-incident review as Markdown, or everything as JSON Lines."""
+    record = _record(session, incident_id)
+    review = Review.build(
+        record, services.chain.current(), services.audit.now(), services.settings.public_url
+    )
+    if format == "md":
+        body, media, suffix = to_markdown(review), "text/markdown; charset=utf-8", "md"
+    else:
+        body, media, suffix = to_json_lines(review), "application/x-ndjson", "jsonl"
+    disposition = f'inline; filename="incident-{incident_id}.{suffix}"'
+    return PlainTextResponse(body, media_type=media, headers={"Content-Disposition": disposition})
+
+
+def _record(session: SessionDep, incident_id: uuid.UUID) -> IncidentRecord:
+    record = load_incident(session=session, incident_id=incident_id)
+    if record is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no incident {incident_id}")
+    return record
