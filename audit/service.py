@@ -208,7 +208,8 @@ def _walk(
     expected_seq = 1
     prev_hash = GENESIS_HASH
     while True:
-        batch = session.execute(
+        # Core rows, not ORM objects: verification reads every event and must stay fast.
+        batch = session.connection().execute(
             select(*columns)  # type: ignore[call-overload]
             .where(col(AuditEvent.seq) >= expected_seq)
             .order_by(col(AuditEvent.seq))
