@@ -41,14 +41,37 @@ def build(path: Path, count: int) -> None:
         for seq in range(1, count + 1):
             ts = start + timedelta(milliseconds=seq)
             incident = incidents[seq % len(incidents)]
-            data = canonical_json({"summary": f"probe {seq} completed", "tool": "cloudwatch_logs",
-                                   "evidence": {"lines": seq % 97, "error_lines": seq % 7}})
-            digest = event_digest(key=KEY, prev_hash=prev, seq=seq, ts=ts, incident_id=incident,
-                                  alert_id=None, actor="agent.investigate",
-                                  kind="probe.completed", data=data)
-            rows.append({"seq": seq, "ts": ts, "incident_id": incident, "alert_id": None,
-                         "actor": "agent.investigate", "kind": "probe.completed", "data": data,
-                         "prev_hash": prev, "hash": digest})
+            data = canonical_json(
+                {
+                    "summary": f"probe {seq} completed",
+                    "tool": "cloudwatch_logs",
+                    "evidence": {"lines": seq % 97, "error_lines": seq % 7},
+                }
+            )
+            digest = event_digest(
+                key=KEY,
+                prev_hash=prev,
+                seq=seq,
+                ts=ts,
+                incident_id=incident,
+                alert_id=None,
+                actor="agent.investigate",
+                kind="probe.completed",
+                data=data,
+            )
+            rows.append(
+                {
+                    "seq": seq,
+                    "ts": ts,
+                    "incident_id": incident,
+                    "alert_id": None,
+                    "actor": "agent.investigate",
+                    "kind": "probe.completed",
+                    "data": data,
+                    "prev_hash": prev,
+                    "hash": digest,
+                }
+            )
             prev = digest
             if len(rows) == 20_000:
                 connection.execute(insert(AuditEvent), rows)
@@ -65,12 +88,26 @@ def scan(path: Path) -> int:
     seen, last = 0, 0
     with Session(engine) as session:
         while True:
-            batch = session.connection().execute(
-                select(AuditEvent.seq, AuditEvent.ts, AuditEvent.incident_id, AuditEvent.alert_id,
-                       AuditEvent.actor, AuditEvent.kind, AuditEvent.data,
-                       AuditEvent.prev_hash, AuditEvent.hash)  # type: ignore[call-overload]
-                .where(col(AuditEvent.seq) > last).order_by(col(AuditEvent.seq)).limit(VERIFY_BATCH)
-            ).all()
+            batch = (
+                session.connection()
+                .execute(
+                    select(
+                        AuditEvent.seq,
+                        AuditEvent.ts,
+                        AuditEvent.incident_id,
+                        AuditEvent.alert_id,
+                        AuditEvent.actor,
+                        AuditEvent.kind,
+                        AuditEvent.data,
+                        AuditEvent.prev_hash,
+                        AuditEvent.hash,
+                    )  # type: ignore[call-overload]
+                    .where(col(AuditEvent.seq) > last)
+                    .order_by(col(AuditEvent.seq))
+                    .limit(VERIFY_BATCH)
+                )
+                .all()
+            )
             if not batch:
                 break
             seen += len(batch)
@@ -105,22 +142,28 @@ def main() -> None:
         path = Path(folder) / "bench.db"
         started = time.perf_counter()
         build(path, args.events)
-        print(f"built {args.events:,} events in {time.perf_counter() - started:.1f}s "  # noqa: T201
-              f"(load average {os.getloadavg()[0]:.2f})")
+        print(
+            f"built {args.events:,} events in {time.perf_counter() - started:.1f}s "
+            f"(load average {os.getloadavg()[0]:.2f})"
+        )
         with make_engine(f"sqlite:///{path}").connect() as connection:
             connection.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))
         scanned, scan_s = timed("scan", scan, path)
         checked, verify_s = timed("verify", verify, path)
     scan_rate, verify_rate = scanned / scan_s, checked / verify_s
     rows = [
-        ("audit verify", f"{verify_rate:,.0f} events/s", f">= {TARGET:,} events/s",
-         f"{verify_rate / scan_rate:.2f}x of plain scan ({scan_rate:,.0f} events/s)",
-         "PASS" if verify_rate >= TARGET else "MISS"),
+        (
+            "audit verify",
+            f"{verify_rate:,.0f} events/s",
+            f">= {TARGET:,} events/s",
+            f"{verify_rate / scan_rate:.2f}x of plain scan ({scan_rate:,.0f} events/s)",
+            "PASS" if verify_rate >= TARGET else "MISS",
+        ),
     ]
     header = ("benchmark", "measured", "target", "vs baseline (same run)", "")
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
-        print("  ".join(str(cell).ljust(w) for cell, w in zip(row, widths, strict=True)))  # noqa: T201
+        print("  ".join(str(cell).ljust(w) for cell, w in zip(row, widths, strict=True)))
 
 
 if __name__ == "__main__":
