@@ -18,6 +18,7 @@ class LogQuery:
     model_id: str | None = None
     model_version: str | None = None
     limit: int = 200
+    path: str | None = None
 
 
 @dataclass(frozen=True)
@@ -76,4 +77,38 @@ class ChatNotifier(Checkable, Protocol):
         thread_ts: str | None = None,
     ) -> ToolResult:
         """Post a message; evidence carries the message's `ts` and `channel`."""
+        ...
+
+
+@dataclass(frozen=True)
+class Route:
+    """Where an LLM service sends its traffic: provider, model, region, and provider options."""
+
+    provider: str
+    model: str
+    region: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class FailoverBackend(Checkable, Protocol):
+    """Reads and switches the active route of an LLM service, idempotently by key."""
+
+    def current(self, service: str) -> ToolResult:
+        """Return the service's active route; evidence carries `route`."""
+        ...
+
+    def switch(self, service: str, to: Route, *, idempotency_key: str) -> ToolResult:
+        """Switch to `to` once per key; evidence: `previous`, `new`, `confirmed`, `repeated`."""
+        ...
+
+    def restore(self, service: str, *, idempotency_key: str) -> ToolResult:
+        """Go back to the route recorded before the switch made with this key."""
+        ...
+
+
+class HealthProbe(Checkable, Protocol):
+    """Probes a serving dependency (embeddings, LLM endpoint, vector DB) with canaries."""
+
+    def probe(self) -> ToolResult:
+        """Run the canaries once; status ok, degraded, down or error, with latency and evidence."""
         ...
