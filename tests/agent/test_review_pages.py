@@ -96,7 +96,7 @@ def test_a_reviewer_signs_in_and_reads_the_incident_timeline(
     assert page.inner_text("[data-testid=decision]").startswith("page")
     assert "Audit chain verified" in page.inner_text("[data-testid=chain-status]")
     page.screenshot(
-        path=os.environ.get("REMEDIATOR_SCREENSHOT", str(tmp_path / "timeline.png")), full_page=True
+        path=os.environ.get("REVIEW_SCREENSHOT", str(tmp_path / "timeline.png")), full_page=True
     )
     assert requests_outside == []
 
