@@ -39,6 +39,7 @@ def create_app(
         key=settings.audit_key.get_secret_value().encode(),
         now=now,
         redactor=Redactor(field_names=frozenset(settings.redact_fields)),
+        payload_policy=settings.payload_policy,
     )
     tools = build_toolbox(settings)
     services = Services(

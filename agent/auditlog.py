@@ -14,7 +14,7 @@ from sqlmodel import Session
 
 from agent.db import session_scope
 from audit.models import AuditCheckpoint, AuditEvent
-from audit.redact import Redactor
+from audit.redact import PayloadPolicy, Redactor, apply_payload_fields
 from audit.service import append_checkpoint_file, append_event, write_checkpoint
 from audit.sqltypes import utcnow
 
@@ -26,6 +26,7 @@ class AuditLog:
     key: bytes
     now: Callable[[], datetime] = utcnow
     redactor: Redactor = field(default_factory=Redactor)
+    payload_policy: PayloadPolicy = "hash"
 
     def record(
         self,
@@ -43,7 +44,7 @@ class AuditLog:
             key=self.key,
             kind=kind,
             actor=actor,
-            data=cast(dict[str, Any], self.redactor.value(data)),
+            data=cast(dict[str, Any], self._clean(data)),
             incident_id=incident_id,
             alert_id=alert_id,
             now=self.now,
@@ -64,6 +65,11 @@ class AuditLog:
             return self.record(
                 session, kind, data, actor=actor, incident_id=incident_id, alert_id=alert_id
             )
+
+    def _clean(self, data: dict[str, Any]) -> object:
+        """Apply the prompt/response policy, then mask secrets and PII everywhere else."""
+        kept = apply_payload_fields(data, self.payload_policy, redactor=self.redactor)
+        return self.redactor.value(kept)
 
     def checkpoint(self, engine: Engine, copy_to: Path | None = None) -> AuditCheckpoint:
         """Sign the chain's head now; also append it to a file kept outside the database."""

@@ -56,6 +56,11 @@ class Settings(BaseSettings):
         default_factory=list,
         description="Comma-separated extra field names whose values are masked before storage.",
     )
+    payload_policy: Literal["full", "hash", "none"] = Field(
+        "hash",
+        description="How prompts and responses are kept in the audit trail: full (redacted), "
+        "hash (sha256 and length) or none.",
+    )
     max_body_bytes: int = Field(256 * 1024, gt=0, description="Largest accepted webhook body.")
     host: str = Field("127.0.0.1", description="Address `remediator serve` listens on.")
     port: int = Field(8080, ge=0, le=65535, description="Port `remediator serve` listens on.")

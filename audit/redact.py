@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -276,3 +277,31 @@ def apply_payload_policy(
     if policy == "none":
         return OMITTED
     raise ValueError(f"unknown payload policy: {policy!r}")
+
+
+PAYLOAD_FIELDS: frozenset[str] = frozenset({"prompt", "response", "completion", "messages"})
+
+
+def apply_payload_fields(
+    value: object, policy: PayloadPolicy, *, redactor: Redactor | None = None
+) -> object:
+    """Store every prompt/response field (by name, at any depth) only as far as `policy` allows."""
+    if isinstance(value, dict):
+        return {
+            key: _payload_value(item, policy, redactor)
+            if isinstance(key, str) and key.lower() in PAYLOAD_FIELDS
+            else apply_payload_fields(item, policy, redactor=redactor)
+            for key, item in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [apply_payload_fields(item, policy, redactor=redactor) for item in value]
+    return value
+
+
+def _payload_value(value: object, policy: PayloadPolicy, redactor: Redactor | None) -> object:
+    if isinstance(value, str):
+        return apply_payload_policy(value, policy, redactor=redactor)
+    if value is None:
+        return None
+    text = json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
+    return apply_payload_policy(text, policy, redactor=redactor)

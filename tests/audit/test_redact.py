@@ -364,3 +364,30 @@ def test_payload_policy_none_omits_text() -> None:
 def test_unknown_payload_policy_is_rejected() -> None:
     with pytest.raises(ValueError, match="unknown payload policy"):
         apply_payload_policy("x", "raw")  # type: ignore[arg-type]
+
+
+def test_payload_fields_follow_the_policy_at_any_depth() -> None:
+    from audit.redact import apply_payload_fields
+
+    data = {
+        "tool": "endpoint",
+        "evidence": {
+            "cases": [
+                {"prompt": "Who is alice@example.com?", "response": "A user.", "latency_ms": 812}
+            ]
+        },
+    }
+
+    full = apply_payload_fields(data, "full")
+    hashed = apply_payload_fields(data, "hash")
+    dropped = apply_payload_fields(data, "none")
+
+    assert full["evidence"]["cases"][0]["prompt"] == "Who is [REDACTED:email]?"  # type: ignore[index]
+    case = hashed["evidence"]["cases"][0]  # type: ignore[index]
+    assert case["prompt"] == {
+        "sha256": hashlib.sha256(b"Who is alice@example.com?").hexdigest(),
+        "chars": 25,
+    }
+    assert case["latency_ms"] == 812
+    assert dropped["evidence"]["cases"][0]["response"] == "[OMITTED]"  # type: ignore[index]
+    assert data["evidence"]["cases"][0]["prompt"] == "Who is alice@example.com?"  # type: ignore[index]
