@@ -26,6 +26,9 @@ class EmulatorServer:
     ) -> None:
         self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        # Accepted connections inherit this; without it, keep-alive answers wait ~40 ms on
+        # Nagle's algorithm meeting the client's delayed ACK.
+        self._socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._socket.bind((host, port))
         self.host = host
         self.port = self._socket.getsockname()[1]
