@@ -59,6 +59,7 @@ def event_digest(
     )
     return hmac.digest(key, f"{prev_hash}\n{body}".encode(), "sha256").hex()
 
+
 def checkpoint_signature(*, key: bytes, head_seq: int, head_hash: str, created_at: datetime) -> str:
     """Return the hex HMAC-SHA256 that vouches for a checkpoint of the chain's head."""
     message = f"checkpoint\n{head_seq}\n{head_hash}\n{created_at.isoformat()}".encode()

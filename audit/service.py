@@ -209,12 +209,16 @@ def _walk(
     prev_hash = GENESIS_HASH
     while True:
         # Core rows, not ORM objects: verification reads every event and must stay fast.
-        batch = session.connection().execute(
-            select(*columns)  # type: ignore[call-overload]
-            .where(col(AuditEvent.seq) >= expected_seq)
-            .order_by(col(AuditEvent.seq))
-            .limit(VERIFY_BATCH)
-        ).all()
+        batch = (
+            session.connection()
+            .execute(
+                select(*columns)  # type: ignore[call-overload]
+                .where(col(AuditEvent.seq) >= expected_seq)
+                .order_by(col(AuditEvent.seq))
+                .limit(VERIFY_BATCH)
+            )
+            .all()
+        )
         if not batch:
             return expected_seq - 1, prev_hash
         for seq, ts, incident_id, alert_id, actor, kind, data, stored_prev, stored_hash in batch:

@@ -1,4 +1,4 @@
-"""PagerDuty Events API v2 emulator: checks every event against the documented contract.
+"""PagerDuty emulator: Events API v2 here, REST API v2 incidents and notes in pagerduty_rest.
 
 Contract (CONTRACTS.md): POST /v2/enqueue, JSON, routing_key of 32 characters, event_action
 trigger|acknowledge|resolve, dedup_key ≤ 255 (required to acknowledge/resolve), trigger payload with
@@ -8,6 +8,7 @@ summary ≤ 1024, source and severity critical|error|warning|info; 202 with the 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import uuid
@@ -16,7 +17,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+
+from sandbox.pagerduty_rest import add_rest_routes
 
 MAX_EVENT_BYTES = 512 * 1024
 ACTIONS = ("trigger", "acknowledge", "resolve")
@@ -45,15 +48,29 @@ EVENT_FIELDS = {
 
 @dataclass
 class Fault:
-    """A response the emulator gives instead of processing the next event."""
+    """A response the emulator gives instead of processing the next request.
+
+    With `body` set, that raw text is the answer: a malformed reply from a sick server.
+    """
 
     status: int
     retry_after: int | None = None
+    body: str | None = None
+
+    def response(self, error_body: dict[str, Any]) -> Response:
+        """Answer with the API's own error body, or with this fault's malformed one."""
+        headers = {"Retry-After": str(self.retry_after)} if self.retry_after is not None else {}
+        if self.body is not None:
+            return Response(self.body, self.status, headers, media_type="application/json")
+        return JSONResponse(error_body, status_code=self.status, headers=headers)
 
 
 @dataclass
 class PagerDutyState:
-    """What the emulator received, the alerts it holds, and the faults queued for it."""
+    """What the emulator received, the alerts and incidents it holds, and the faults queued.
+
+    `routing_keys` / `rest_api_keys` / `service_ids` set to None accept any well-formed value.
+    """
 
     routing_keys: set[str] | None = None
     accepted: list[dict[str, Any]] = field(default_factory=list)
@@ -61,11 +78,46 @@ class PagerDutyState:
     alerts: list[dict[str, Any]] = field(default_factory=list)
     faults: deque[Fault] = field(default_factory=deque)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    rest_api_keys: set[str] | None = None
+    service_ids: set[str] | None = None
+    incidents: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[dict[str, Any]] = field(default_factory=list)
+    rest_rejected: list[dict[str, Any]] = field(default_factory=list)
+    delay_seconds: float = 0.0
 
     def fail_next(self, status: int, times: int = 1, retry_after: int | None = None) -> None:
-        """Answer the next `times` events with this HTTP status instead of processing them."""
+        """Answer the next `times` requests with this HTTP status instead of processing them."""
         with self.lock:
             self.faults.extend(Fault(status, retry_after) for _ in range(times))
+
+    def answer_malformed_next(
+        self, status: int, times: int = 1, body: str = '{"incident": {"id": '
+    ) -> None:
+        """Answer the next `times` requests with this status and a body that cannot be read."""
+        with self.lock:
+            self.faults.extend(Fault(status, body=body) for _ in range(times))
+
+    def take_fault(self) -> Fault | None:
+        """Return the next queued fault, if any (call with the lock held)."""
+        return self.faults.popleft() if self.faults else None
+
+    def open_incident(self, service_id: str, incident_key: str) -> dict[str, Any] | None:
+        """Return the unresolved incident of this service with this incident_key, if any."""
+        for incident in self.incidents:
+            if (
+                incident["service"]["id"] == service_id
+                and incident["incident_key"] == incident_key
+                and incident["status"] != "resolved"
+            ):
+                return incident
+        return None
+
+    def resolve_incident(self, incident_id: str) -> None:
+        """Resolve an incident, as a responder would in PagerDuty's web app."""
+        with self.lock:
+            for incident in self.incidents:
+                if incident["id"] == incident_id:
+                    incident["status"] = "resolved"
 
     def open_alert(self, routing_key: str, dedup_key: str) -> dict[str, Any] | None:
         """Return the unresolved alert with this key, if any."""
@@ -85,6 +137,9 @@ class PagerDutyState:
                 "accepted": list(self.accepted),
                 "rejected": list(self.rejected),
                 "alerts": [dict(a) for a in self.alerts],
+                "incidents": [dict(i) for i in self.incidents],
+                "notes": [dict(n) for n in self.notes],
+                "rest_rejected": list(self.rest_rejected),
             }
 
 
@@ -143,21 +198,18 @@ def _validate_links(links: Any, images: Any) -> list[str]:
 
 
 def create_pagerduty_app(state: PagerDutyState) -> FastAPI:
-    """Build the emulator's ASGI app around its state."""
-    app = FastAPI(title="PagerDuty Events API v2 emulator", openapi_url=None)
+    """Build the emulator's ASGI app around its state: Events API v2 and the REST API."""
+    app = FastAPI(title="PagerDuty emulator", openapi_url=None)
 
     @app.post("/v2/enqueue")
-    async def enqueue(request: Request) -> JSONResponse:
+    async def enqueue(request: Request) -> Response:
         body = await request.body()
+        if state.delay_seconds > 0:
+            await asyncio.sleep(state.delay_seconds)
         with state.lock:
-            if state.faults:
-                fault = state.faults.popleft()
-                headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after else {}
-                return JSONResponse(
-                    {"status": "error", "message": "injected fault"},
-                    status_code=fault.status,
-                    headers=headers,
-                )
+            fault = state.take_fault()
+        if fault is not None:
+            return fault.response({"status": "error", "message": "injected fault"})
         if len(body) > MAX_EVENT_BYTES:
             return _invalid(state, None, ["Event is larger than 512 KB"])
         try:
@@ -173,6 +225,7 @@ def create_pagerduty_app(state: PagerDutyState) -> FastAPI:
     def received() -> dict[str, Any]:
         return state.snapshot()
 
+    add_rest_routes(app, state)
     return app
 
 

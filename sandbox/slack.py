@@ -2,26 +2,50 @@
 
 Contract (CONTRACTS.md): POST <base>/api/<method>, JSON or form body, bearer token xoxb-…;
 application errors are HTTP 200 with {"ok": false, "error": …}; about one message per second per
-channel with short bursts, over it HTTP 429 with Retry-After.
+channel with short bursts, over it HTTP 429 with Retry-After. chat.update edits a message the bot
+posted (`message_not_found` for an unknown ts, `cant_update_message` for someone else's).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 MAX_TEXT = 40_000
 MAX_BLOCKS = 50
 HEADER_TEXT = 150
 SECTION_TEXT = 3000
+BOT_USER = "U0REMEDIATOR"
+
+
+@dataclass
+class SlackFault:
+    """An answer the emulator gives instead of processing the next call.
+
+    With `body` set, that raw text is the answer: a malformed reply from a sick server.
+    """
+
+    status: int
+    retry_after: int | None = None
+    body: str | None = None
+
+    def response(self) -> Response:
+        """Answer with Slack's error shape for the status, or with this fault's raw body."""
+        headers = {"Retry-After": str(self.retry_after)} if self.retry_after is not None else {}
+        if self.body is not None:
+            return Response(self.body, self.status, headers, media_type="application/json")
+        error = "ratelimited" if self.status == 429 else "internal_error"
+        return JSONResponse({"ok": False, "error": error}, self.status, headers)
 
 
 @dataclass
@@ -37,6 +61,18 @@ class SlackState:
     _buckets: dict[str, tuple[float, float]] = field(default_factory=dict)
     _counter: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
+    faults: deque[SlackFault] = field(default_factory=deque)
+    delay_seconds: float = 0.0
+
+    def fail_next(self, status: int, times: int = 1, retry_after: int | None = None) -> None:
+        """Answer the next `times` calls with this HTTP status instead of processing them."""
+        with self.lock:
+            self.faults.extend(SlackFault(status, retry_after) for _ in range(times))
+
+    def answer_malformed_next(self, times: int = 1, body: str = '{"ok": true, "ts": ') -> None:
+        """Answer the next `times` calls with HTTP 200 and a body that cannot be read."""
+        with self.lock:
+            self.faults.extend(SlackFault(200, body=body) for _ in range(times))
 
     def take(self, channel: str) -> float:
         """Spend one message of the channel's budget; return seconds to wait when none is left."""
@@ -90,14 +126,22 @@ def create_slack_app(state: SlackState) -> FastAPI:
     app = FastAPI(title="Slack Web API emulator", openapi_url=None)
 
     @app.post("/api/{method}")
-    async def api(method: str, request: Request) -> JSONResponse:
+    async def api(method: str, request: Request) -> Response:
         args = await _arguments(request)
+        if state.delay_seconds > 0:
+            await asyncio.sleep(state.delay_seconds)
+        token = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+        if args is not None:
+            token = token or str(args.pop("token", ""))
+        with state.lock:
+            if args is not None:
+                state.calls.append({"method": method, "args": args})
+            fault = state.faults.popleft() if state.faults else None
+        if fault is not None:
+            return fault.response()
         if args is None:
             return _error("invalid_json")
-        token = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
-        token = token or str(args.pop("token", ""))
         with state.lock:
-            state.calls.append({"method": method, "args": args})
             if not token:
                 return _error("not_authed")
             if token != state.token:
@@ -158,6 +202,7 @@ def _post_message(state: SlackState, args: dict[str, Any]) -> JSONResponse:
     message = {
         "channel": channel,
         "ts": state.next_ts(),
+        "user": BOT_USER,
         "text": args.get("text", ""),
         "blocks": args.get("blocks"),
         "thread_ts": args.get("thread_ts"),
@@ -180,13 +225,23 @@ def _update(state: SlackState, args: dict[str, Any]) -> JSONResponse:
     target = next((m for m in state.messages if m["channel"] == channel and m["ts"] == ts), None)
     if target is None:
         return _error("message_not_found")
+    if target.get("user", BOT_USER) != BOT_USER:
+        return _error("cant_update_message")
     problem = _message_error(args)
     if problem:
         return _error(problem)
     target["text"] = args.get("text", target["text"])
     target["blocks"] = args.get("blocks", target["blocks"])
     target["edited"] = True
-    return JSONResponse({"ok": True, "channel": channel, "ts": ts, "text": target["text"]})
+    return JSONResponse(
+        {
+            "ok": True,
+            "channel": channel,
+            "ts": ts,
+            "text": target["text"],
+            "message": {"type": "message", "user": BOT_USER, "text": target["text"], "ts": ts},
+        }
+    )
 
 
 def _message_error(args: dict[str, Any]) -> str | None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+from collections.abc import Callable
 from typing import Any
 
 from slack_sdk import WebClient
@@ -9,13 +11,22 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.http_retry.builtin_handlers import (
     ConnectionErrorRetryHandler,
     RateLimitErrorRetryHandler,
+    ServerErrorRetryHandler,
 )
+from slack_sdk.http_retry.builtin_interval_calculators import BackoffRetryIntervalCalculator
+from slack_sdk.http_retry.jitter import Jitter
+from slack_sdk.http_retry.request import HttpRequest
+from slack_sdk.http_retry.response import HttpResponse
+from slack_sdk.http_retry.state import RetryState
+from slack_sdk.web import SlackResponse
 
 from tools.result import Stopwatch, ToolResult, ToolStatus
 
+RETRIED_SERVER_STATUSES = frozenset({500, 502, 503, 504})
+
 
 class SlackChat:
-    """Post incident messages; 429s wait for Retry-After, app errors come back as results."""
+    """Post and edit incident messages; 429s wait for Retry-After, 5xx back off, boundedly."""
 
     name = "slack"
 
@@ -26,7 +37,12 @@ class SlackChat:
         base_url: str = "https://slack.com/api/",
         timeout_seconds: float = 10.0,
         rate_limit_retries: int = 3,
+        server_error_retries: int = 2,
+        retry_base_seconds: float = 0.5,
     ) -> None:
+        backoff = BackoffRetryIntervalCalculator(
+            backoff_factor=retry_base_seconds, jitter=ProportionalJitter()
+        )
         self._client = WebClient(
             token=token,
             base_url=base_url,
@@ -34,6 +50,9 @@ class SlackChat:
             retry_handlers=[
                 ConnectionErrorRetryHandler(max_retry_count=1),
                 RateLimitErrorRetryHandler(max_retry_count=rate_limit_retries),
+                ServerErrorsRetryHandler(
+                    max_retry_count=server_error_retries, interval_calculator=backoff
+                ),
             ],
         )
 
@@ -43,7 +62,7 @@ class SlackChat:
             answer = self._client.auth_test()
         except SlackApiError as exc:
             return False, f"Slack refused the token: {exc.response.get('error')}"
-        except (SlackClientError, OSError) as exc:
+        except (SlackClientError, OSError, ValueError) as exc:
             return False, f"Slack unreachable: {exc}"
         return True, f"authenticated as {answer.get('user_id') or answer.get('bot_id')}"
 
@@ -59,36 +78,103 @@ class SlackChat:
         asked: dict[str, Any] = {"method": "chat.postMessage", "channel": channel, "text": text}
         if thread_ts:
             asked["thread_ts"] = thread_ts
+        return self._send(
+            asked,
+            "the message",
+            "posted to {channel}",
+            lambda: self._client.chat_postMessage(
+                channel=channel, text=text, blocks=blocks, thread_ts=thread_ts
+            ),
+        )
+
+    def update(
+        self,
+        *,
+        channel: str,
+        ts: str,
+        text: str,
+        blocks: list[dict[str, Any]] | None = None,
+    ) -> ToolResult:
+        """Edit a message the bot posted, e.g. an approval request once it has been answered."""
+        asked: dict[str, Any] = {
+            "method": "chat.update",
+            "channel": channel,
+            "ts": ts,
+            "text": text,
+        }
+        return self._send(
+            asked,
+            "the update",
+            "updated message {ts} in {channel}",
+            lambda: self._client.chat_update(channel=channel, ts=ts, text=text, blocks=blocks),
+        )
+
+    def _send(
+        self, asked: dict[str, Any], what: str, done: str, call: Callable[[], SlackResponse]
+    ) -> ToolResult:
         watch = Stopwatch()
         try:
-            answer = self._client.chat_postMessage(
-                channel=channel, text=text, blocks=blocks, thread_ts=thread_ts
-            )
+            answer = call()
         except SlackApiError as exc:
             error = exc.response.get("error") if exc.response is not None else None
             return ToolResult(
                 tool=self.name,
                 status=ToolStatus.error,
-                summary=f"Slack refused the message: {error or exc}",
+                summary=f"Slack refused {what}: {error or exc}",
                 asked=asked,
-                evidence={"http_status": exc.response.status_code if exc.response else None},
+                evidence={
+                    "http_status": exc.response.status_code if exc.response is not None else None
+                },
                 latency_ms=watch.ms,
                 error=str(error or exc)[:500],
             )
-        except (SlackClientError, OSError) as exc:
+        except (SlackClientError, OSError, ValueError) as exc:
+            # ValueError: the SDK lets a truncated JSON answer escape as a JSONDecodeError.
             return ToolResult(
                 tool=self.name,
                 status=ToolStatus.error,
-                summary="Slack unreachable",
+                summary="Slack unreachable or its answer unreadable",
                 asked=asked,
                 latency_ms=watch.ms,
-                error=str(exc)[:500],
+                error=f"{type(exc).__name__}: {exc}"[:500],
+            )
+        channel, ts = answer.get("channel"), answer.get("ts")
+        if not isinstance(channel, str) or not isinstance(ts, str):
+            return ToolResult(
+                tool=self.name,
+                status=ToolStatus.error,
+                summary=f"Slack's answer about {what} lacks channel or ts",
+                asked=asked,
+                latency_ms=watch.ms,
+                error=str(answer.data)[:500],
             )
         return ToolResult(
             tool=self.name,
             status=ToolStatus.ok,
-            summary=f"posted to {answer.get('channel')}",
+            summary=done.format(channel=channel, ts=ts),
             asked=asked,
-            evidence={"channel": answer.get("channel"), "ts": answer.get("ts")},
+            evidence={"channel": channel, "ts": ts},
             latency_ms=watch.ms,
         )
+
+
+class ServerErrorsRetryHandler(ServerErrorRetryHandler):
+    """Retry 500, 502, 503 and 504; the SDK's own handler skips the gateway errors."""
+
+    def _can_retry(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> bool:
+        return response is not None and response.status_code in RETRIED_SERVER_STATUSES
+
+
+class ProportionalJitter(Jitter):
+    """Add up to 10% to a backoff; the SDK's RandomJitter adds up to a whole second."""
+
+    def recalculate(self, duration: float) -> float:
+        """Return the duration stretched by a random 0-10%."""
+        return duration * (1 + 0.1 * random.random())

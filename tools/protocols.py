@@ -112,3 +112,38 @@ class HealthProbe(Checkable, Protocol):
     def probe(self) -> ToolResult:
         """Run the canaries once; status ok, degraded, down or error, with latency and evidence."""
         ...
+
+
+class IncidentPager(Checkable, Protocol):
+    """Opens on-call incidents directly (REST) and writes to their timeline."""
+
+    def create_incident(
+        self,
+        title: str,
+        service_id: str,
+        urgency: str,
+        incident_key: str,
+        details: str,
+        escalation_policy_id: str | None = None,
+    ) -> ToolResult:
+        """Open an incident; evidence: `id`, `incident_number`, `html_url`, `status`."""
+        ...
+
+    def add_note(self, incident_id: str, content: str) -> ToolResult:
+        """Add a note to the incident; evidence: `id`, `created_at`, `incident_id`."""
+        ...
+
+
+class EditableChat(ChatNotifier, Protocol):
+    """A chat notifier that can also edit a message it posted."""
+
+    def update(
+        self,
+        *,
+        channel: str,
+        ts: str,
+        text: str,
+        blocks: list[dict[str, Any]] | None = None,
+    ) -> ToolResult:
+        """Edit the message at `ts`; evidence carries `channel` and `ts`."""
+        ...

@@ -115,7 +115,7 @@ def map_arize_payload(payload: Mapping[str, Any], field_paths: Mapping[str, list
     """Map one decoded Arize alert body to a Breach, or raise BreachMappingError saying why."""
     found = {name: _first(payload, candidates) for name, candidates in field_paths.items()}
     missing = []
-    if _text(found["monitor_id"]) is None and _text(found["monitor_name"]) is None:
+    if as_text(found["monitor_id"]) is None and as_text(found["monitor_name"]) is None:
         missing.append("monitor identity (monitor_id or monitor_name)")
     if found["status"] is None:
         missing.append("status")
@@ -125,20 +125,20 @@ def map_arize_payload(payload: Mapping[str, Any], field_paths: Mapping[str, list
         )
     return Breach(
         source="arize",
-        monitor_id=_text(found["monitor_id"]),
-        monitor_name=_text(found["monitor_name"]),
+        monitor_id=as_text(found["monitor_id"]),
+        monitor_name=as_text(found["monitor_name"]),
         status=_status(found["status"]),
-        metric=_text(found["metric"]),
-        threshold=_number("threshold", found["threshold"]),
-        operator=_text(found["operator"]),
-        value=_number("value", found["value"]),
-        model_id=_text(found["model_id"]),
-        model_version=_text(found["model_version"]),
-        environment=_text(found["environment"]),
-        service=_text(found["service"]),
+        metric=as_text(found["metric"]),
+        threshold=as_number("threshold", found["threshold"]),
+        operator=as_text(found["operator"]),
+        value=as_number("value", found["value"]),
+        model_id=as_text(found["model_id"]),
+        model_version=as_text(found["model_version"]),
+        environment=as_text(found["environment"]),
+        service=as_text(found["service"]),
         segment=_segment(found["segment"]),
-        triggered_at=_time(found["triggered_at"]),
-        url=_text(found["url"]),
+        triggered_at=as_time(found["triggered_at"]),
+        url=as_text(found["url"]),
     )
 
 
@@ -155,7 +155,8 @@ def _first(payload: Mapping[str, Any], candidates: list[str]) -> Any:
     return None
 
 
-def _text(value: Any) -> str | None:
+def as_text(value: Any) -> str | None:
+    """Return a scalar as trimmed text (at most 512 characters), else None."""
     if value is None:
         return None
     if isinstance(value, str | int | float) and not isinstance(value, bool):
@@ -173,7 +174,8 @@ def _status(value: Any) -> BreachStatus:
     return status
 
 
-def _number(name: str, value: Any) -> float | None:
+def as_number(name: str, value: Any) -> float | None:
+    """Return a finite number from a number or numeric text, or raise naming the field."""
     if value is None:
         return None
     if isinstance(value, bool):
@@ -210,13 +212,14 @@ def _segment(value: Any) -> dict[str, str]:
         raise BreachMappingError("segment must be an object or a list of {name, value}")
     segment: dict[str, str] = {}
     for name, raw in items:
-        text = _text(raw)
+        text = as_text(raw)
         if text is not None:
             segment[str(name)[:128]] = text
     return segment
 
 
-def _time(value: Any) -> datetime | None:
+def as_time(value: Any) -> datetime | None:
+    """Return an aware time from RFC 3339 text or epoch seconds/milliseconds."""
     if value is None:
         return None
     try:

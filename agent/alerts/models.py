@@ -23,7 +23,7 @@ class Breach(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    source: Literal["arize"] = "arize"
+    source: Literal["arize", "alertmanager"] = "arize"
     monitor_id: str | None = None
     monitor_name: str | None = None
     status: BreachStatus

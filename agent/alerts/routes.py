@@ -12,11 +12,13 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
+from agent.alerts.alertmanager import map_alertmanager_payload
 from agent.alerts.arize import BreachMappingError, map_arize_payload
-from agent.alerts.models import AlertRead
+from agent.alerts.models import AlertRead, Breach
 from agent.alerts.service import accept_alert, get_alert
 from agent.db import session_scope
 from agent.deps import Services, ServicesDep, SessionDep, WebhookAuth
+from audit.chain import canonical_json
 
 router = APIRouter(tags=["webhooks"])
 
@@ -67,15 +69,55 @@ async def receive_arize_alert(request: Request, services: ServicesDep) -> JSONRe
             content={"detail": str(exc), "missing": exc.missing or None},
         )
     digest = hashlib.sha256(body).hexdigest()
-    alert_id, created, incident_id = await run_in_threadpool(
-        _store, services, breach, payload, digest
-    )
-    answer = Accepted(
-        alert_id=alert_id, status="accepted" if created else "duplicate", incident_id=incident_id
-    )
+    [answer] = await run_in_threadpool(_store, services, [(breach, payload, digest)])
     return JSONResponse(
-        status_code=status.HTTP_202_ACCEPTED if created else status.HTTP_200_OK,
+        status_code=status.HTTP_202_ACCEPTED if answer.status == "accepted" else status.HTTP_200_OK,
         content=answer.model_dump(mode="json"),
+    )
+
+
+class AcceptedGroup(BaseModel):
+    """The answer to an Alertmanager group: one entry per alert, in order."""
+
+    alerts: list[Accepted]
+    accepted: int
+    duplicates: int
+
+
+@router.post(
+    "/webhooks/alertmanager",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=AcceptedGroup,
+    responses={200: {"model": AcceptedGroup, "description": "Every alert seen before"}, **ERRORS},
+    dependencies=[WebhookAuth],
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        }
+    },
+)
+async def receive_alertmanager_alerts(request: Request, services: ServicesDep) -> JSONResponse:
+    """Accept a Prometheus Alertmanager webhook (version 4): every alert of the group, or none."""
+    _require_json(request)
+    payload = _parse_object(await _read_bounded(request, services.settings.max_body_bytes))
+    try:
+        mapped = map_alertmanager_payload(payload)
+    except BreachMappingError as exc:
+        return JSONResponse(
+            status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+            content={"detail": str(exc), "missing": exc.missing or None},
+        )
+    items = [
+        (breach, item, hashlib.sha256(canonical_json(item).encode()).hexdigest())
+        for breach, item in mapped
+    ]
+    answers = await run_in_threadpool(_store, services, items)
+    accepted = sum(1 for a in answers if a.status == "accepted")
+    group = AcceptedGroup(alerts=answers, accepted=accepted, duplicates=len(answers) - accepted)
+    return JSONResponse(
+        status_code=status.HTTP_202_ACCEPTED if accepted else status.HTTP_200_OK,
+        content=group.model_dump(mode="json"),
     )
 
 
@@ -93,18 +135,26 @@ def read_alert(alert_id: uuid.UUID, session: SessionDep) -> AlertRead:
     return AlertRead.model_validate(alert, from_attributes=True)
 
 
-def _store(
-    services: Services, breach: Any, payload: dict[str, Any], digest: str
-) -> tuple[uuid.UUID, bool, uuid.UUID | None]:
+def _store(services: Services, items: list[tuple[Breach, dict[str, Any], str]]) -> list[Accepted]:
+    """Store every alert with its audit event in one transaction: all are accepted, or none."""
+    answers = []
     with session_scope(services.engine) as session:
-        alert, created = accept_alert(
-            session=session,
-            audit=services.audit,
-            breach=breach,
-            payload=payload,
-            body_sha256=digest,
-        )
-        return alert.id, created, alert.incident_id
+        for breach, payload, digest in items:
+            alert, created = accept_alert(
+                session=session,
+                audit=services.audit,
+                breach=breach,
+                payload=payload,
+                body_sha256=digest,
+            )
+            answers.append(
+                Accepted(
+                    alert_id=alert.id,
+                    status="accepted" if created else "duplicate",
+                    incident_id=alert.incident_id,
+                )
+            )
+    return answers
 
 
 def _require_json(request: Request) -> None:

@@ -47,12 +47,13 @@ def accept_alert(
         breach_json=breach.model_dump_json(),
         received_at=audit.now(),
     )
-    session.add(alert)
     try:
-        session.flush()
+        # A savepoint: losing a race must not undo the other alerts of this transaction.
+        with session.begin_nested():
+            session.add(alert)
+            session.flush()
     except IntegrityError:
         # The same delivery raced in on another connection and won.
-        session.rollback()
         existing = find_delivery(
             session=session, monitor_key=breach.monitor_key, body_sha256=body_sha256
         )
