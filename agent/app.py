@@ -15,8 +15,10 @@ from agent import __version__
 from agent.alerts.arize import load_field_paths
 from agent.alerts.routes import router as alerts_router
 from agent.auditlog import AuditLog
+from agent.changes.routes import router as changes_router
 from agent.db import make_engine, upgrade
 from agent.deps import Services
+from agent.doctor import CachedChecks, run_checks
 from agent.graph.runner import GraphRunner, make_checkpointer
 from agent.graph.state import RunContext
 from agent.health import router as health_router
@@ -28,6 +30,7 @@ from agent.toolbox import build_toolbox
 from agent.worker import Worker, start_worker_thread
 from audit.redact import Redactor
 from audit.sqltypes import utcnow
+from runbooks.catalog import load_catalog
 
 
 def create_app(
@@ -42,11 +45,14 @@ def create_app(
         payload_policy=settings.payload_policy,
     )
     tools = build_toolbox(settings)
+    catalog = load_catalog(settings.catalog_file) if settings.catalog_file else None
     services = Services(
         settings=settings,
         engine=engine,
         audit=audit,
         chain=ChainStatus(engine, audit.key),
+        catalog=catalog,
+        checks=CachedChecks(lambda: run_checks(settings, tools, catalog, timeout=5.0)),
         field_paths=load_field_paths(settings.arize_field_map),
         integrations={
             name: "live" if live else "dry-run" for name, live in tools.configured().items()
@@ -85,6 +91,7 @@ def create_app(
     )
     app.state.services = services
     app.include_router(alerts_router)
+    app.include_router(changes_router)
     app.include_router(health_router)
     app.include_router(review_router)
     app.include_router(pages_router)

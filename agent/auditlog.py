@@ -43,7 +43,7 @@ class AuditLog:
             session=session,
             key=self.key,
             kind=kind,
-            actor=actor,
+            actor=self.redactor.text(actor),
             data=cast(dict[str, Any], self._clean(data)),
             incident_id=incident_id,
             alert_id=alert_id,

@@ -6,12 +6,15 @@ import sys
 import time
 import uuid
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from pydantic import ValidationError
 
 from agent.settings import Settings
+
+if TYPE_CHECKING:
+    from runbooks.catalog import Catalog, Service
 
 app = typer.Typer(
     help="Incident remediation agent for LLM services (Arize alert webhook).",
@@ -20,8 +23,10 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 audit_app = typer.Typer(help="The tamper-evident audit trail.", no_args_is_help=True)
+baseline_app = typer.Typer(help="Baselines of healthy dependencies.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(audit_app, name="audit")
+app.add_typer(baseline_app, name="baseline")
 
 
 def load_settings() -> Settings:
@@ -226,6 +231,93 @@ def audit_show(incident_id: Annotated[str, typer.Argument(help="Incident id (UUI
         typer.echo(format_timeline(events))
 
 
+def load_catalog_setting(settings: Settings) -> Catalog | None:
+    """Load the catalog named by REMEDIATOR_CATALOG_FILE, or exit 2 naming its mistakes."""
+    from runbooks.catalog import load_catalog
+    from runbooks.loader import ConfigError
+
+    if settings.catalog_file is None:
+        return None
+    try:
+        return load_catalog(settings.catalog_file)
+    except ConfigError as exc:
+        typer.echo(f"error: invalid service catalog:\n{exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def doctor() -> None:
+    """Check every configured integration (settings and catalog) and print a table."""
+    from agent.doctor import format_rows, run_checks
+    from agent.toolbox import build_toolbox
+
+    settings = load_settings()
+    rows = run_checks(settings, build_toolbox(settings), load_catalog_setting(settings))
+    typer.echo(format_rows(rows))
+    failing = [r for r in rows if not r.ok]
+    if failing:
+        typer.echo(f"\n{len(failing)} integration(s) failing", err=True)
+        raise typer.Exit(1)
+
+
+@baseline_app.command("capture")
+def baseline_capture(
+    service: Annotated[str, typer.Argument(help="Service name from the catalog.")],
+) -> None:
+    """Record what healthy looks like: golden embedding vectors and the vector DB's canary."""
+    settings = load_settings()
+    catalog = load_catalog_setting(settings)
+    if catalog is None or service not in catalog.services:
+        known = ", ".join(sorted(catalog.services)) if catalog else "none (no catalog)"
+        typer.echo(f"error: no service {service!r} in the catalog (known: {known})", err=True)
+        raise typer.Exit(2)
+    spec = catalog.services[service]
+    try:
+        done = _capture(spec)
+    except Exception as exc:  # any SDK error: say which and stop, never a traceback
+        typer.echo(f"error: baseline capture failed: {type(exc).__name__}: {exc}", err=True)
+        raise typer.Exit(1) from None
+    if not done:
+        typer.echo(f"error: {service} names no golden_file or canary_file to capture", err=True)
+        raise typer.Exit(2)
+
+
+def _capture(spec: Service) -> int:
+    """Capture what the service's catalog entry asks for; return how many baselines."""
+    import os
+
+    from qdrant_client import QdrantClient
+
+    from agent.service_tools import save_canary
+    from tools.probe_embeddings import capture_golden_vectors, save_golden_vectors
+    from tools.probe_vectordb import capture_canary
+
+    done = 0
+    embeddings = spec.dependencies.embeddings
+    if embeddings is not None and embeddings.golden_file:
+        golden = capture_golden_vectors(
+            base_url=embeddings.base_url,
+            api_key=os.environ.get(embeddings.api_key_env or "", "") or "unset",
+            model=embeddings.model,
+        )
+        save_golden_vectors(golden, Path(embeddings.golden_file))
+        typer.echo(f"golden vectors of {embeddings.model} saved to {embeddings.golden_file}")
+        done += 1
+    vector = spec.dependencies.vector_db
+    if vector is not None and vector.kind == "qdrant" and vector.canary_file and vector.collection:
+        api_key = os.environ.get(vector.api_key_env or "") or None
+        client = (
+            QdrantClient(url=vector.url, api_key=api_key, check_compatibility=False)
+            if vector.url
+            else QdrantClient(path=vector.path)
+        )
+        canary = capture_canary(client, vector.collection)
+        save_canary(canary, Path(vector.canary_file))
+        typer.echo(f"vector DB canary of {vector.collection} saved to {vector.canary_file}")
+        done += 1
+    return done
+
+
 @app.command()
 def sandbox(
     workdir: Annotated[Path, typer.Option(help="Where certificates are written.")] = Path(
@@ -246,8 +338,14 @@ def sandbox(
     except OSError as exc:
         typer.echo(f"error: cannot start the emulators: {exc}", err=True)
         raise typer.Exit(1) from None
+    catalog = stack.write_catalog(workdir / "services.yaml")
     typer.echo("Sandbox emulators running. Point the service at them with:\n")
-    for name, value in stack.service_env().items():
+    exports = {
+        **stack.service_env(),
+        "REMEDIATOR_CATALOG_FILE": str(catalog.resolve()),
+        **stack.catalog_env(),
+    }
+    for name, value in exports.items():
         typer.echo(f"export {name}={value}")
     typer.echo("\nPress Ctrl-C to stop.")
     try:

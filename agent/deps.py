@@ -26,6 +26,10 @@ class Services:
     integrations: dict[str, str] = field(default_factory=dict)
     chain: Any = None
     """The audit chain's cached verification (agent.review.service.ChainStatus)."""
+    catalog: Any = None
+    """The service catalog (runbooks.catalog.Catalog), when one is configured."""
+    checks: Any = None
+    """The doctor's cached rows (agent.doctor.CachedChecks), shown on /readyz."""
     worker_alive: Any = None
     """A callable telling whether the in-process worker runs; None when there is none."""
 

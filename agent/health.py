@@ -40,6 +40,18 @@ def readyz(services: ServicesDep) -> JSONResponse:
         checks["worker"] = "stopped"
         ready = False
     checks["integrations"] = services.integrations
+    if services.checks is not None:
+        # Informative: a failing dependency is why we are needed, not a reason to stop serving.
+        checks["adapters"] = [
+            {
+                "scope": r.scope,
+                "integration": r.role,
+                "adapter": r.adapter,
+                "ok": r.ok,
+                "detail": r.detail,
+            }
+            for r in services.checks.current()
+        ]
     return JSONResponse(
         status_code=200 if ready else 503,
         content={"status": "ready" if ready else "not ready", "checks": checks},

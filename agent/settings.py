@@ -81,6 +81,9 @@ class Settings(BaseSettings):
         5, ge=1, description="Claims of one alert before it is failed."
     )
 
+    catalog_file: Path | None = Field(
+        None, description="Service catalog YAML (see runbooks/services.yaml); unset: none."
+    )
     arize_field_map: Path | None = Field(
         None, description="JSON file adding field paths to the Arize payload mapping."
     )

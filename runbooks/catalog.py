@@ -46,6 +46,9 @@ class GcpLogs(Strict):
     model_field: str = "labels.model_id"
     version_field: str = "labels.model_version"
     api_endpoint: str | None = None
+    anonymous: bool = Field(
+        False, description="Send no credentials (only for a local emulator at api_endpoint)."
+    )
 
 
 class Logs(Strict):
@@ -91,6 +94,10 @@ class VectorDb(Strict):
     path: str | None = None
     collection: str | None = None
     readiness_url: str | None = None
+    api_key_env: str | None = None
+    canary_file: str | None = Field(
+        None, description="JSON {collection, vector, expected_id}: `remediator baseline capture`."
+    )
     latency_budget_ms: float = Field(500, gt=0)
     owner: str
 

@@ -54,7 +54,8 @@ def seed_log_lines(
         {"timestamp": int(moment.timestamp() * 1000), "message": message}
         for moment, message in sorted(lines)
     ]
-    client.put_log_events(logGroupName=group, logStreamName=stream, logEvents=events)
+    if events:
+        client.put_log_events(logGroupName=group, logStreamName=stream, logEvents=events)
 
 
 def demo_log_lines(model_id: str, version: str, around: datetime) -> list[tuple[datetime, str]]:

@@ -2,19 +2,37 @@
 
 from __future__ import annotations
 
+import json
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sandbox.aws import SANDBOX_CREDENTIALS, SANDBOX_REGION, start_moto
+import yaml
+from qdrant_client import QdrantClient
+
+from sandbox.aws import SANDBOX_CREDENTIALS, SANDBOX_REGION, seed_log_lines, start_moto
+from sandbox.gateway import GatewayState, create_gateway_app
+from sandbox.gcp_logging import GcpLoggingState, create_gcp_logging_app
+from sandbox.openai_server import create_openai_app
+from sandbox.openai_state import OpenAIServerState
 from sandbox.pagerduty import PagerDutyState, create_pagerduty_app
 from sandbox.server import EmulatorServer
 from sandbox.slack import SlackState, create_slack_app
 from sandbox.tls import make_self_signed
+from sandbox.vectordb import VectorDBState, create_vectordb_app
+from tools.probe_vectordb import seed_canary
 
 DEMO_CHANNEL = "C0INCIDENTS"
 DEMO_LOG_GROUP = "/llm/chat-gateway"
+DEMO_SERVICE = "support-bot"
+CHAT_MODEL = "support-bot-v3"
+FALLBACK_MODEL = "support-bot-v2"
+EMBEDDING_MODEL = "text-embedding-3-small"
+COLLECTION = "support-articles"
+TEAMS = ("assistant-team", "search-platform", "ml-platform")
+# Right answers to the catalog's diagnostic prompts, as a healthy endpoint gives them.
+DIAGNOSTIC_ANSWERS = {"17 + 25": "42", "capital of France": "Paris"}
 
 
 @dataclass
@@ -30,14 +48,35 @@ class SandboxStack:
     log_group: str = DEMO_LOG_GROUP
     pagerduty: PagerDutyState = field(init=False)
     slack: SlackState = field(init=False)
+    openai: OpenAIServerState = field(init=False)
+    vectordb: VectorDBState = field(init=False)
+    gateway: GatewayState = field(init=False)
+    gcp: GcpLoggingState = field(init=False)
+    team_keys: dict[str, str] = field(init=False)
+    openai_key: str = field(default_factory=lambda: "sk-sandbox-" + secrets.token_hex(8))
+    gateway_token: str = field(default_factory=lambda: secrets.token_hex(16))
     _servers: list[EmulatorServer] = field(default_factory=list, init=False)
     _moto: Any = field(default=None, init=False)
     cert_path: Path = field(init=False)
     aws_url: str = field(default="", init=False)
+    urls: dict[str, str] = field(default_factory=dict, init=False)
+    canary: Any = field(default=None, init=False)
+    _catalog_env: dict[str, str] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
-        self.pagerduty = PagerDutyState(routing_keys={self.routing_key})
+        self.team_keys = {team: secrets.token_hex(16) for team in TEAMS}
+        self.pagerduty = PagerDutyState(routing_keys={self.routing_key, *self.team_keys.values()})
         self.slack = SlackState(token=self.slack_token, channels={self.channel})
+        self.openai = OpenAIServerState(api_keys={self.openai_key})
+        self.openai.add_chat_model(CHAT_MODEL, default="OK", rules=dict(DIAGNOSTIC_ANSWERS))
+        self.openai.add_chat_model(FALLBACK_MODEL, default="OK", rules=dict(DIAGNOSTIC_ANSWERS))
+        self.openai.add_embedding_model(EMBEDDING_MODEL, dimension=32)
+        self.vectordb = VectorDBState()
+        self.gateway = GatewayState(admin_token=self.gateway_token)
+        self.gateway.reset(
+            {DEMO_SERVICE: {"provider": "openai", "model": CHAT_MODEL, "region": "eu-west-1"}}
+        )
+        self.gcp = GcpLoggingState()
 
     def start(self) -> SandboxStack:
         """Start PagerDuty over HTTPS with a fresh self-signed certificate, Slack and moto."""
@@ -52,8 +91,23 @@ class SandboxStack:
         slack = EmulatorServer(
             create_slack_app(self.slack), host=self.host, port=self.ports.get("slack", 0)
         )
+        others = {
+            name: EmulatorServer(app, host=self.host, port=self.ports.get(name, 0))
+            for name, app in (
+                ("openai", create_openai_app(self.openai)),
+                ("vectordb", create_vectordb_app(self.vectordb)),
+                ("gateway", create_gateway_app(self.gateway)),
+                ("gcp", create_gcp_logging_app(self.gcp)),
+            )
+        }
         self._servers = [pagerduty.start(), slack.start()]
+        self._servers += [server.start() for server in others.values()]
+        self.urls = {name: server.url for name, server in others.items()}
         self._moto, self.aws_url = start_moto(self.host, self.ports.get("aws", 0))
+        seed_log_lines(self.aws_url, self.log_group, "gateway-0", [])
+        client = QdrantClient(url=self.urls["vectordb"], check_compatibility=False)
+        self.canary = seed_canary(client, COLLECTION, 32)
+        client.close()
         return self
 
     @property
@@ -80,6 +134,109 @@ class SandboxStack:
             "REMEDIATOR_CLOUDWATCH_LOG_GROUPS": self.log_group,
             **SANDBOX_CREDENTIALS,
         }
+
+    def write_catalog(self, path: Path) -> Path:
+        """Write a service catalog whose every integration points at these emulators."""
+        folder = path.parent
+        canary_file = folder / "baselines" / "vector-canary.json"
+        canary_file.parent.mkdir(parents=True, exist_ok=True)
+        canary_file.write_text(
+            json.dumps(
+                {
+                    "collection": self.canary.collection,
+                    "vector": list(self.canary.vector),
+                    "expected_id": self.canary.expected_id,
+                }
+            )
+        )
+        team_env = {team: f"SANDBOX_PD_KEY_{team.upper().replace('-', '_')}" for team in TEAMS}
+        catalog = {
+            "teams": {
+                team: {"pagerduty_routing_key_env": team_env[team], "slack_channel": self.channel}
+                for team in TEAMS
+            },
+            "services": {
+                DEMO_SERVICE: {
+                    "models": [DEMO_SERVICE],
+                    "team": "assistant-team",
+                    "slack_channel": self.channel,
+                    "logs": {
+                        "cloudwatch": {"log_groups": [self.log_group], "region": SANDBOX_REGION},
+                        "gcp": {
+                            "project": self.gcp.project,
+                            "resource_type": "k8s_container",
+                            "api_endpoint": self.urls["gcp"],
+                            "anonymous": True,
+                        },
+                    },
+                    "endpoint": {
+                        "base_url": self.urls["openai"] + "/v1",
+                        "model": CHAT_MODEL,
+                        "region": "eu-west-1",
+                        "api_key_env": "SANDBOX_OPENAI_KEY",
+                        "prompts": [
+                            {
+                                "prompt": "What is 17 + 25? Answer with the number only.",
+                                "match": "exact",
+                                "expected": "42",
+                            },
+                            {
+                                "prompt": "Name the capital of France in one word.",
+                                "match": "contains",
+                                "expected": "Paris",
+                            },
+                        ],
+                    },
+                    "dependencies": {
+                        "vector_db": {
+                            "kind": "qdrant",
+                            "url": self.urls["vectordb"],
+                            "collection": COLLECTION,
+                            "canary_file": str(canary_file),
+                            "owner": "search-platform",
+                        },
+                        "embeddings": {
+                            "base_url": self.urls["openai"] + "/v1",
+                            "model": EMBEDDING_MODEL,
+                            "api_key_env": "SANDBOX_OPENAI_KEY",
+                            "golden_file": str(folder / "baselines" / "golden.json"),
+                            "owner": "ml-platform",
+                        },
+                    },
+                    "failover": {
+                        "backend": "gateway",
+                        "gateway_url": self.urls["gateway"],
+                        "gateway_token_env": "SANDBOX_GATEWAY_TOKEN",
+                        "targets": [
+                            {
+                                "name": "backup-region",
+                                "provider": "openai",
+                                "model": CHAT_MODEL,
+                                "region": "us-east-1",
+                            },
+                            {
+                                "name": "fallback-model",
+                                "provider": "openai",
+                                "model": FALLBACK_MODEL,
+                                "region": "eu-west-1",
+                            },
+                        ],
+                    },
+                    "prices": {CHAT_MODEL: {"input_per_1k": 0.0025, "output_per_1k": 0.01}},
+                }
+            },
+        }
+        path.write_text(yaml.safe_dump(catalog, sort_keys=False))
+        self._catalog_env = {
+            "SANDBOX_OPENAI_KEY": self.openai_key,
+            "SANDBOX_GATEWAY_TOKEN": self.gateway_token,
+            **{team_env[team]: key for team, key in self.team_keys.items()},
+        }
+        return path
+
+    def catalog_env(self) -> dict[str, str]:
+        """Return the secrets the written catalog names (call write_catalog first)."""
+        return dict(self._catalog_env)
 
     def stop(self) -> None:
         """Stop every emulator."""

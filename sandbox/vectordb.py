@@ -338,6 +338,33 @@ def query_points(state: VectorDBState, name: str, body: Any) -> dict[str, Any]:
     return {"points": points}
 
 
+SCROLL_FIELDS = frozenset({"offset", "limit", "with_payload", "with_vector"})
+
+
+def scroll_points(state: VectorDBState, name: str, body: Any) -> dict[str, Any]:
+    """Answer a ScrollRequest: points in id order, from `offset`, with `next_page_offset`."""
+    collection = _collection(state, name)
+    request = _object(body, SCROLL_FIELDS, frozenset({"filter", "order_by"}))
+    limit = request.get("limit", 10)
+    if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+        raise _bad("`limit` must be a positive integer")
+    with state.lock:
+        ids = sorted(collection.points, key=str)
+        start = ids.index(request["offset"]) if request.get("offset") in ids else 0
+        page = ids[start : start + limit]
+        points = []
+        for pid in page:
+            point = collection.points[pid]
+            answer: dict[str, Any] = {"id": pid}
+            if request.get("with_payload", True) is True:
+                answer["payload"] = point.payload
+            if request.get("with_vector") is True:
+                answer["vector"] = point.vector
+            points.append(answer)
+        following = ids[start + limit] if start + limit < len(ids) else None
+    return {"points": points, "next_page_offset": following}
+
+
 def create_vectordb_app(state: VectorDBState) -> FastAPI:
     """Build the emulator's ASGI app around its state."""
     app = FastAPI(title="Qdrant REST emulator", openapi_url=None)
@@ -415,6 +442,10 @@ def create_vectordb_app(state: VectorDBState) -> FastAPI:
     @app.post("/collections/{name}/points/query")
     async def query(name: str, request: Request) -> Response:
         return await handle(request, lambda b: query_points(state, name, _parse_json(b)))
+
+    @app.post("/collections/{name}/points/scroll")
+    async def scroll(name: str, request: Request) -> Response:
+        return await handle(request, lambda b: scroll_points(state, name, _parse_json(b)))
 
     @app.get("/_sandbox/state")
     def snapshot() -> dict[str, Any]:

@@ -422,6 +422,24 @@ def seed_canary(
     return Canary(collection, query, expected)
 
 
+def capture_canary(client: QdrantClient, collection: str) -> Canary:
+    """Take a stored point as the canary and record the id its vector finds first, today.
+
+    Run while the index is known good (`remediator baseline capture`): later probes compare
+    against this answer. Raises the client's errors, or ValueError when there is no usable point.
+    """
+    records, _ = client.scroll(collection, limit=1, with_vectors=True)
+    stored = records[0].vector if records else None
+    if not isinstance(stored, list) or not all(isinstance(x, float | int) for x in stored):
+        raise ValueError(f"collection {collection} has no point with a plain vector to use")
+    vector = [float(x) for x in stored]  # type: ignore[arg-type]
+    hits = client.query_points(collection, query=vector, limit=1).points
+    if not hits:
+        raise ValueError(f"collection {collection} answered no neighbour for its own point")
+    found = hits[0].id
+    return Canary(collection, tuple(vector), found if isinstance(found, int) else str(found))
+
+
 def _similarity(distance: models.Distance, a: Sequence[float], b: Sequence[float]) -> float:
     """Return a score where larger is nearer, for each of Qdrant's distances."""
     pairs = list(zip(a, b, strict=True))

@@ -147,3 +147,18 @@ class EditableChat(ChatNotifier, Protocol):
     ) -> ToolResult:
         """Edit the message at `ts`; evidence carries `channel` and `ts`."""
         ...
+
+
+class IncidentAnalyst(Checkable, Protocol):
+    """Proposes a hypothesis and one action for an inconclusive incident; never acts."""
+
+    def analyse(
+        self,
+        *,
+        incident_summary: str,
+        evidence: list[dict[str, Any]],
+        diagnosis: str,
+        allowed_actions: list[str],
+    ) -> ToolResult:
+        """Ask once; evidence: `hypothesis`, `proposal`, `proposal_allowed`, `discarded_reason`."""
+        ...

@@ -12,7 +12,15 @@ from agent.db import alembic_config, current_revision, make_engine, upgrade
 from agent.incidents.models import Incident
 from audit.sqltypes import utcnow
 
-TABLES = {"alert", "incident", "audit_event", "audit_head", "audit_checkpoint", "alembic_version"}
+TABLES = {
+    "alert",
+    "incident",
+    "audit_event",
+    "audit_head",
+    "audit_checkpoint",
+    "deployment",
+    "alembic_version",
+}
 
 
 def check_schema(url: str) -> None:
@@ -20,7 +28,7 @@ def check_schema(url: str) -> None:
     upgrade(engine)
     command.check(alembic_config(engine))  # raises when models and migrations differ
     assert TABLES <= set(inspect(engine).get_table_names())
-    assert current_revision(engine) == "0002_audit_append_only"
+    assert current_revision(engine) == "0003_deployments"
     upgrade(engine)  # a second run changes nothing
     engine.dispose()
 

@@ -11,7 +11,7 @@ from qdrant_client import QdrantClient, models
 
 from sandbox.server import EmulatorServer
 from sandbox.vectordb import VectorDBState, create_vectordb_app
-from tools.probe_vectordb import seed_canary
+from tools.probe_vectordb import capture_canary, seed_canary
 
 # A fresh connection per request: on a reused loopback connection each answer waits ~40 ms for a
 # delayed ACK (qdrant-client turns keep-alive off for localhost for the same reason).
@@ -197,3 +197,21 @@ def test_faults_apply_to_the_matching_path_only(emulator: tuple[VectorDBState, s
     assert limited.headers["retry-after"] == "4"
     assert limited.json()["status"] == {"error": "injected fault"}
     assert after.status_code == 200
+
+
+def test_scroll_pages_through_points_and_feeds_canary_capture(
+    emulator: tuple[VectorDBState, str],
+) -> None:
+    _, url = emulator
+    client = QdrantClient(url=url, check_compatibility=False)
+
+    first, following = client.scroll("euclid", limit=2, with_vectors=True)
+    rest, end = client.scroll("euclid", limit=2, offset=following)
+    canary = capture_canary(client, "euclid")
+
+    assert [p.id for p in first] == [1, 2] and first[0].vector == [1.0, 0.0, 0.0]
+    assert [p.id for p in rest] == [3] and end is None
+    assert (canary.collection, canary.vector, canary.expected_id) == ("euclid", (1.0, 0.0, 0.0), 1)
+    refused = call(url, "POST", "/collections/euclid/points/scroll", {"filter": {}})
+    assert refused.status_code == 400 and "`filter` is not supported" in refused.text
+    assert call(url, "POST", "/collections/euclid/points/scroll", {"limit": 0}).status_code == 400

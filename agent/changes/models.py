@@ -1,0 +1,68 @@
+"""Deployments recorded by CI/CD: the recent changes a breach may come from."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import Column, Text
+from sqlmodel import Field as SQLField
+from sqlmodel import SQLModel
+
+from audit.sqltypes import UTCDateTime
+
+ChangeKind = Literal["model", "prompt", "index", "config", "code"]
+
+
+class DeploymentIn(BaseModel):
+    """What a pipeline sends to POST /events/deployments."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    service: str = Field(min_length=1, max_length=200)
+    kind: ChangeKind
+    version: str = Field(min_length=1, max_length=200)
+    model_id: str | None = Field(None, max_length=512)
+    previous_version: str | None = Field(None, max_length=200)
+    environment: str | None = Field(None, max_length=128)
+    deployed_at: datetime | None = Field(None, description="Defaults to when it was received.")
+    actor: str | None = Field(None, max_length=200)
+    url: str | None = Field(None, max_length=2000)
+    description: str | None = Field(None, max_length=2000)
+
+
+class Deployment(SQLModel, table=True):
+    """One recorded change."""
+
+    __tablename__ = "deployment"
+
+    id: uuid.UUID = SQLField(default_factory=uuid.uuid4, primary_key=True)
+    received_at: datetime = SQLField(sa_column=Column(UTCDateTime(), nullable=False))
+    deployed_at: datetime = SQLField(sa_column=Column(UTCDateTime(), nullable=False, index=True))
+    service: str = SQLField(max_length=200, index=True)
+    kind: str = SQLField(max_length=16)
+    version: str = SQLField(max_length=200)
+    model_id: str | None = SQLField(default=None, max_length=512)
+    previous_version: str | None = SQLField(default=None, max_length=200)
+    environment: str | None = SQLField(default=None, max_length=128)
+    actor: str | None = SQLField(default=None, max_length=200)
+    url: str | None = SQLField(default=None, sa_column=Column(Text))
+    description: str | None = SQLField(default=None, sa_column=Column(Text))
+
+
+class DeploymentRead(BaseModel):
+    """What the API shows of a deployment."""
+
+    id: uuid.UUID
+    deployed_at: datetime
+    service: str
+    kind: str
+    version: str
+    model_id: str | None
+    previous_version: str | None
+    environment: str | None
+    actor: str | None
+    url: str | None
+    description: str | None

@@ -1,0 +1,88 @@
+"""The `changes` probe: recent deployments of the breached service, as a tool result."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import Session
+
+from agent.changes.service import deployments_near
+from tools.result import Stopwatch, ToolResult, ToolStatus
+
+
+class DeploymentChangeSource:
+    """List the deployments recorded through POST /events/deployments near a breach."""
+
+    name = "changes"
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def check(self) -> tuple[bool, str]:
+        """The store is our own database: it answers when the service does."""
+        return True, "deployments recorded through POST /events/deployments"
+
+    def recent(
+        self, *, service: str | None, model_id: str | None, around: datetime, window_minutes: int
+    ) -> ToolResult:
+        """Return the deployments from `window_minutes` before the breach until just after it."""
+        asked = {
+            "service": service,
+            "model_id": model_id,
+            "around": around.isoformat(),
+            "window_minutes": window_minutes,
+        }
+        watch = Stopwatch()
+        try:
+            with Session(self._engine) as session:
+                found = deployments_near(
+                    session=session,
+                    service=service,
+                    model_id=model_id,
+                    around=around,
+                    before=timedelta(minutes=window_minutes),
+                )
+                rows = [
+                    {
+                        "kind": d.kind,
+                        "version": d.version,
+                        "previous_version": d.previous_version,
+                        "service": d.service,
+                        "model_id": d.model_id,
+                        "actor": d.actor,
+                        "deployed_at": d.deployed_at.isoformat(),
+                        "minutes_before_breach": round(
+                            (around - d.deployed_at).total_seconds() / 60, 1
+                        ),
+                    }
+                    for d in found
+                ]
+        except SQLAlchemyError as exc:
+            return ToolResult(
+                tool=self.name,
+                status=ToolStatus.error,
+                asked=asked,
+                summary="could not read deployments",
+                error=str(exc)[:300],
+                latency_ms=watch.ms,
+            )
+        if not rows:
+            return ToolResult(
+                tool=self.name,
+                status=ToolStatus.no_data,
+                asked=asked,
+                summary=f"no deployment in the {window_minutes} min before the breach",
+                latency_ms=watch.ms,
+            )
+        latest = rows[0]
+        return ToolResult(
+            tool=self.name,
+            status=ToolStatus.ok,
+            asked=asked,
+            latency_ms=watch.ms,
+            evidence={"deployments": rows},
+            summary=f"{len(rows)} deployment(s) in the window; latest {latest['kind']} "
+            f"{latest['version']} {latest['minutes_before_breach']} min before the breach",
+        )

@@ -1,0 +1,113 @@
+"""Check every configured integration at once: what answers, what does not, and why."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
+
+from agent.service_tools import build_service_tools
+from agent.settings import Settings
+from agent.toolbox import Toolbox
+from runbooks.catalog import Catalog
+from tools.protocols import Checkable
+
+CHECK_TIMEOUT_SECONDS = 15.0
+
+
+@dataclass(frozen=True)
+class CheckRow:
+    """One integration's state."""
+
+    scope: str
+    role: str
+    adapter: str
+    ok: bool
+    detail: str
+
+
+def run_checks(
+    settings: Settings,
+    toolbox: Toolbox,
+    catalog: Catalog | None,
+    env: Mapping[str, str] = os.environ,
+    timeout: float = CHECK_TIMEOUT_SECONDS,
+) -> list[CheckRow]:
+    """Run every adapter's check() in parallel, each bounded by `timeout` seconds."""
+    targets: list[tuple[str, str, Checkable]] = []
+    rows: list[CheckRow] = []
+    configured: list[tuple[str, Checkable | None]] = [
+        ("logs", toolbox.logs),
+        ("pager", toolbox.pager),
+        ("chat", toolbox.chat),
+    ]
+    for role, maybe in configured:
+        if maybe is None:
+            rows.append(CheckRow("settings", role, "-", True, "not configured: dry-run"))
+        else:
+            targets.append(("settings", role, maybe))
+    for name in sorted(catalog.services) if catalog else []:
+        try:
+            tools = build_service_tools(settings, catalog, name, env)  # type: ignore[arg-type]
+        except ValueError as exc:
+            rows.append(CheckRow(name, "catalog", "-", False, str(exc)))
+            continue
+        targets += [(name, role, adapter) for role, adapter in tools.adapters()]
+        rows += [
+            CheckRow(name, role, "-", role.endswith(".golden"), f"not configured: {why}")
+            for role, why in tools.missing.items()
+        ]
+    with ThreadPoolExecutor(max_workers=max(1, min(8, len(targets)))) as pool:
+        futures = [
+            (scope, role, adapter, pool.submit(_check, adapter)) for scope, role, adapter in targets
+        ]
+        for scope, role, adapter, future in futures:
+            try:
+                ok, detail = future.result(timeout=timeout)
+            except FutureTimeout:
+                ok, detail = False, f"no answer within {timeout:.0f}s"
+            rows.append(CheckRow(scope, role, adapter.name, ok, detail))
+    return sorted(rows, key=lambda r: (r.scope != "settings", r.scope, r.role))
+
+
+def _check(adapter: Checkable) -> tuple[bool, str]:
+    try:
+        return adapter.check()
+    except Exception as exc:  # an adapter's check must never take the doctor down
+        return False, f"check raised {type(exc).__name__}: {exc}"
+
+
+def format_rows(rows: list[CheckRow]) -> str:
+    """Render the rows as an aligned table."""
+    header = ("scope", "integration", "adapter", "state", "detail")
+    cells = [header] + [
+        (r.scope, r.role, r.adapter, "ok" if r.ok else "FAIL", r.detail) for r in rows
+    ]
+    widths = [max(len(row[i]) for row in cells) for i in range(4)]
+    return "\n".join(
+        "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:4])) + "  " + row[4]
+        for row in cells
+    )
+
+
+class CachedChecks:
+    """The doctor's rows for /readyz, recomputed when older than `max_age` seconds."""
+
+    def __init__(self, compute: Callable[[], list[CheckRow]], max_age: float = 60.0) -> None:
+        self._compute = compute
+        self._max_age = max_age
+        self._lock = threading.Lock()
+        self._rows: list[CheckRow] | None = None
+        self._at = 0.0
+
+    def current(self) -> list[CheckRow]:
+        """Return rows no older than max_age."""
+        with self._lock:
+            if self._rows is None or time.monotonic() - self._at > self._max_age:
+                self._rows = self._compute()
+                self._at = time.monotonic()
+            return self._rows
