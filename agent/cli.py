@@ -24,9 +24,13 @@ app = typer.Typer(
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 audit_app = typer.Typer(help="The tamper-evident audit trail.", no_args_is_help=True)
 baseline_app = typer.Typer(help="Baselines of healthy dependencies.", no_args_is_help=True)
+runbooks_app = typer.Typer(
+    help="Runbooks: what the agent may do, per diagnosis.", no_args_is_help=True
+)
 app.add_typer(db_app, name="db")
 app.add_typer(audit_app, name="audit")
 app.add_typer(baseline_app, name="baseline")
+app.add_typer(runbooks_app, name="runbooks")
 
 
 def load_settings() -> Settings:
@@ -316,6 +320,29 @@ def _capture(spec: Service) -> int:
         typer.echo(f"vector DB canary of {vector.collection} saved to {vector.canary_file}")
         done += 1
     return done
+
+
+@runbooks_app.command("validate")
+def runbooks_validate(
+    folder: Annotated[
+        Path | None,
+        typer.Argument(help="Folder of *.yaml runbooks [default: the shipped runbooks]."),
+    ] = None,
+) -> None:
+    """Check every runbook of a folder: errors name file, line and key; warnings are listed."""
+    from runbooks.library import SHIPPED_RUNBOOKS, validate_folder
+    from runbooks.loader import ConfigError
+
+    target = folder or SHIPPED_RUNBOOKS
+    try:
+        runbooks, warnings = validate_folder(target)
+    except ConfigError as exc:
+        typer.echo(f"error: invalid runbooks in {target}:\n{exc}", err=True)
+        raise typer.Exit(1) from None
+    for warning in warnings:
+        typer.echo(f"warning: {warning}", err=True)
+    names = ", ".join(r.ref for r in runbooks)
+    typer.echo(f"{len(runbooks)} runbook(s) valid in {target}: {names}")
 
 
 @app.command()

@@ -159,3 +159,15 @@ def test_checkpoint_makes_a_removed_tail_visible(
     code, _, err = run("audit", "verify")
     assert code == 1
     assert "BROKEN at sequence 3" in err and "signed checkpoint recorded 3" in err
+
+
+def test_runbooks_validate_accepts_the_shipped_ones_and_names_a_mistake(tmp_path: Path) -> None:
+    code, out, _ = run("runbooks", "validate")
+    assert code == 0 and "runbook(s) valid" in out and "support-bot-latency@" in out
+
+    (tmp_path / "bad.yaml").write_text(
+        "name: x\nversion: 1\nmatch: {metrics: [latency_p95]}\ncolour: red\n"
+    )
+    code, _, err = run("runbooks", "validate", str(tmp_path))
+    assert code == 1
+    assert f"{tmp_path / 'bad.yaml'}:4: colour: unknown key" in err
