@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -26,11 +27,12 @@ from agent.review.pages import router as pages_router
 from agent.review.routes import router as review_router
 from agent.review.service import ChainStatus
 from agent.settings import Settings
-from agent.toolbox import build_toolbox
+from agent.toolbox import build_analyst, build_toolbox
 from agent.worker import Worker, start_worker_thread
 from audit.redact import Redactor
 from audit.sqltypes import utcnow
 from runbooks.catalog import load_catalog
+from runbooks.library import SHIPPED_RUNBOOKS, load_runbooks
 
 
 def create_app(
@@ -46,6 +48,7 @@ def create_app(
     )
     tools = build_toolbox(settings)
     catalog = load_catalog(settings.catalog_file) if settings.catalog_file else None
+    runbooks = load_runbooks(settings.runbooks_dir or SHIPPED_RUNBOOKS)
     services = Services(
         settings=settings,
         engine=engine,
@@ -67,12 +70,18 @@ def create_app(
         thread = None
         if run_worker:
             context = RunContext(
-                settings=settings, engine=engine, tools=tools, audit=audit, now=now
+                settings=settings,
+                engine=engine,
+                tools=tools,
+                audit=audit,
+                now=now,
+                catalog=catalog,
+                runbooks=runbooks,
+                analyst=build_analyst(settings),
+                env=dict(os.environ),
             )
             runner = GraphRunner(context, make_checkpointer(settings))
-            worker = Worker(
-                settings=settings, engine=engine, audit=audit, runner=runner, tools=tools, now=now
-            )
+            worker = Worker(settings=settings, engine=engine, audit=audit, runner=runner, now=now)
             thread, stop = start_worker_thread(worker)
             services.worker_alive = thread.is_alive
         try:

@@ -84,6 +84,17 @@ class Settings(BaseSettings):
     catalog_file: Path | None = Field(
         None, description="Service catalog YAML (see runbooks/services.yaml); unset: none."
     )
+    runbooks_dir: Path | None = Field(
+        None, description="Folder of runbook YAML files; unset: the shipped runbooks/library."
+    )
+    analyst_base_url: str | None = Field(
+        None, description="OpenAI-compatible base URL of the optional LLM analyst; unset: off."
+    )
+    analyst_model: str = Field("gpt-4o-mini", description="Model of the LLM analyst.")
+    analyst_api_key: SecretStr | None = Field(None, description="API key of the LLM analyst.")
+    repeat_interval_seconds: float = Field(
+        3600, gt=0, description="A breach still firing this long after the last notice is re-sent."
+    )
     arize_field_map: Path | None = Field(
         None, description="JSON file adding field paths to the Arize payload mapping."
     )

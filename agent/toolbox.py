@@ -9,6 +9,7 @@ from botocore.config import Config
 
 from agent.settings import Settings
 from tools.chat_slack import SlackChat
+from tools.llm_analyst import LlmAnalyst
 from tools.logs_cloudwatch import CloudWatchLogSource
 from tools.pager_pagerduty import PagerDutyEventsPager
 from tools.protocols import ChatNotifier, LogSource, Pager
@@ -67,3 +68,11 @@ def build_toolbox(settings: Settings) -> Toolbox:
             timeout_seconds=settings.slack_timeout_seconds,
         )
     return Toolbox(logs=logs, pager=pager, chat=chat, chat_channel=settings.slack_channel)
+
+
+def build_analyst(settings: Settings) -> LlmAnalyst | None:
+    """Create the optional LLM analyst when an analyst endpoint is configured."""
+    if not settings.analyst_base_url:
+        return None
+    key = settings.analyst_api_key.get_secret_value() if settings.analyst_api_key else "unset"
+    return LlmAnalyst(base_url=settings.analyst_base_url, api_key=key, model=settings.analyst_model)

@@ -17,8 +17,9 @@ from agent.alerts.models import Alert, Breach
 from agent.alerts.service import claim_next_alert, finish_alert
 from agent.auditlog import AuditLog
 from agent.db import session_scope
+from agent.graph.followup import renotify, resolve_outside
 from agent.graph.runner import GraphRunner
-from agent.incidents.models import Incident, IncidentStatus, RunState, page_dedup_key
+from agent.incidents.models import Incident, IncidentStatus, RunState
 from agent.incidents.service import (
     attach_alert,
     find_open_incident,
@@ -27,7 +28,6 @@ from agent.incidents.service import (
     set_run_state,
 )
 from agent.settings import Settings
-from agent.toolbox import Toolbox
 
 log = structlog.get_logger(__name__)
 WORKER_ACTOR = "worker"
@@ -43,7 +43,6 @@ class Worker:
         engine: Engine,
         audit: AuditLog,
         runner: GraphRunner,
-        tools: Toolbox,
         now: Callable[[], datetime],
         worker_id: str | None = None,
     ) -> None:
@@ -51,7 +50,6 @@ class Worker:
         self._engine = engine
         self._audit = audit
         self._runner = runner
-        self._tools = tools
         self._now = now
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
@@ -99,6 +97,7 @@ class Worker:
     def _process(self, alert_id: uuid.UUID) -> None:
         run_incident: uuid.UUID | None = None
         resolved: Incident | None = None
+        repeat: Incident | None = None
         with session_scope(self._engine) as session:
             alert = session.get(Alert, alert_id)
             assert alert is not None
@@ -124,6 +123,10 @@ class Worker:
                     resolved = open_one
                 elif open_one is not None:
                     attach_alert(session=session, audit=self._audit, alert=alert, incident=open_one)
+                    if breach.status == "triggered" and self._repeat_due(open_one):
+                        open_one.last_notified_at = self._now()
+                        session.add(open_one)
+                        repeat = open_one
                 else:
                     self._audit.record(
                         session,
@@ -135,7 +138,9 @@ class Worker:
         if run_incident is not None:
             self._run_graph(run_incident, breach)
         if resolved is not None:
-            self._resolve_outside(resolved)
+            resolve_outside(self._runner.context, self._runner.state(resolved.id), resolved)
+        if repeat is not None:
+            renotify(self._runner.context, self._runner.state(repeat.id), repeat, breach)
         with session_scope(self._engine) as session:
             finish_alert(session=session, alert_id=alert_id, now=self._now)
 
@@ -166,25 +171,11 @@ class Worker:
             )
         log.info("incident.run_completed", incident_id=str(incident_id))
 
-    def _resolve_outside(self, incident: Incident) -> None:
-        """Resolve the incident's page and say so in its Slack thread (both are idempotent)."""
-        pager, chat = self._tools.pager, self._tools.chat
-        if pager is not None:
-            result = pager.resolve(page_dedup_key(incident.id))
-            kind = "action.succeeded" if result.status == "ok" else "action.failed"
-            self._audit.record_now(
-                self._engine, kind, result.audit_data(), actor=WORKER_ACTOR, incident_id=incident.id
-            )
-        if chat is not None and incident.slack_channel and incident.slack_thread_ts:
-            result = chat.post(
-                channel=incident.slack_channel,
-                text=f"Resolved: the monitor reports healthy again. {incident.title}",
-                thread_ts=incident.slack_thread_ts,
-            )
-            kind = "notification.sent" if result.status == "ok" else "notification.failed"
-            self._audit.record_now(
-                self._engine, kind, result.audit_data(), actor=WORKER_ACTOR, incident_id=incident.id
-            )
+    def _repeat_due(self, incident: Incident) -> bool:
+        """Tell whether the last notice is older than the repeat interval (Alertmanager's)."""
+        last = incident.last_notified_at or incident.opened_at
+        elapsed = (self._now() - last).total_seconds()
+        return elapsed >= self._settings.repeat_interval_seconds
 
     def _fail(self, alert_id: uuid.UUID, reason: str) -> None:
         with session_scope(self._engine) as session:

@@ -30,10 +30,16 @@ def run_demo(remediator: list[str], *, keep: bool = True) -> int:
     workdir.mkdir(parents=True, exist_ok=True)
     _say(f"demo workspace: {workdir}")
     stack = SandboxStack(workdir).start()
+    catalog = stack.write_catalog(workdir / "services.yaml")
     _say(
-        f"emulators: PagerDuty {stack.pagerduty_url} (HTTPS, self-signed), "
-        f"Slack {stack.slack_url}, AWS (moto) {stack.aws_url}"
+        f"emulators: PagerDuty {stack.pagerduty_url} (HTTPS, self-signed), Slack "
+        f"{stack.slack_url}, AWS (moto) {stack.aws_url}, and Qdrant, OpenAI-compatible, gateway "
+        f"and GCP Logging emulators; service catalog {catalog}"
     )
+    # The story: retrieval is broken (the vector index answers wrong neighbours) and the gateway
+    # logs show timeouts on it; the LLM endpoint is fine. The owner of the vector DB must be paged.
+    stack.vectordb.corrupt_index = True
+    _say("world: the support-articles index returns wrong neighbours; the LLM endpoint is healthy")
     payload = json.loads(SAMPLE.read_text())
     breach_time = datetime.now(UTC) - timedelta(minutes=1)
     payload["triggered_at"] = breach_time.isoformat().replace("+00:00", "Z")
@@ -101,17 +107,27 @@ def _check_emulators(stack: SandboxStack, incident_id: str, code: int) -> int:
     triggers = stack.pagerduty.triggers()
     messages = stack.slack.snapshot()["messages"]
     expected_key = f"remediator/incident/{incident_id}"
+    teams = {key: team for team, key in stack.team_keys.items()}
+    paged = [(t["dedup_key"], teams.get(t["routing_key"], "the settings' key")) for t in triggers]
     _say(
         f"PagerDuty emulator holds {len(triggers)} trigger(s): "
-        + ", ".join(f"{t['payload']['severity']} dedup_key={t['dedup_key']}" for t in triggers)
+        + ", ".join(
+            f"{t['payload']['severity']} to {team} ({key})"
+            for t, (key, team) in zip(triggers, paged, strict=True)
+        )
     )
     _say(
         f"Slack emulator holds {len(messages)} message(s) in {stack.channel}: "
         + " | ".join(m["text"] for m in messages)
     )
+    _say(f"gateway route changes (failovers): {len(stack.gateway.history)}")
     problems = []
-    if [t["dedup_key"] for t in triggers] != [expected_key]:
-        problems.append(f"expected one PagerDuty trigger with dedup_key {expected_key}")
+    if paged != [(expected_key, "search-platform")]:
+        problems.append(
+            f"expected one page to search-platform (the vector DB's owner) with {expected_key}"
+        )
+    if stack.gateway.history:
+        problems.append("expected no failover: the endpoint is healthy")
     if len(messages) != 1:
         problems.append("expected one Slack message")
     if stack.pagerduty.snapshot()["rejected"]:
@@ -126,6 +142,8 @@ def _check_emulators(stack: SandboxStack, incident_id: str, code: int) -> int:
 def _service_env(stack: SandboxStack, workdir: Path, port: int) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
     env.update(stack.service_env())
+    env.update(stack.catalog_env())
+    env["REMEDIATOR_CATALOG_FILE"] = str((workdir / "services.yaml").resolve())
     env.update(
         {
             "REMEDIATOR_ENV": "dev",

@@ -58,6 +58,8 @@ class GatewayState:
     )
     received: list[dict[str, Any]] = field(default_factory=list)
     faults: deque[Fault] = field(default_factory=deque)
+    failing_regions: dict[str, int] = field(default_factory=dict)
+    """Region → HTTP status the data plane answers for routes in that region."""
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
@@ -75,6 +77,7 @@ class GatewayState:
             self.answers.clear()
             self.received.clear()
             self.faults.clear()
+            self.failing_regions.clear()
 
     def fail_next(self, status: int, times: int = 1, retry_after: int | None = None) -> None:
         """Answer the next `times` requests with this HTTP status without processing them."""

@@ -13,6 +13,7 @@ from qdrant_client import QdrantClient
 
 from sandbox.aws import SANDBOX_CREDENTIALS, SANDBOX_REGION, seed_log_lines, start_moto
 from sandbox.gateway import GatewayState, create_gateway_app
+from sandbox.gateway_proxy import add_proxy_routes
 from sandbox.gcp_logging import GcpLoggingState, create_gcp_logging_app
 from sandbox.openai_server import create_openai_app
 from sandbox.openai_state import OpenAIServerState
@@ -91,14 +92,21 @@ class SandboxStack:
         slack = EmulatorServer(
             create_slack_app(self.slack), host=self.host, port=self.ports.get("slack", 0)
         )
+        openai = EmulatorServer(
+            create_openai_app(self.openai), host=self.host, port=self.ports.get("openai", 0)
+        )
+        gateway_app = create_gateway_app(self.gateway)
+        add_proxy_routes(gateway_app, self.gateway, openai.url + "/v1")
         others = {
-            name: EmulatorServer(app, host=self.host, port=self.ports.get(name, 0))
-            for name, app in (
-                ("openai", create_openai_app(self.openai)),
-                ("vectordb", create_vectordb_app(self.vectordb)),
-                ("gateway", create_gateway_app(self.gateway)),
-                ("gcp", create_gcp_logging_app(self.gcp)),
-            )
+            "openai": openai,
+            **{
+                name: EmulatorServer(app, host=self.host, port=self.ports.get(name, 0))
+                for name, app in (
+                    ("vectordb", create_vectordb_app(self.vectordb)),
+                    ("gateway", gateway_app),
+                    ("gcp", create_gcp_logging_app(self.gcp)),
+                )
+            },
         }
         self._servers = [pagerduty.start(), slack.start()]
         self._servers += [server.start() for server in others.values()]
@@ -170,8 +178,9 @@ class SandboxStack:
                         },
                     },
                     "endpoint": {
-                        "base_url": self.urls["openai"] + "/v1",
-                        "model": CHAT_MODEL,
+                        # Through the gateway, by the service's alias: a failover moves it.
+                        "base_url": self.urls["gateway"] + "/v1",
+                        "model": DEMO_SERVICE,
                         "region": "eu-west-1",
                         "api_key_env": "SANDBOX_OPENAI_KEY",
                         "prompts": [

@@ -40,8 +40,15 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxStack]:
 
 
 def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
-    """Return development Settings on a fresh SQLite file, ignoring any .env file."""
+    """Return development Settings on a fresh SQLite file, ignoring any .env file.
+
+    Unless a test names runbooks, none are loaded: the built-in policy (investigate, then page
+    on-call) governs, which is what the ingest and audit tests rely on.
+    """
+    no_runbooks = tmp_path / "no-runbooks"
+    no_runbooks.mkdir(exist_ok=True)
     values: dict[str, Any] = {
+        "runbooks_dir": no_runbooks,
         "env": "dev",
         "database_url": f"sqlite:///{tmp_path / 'remediator.db'}",
         "webhook_token": secrets.token_urlsafe(24),

@@ -1,4 +1,8 @@
-"""Assemble the incident graph: investigate → decide → (page) → report."""
+"""Assemble the incident graph.
+
+triage → probes in parallel (one `probe` per runbook probe) → diagnose → (analyse) → decide → act
+→ (verify) → report.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,9 @@ from typing import Any
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
 
-from agent.graph.nodes import decide, investigate, page, report, route_after_decide
+from agent.graph.act import act, decide, route_after_act, verify
+from agent.graph.investigate import analyse, diagnose, fan_out, probe, route_after_diagnose, triage
+from agent.graph.report import report
 from agent.graph.state import IncidentState, RunContext
 
 GRAPH_NAME = "incident_remediation"
@@ -16,13 +22,21 @@ GRAPH_NAME = "incident_remediation"
 def build_graph(checkpointer: BaseCheckpointSaver[Any]) -> Any:
     """Compile the graph once, with the checkpointer that makes runs resumable."""
     builder = StateGraph(IncidentState, context_schema=RunContext)
-    builder.add_node("investigate", investigate)
+    builder.add_node("triage", triage)
+    builder.add_node("probe", probe)  # type: ignore[call-overload]
+    builder.add_node("diagnose", diagnose)
+    builder.add_node("analyse", analyse)
     builder.add_node("decide", decide)
-    builder.add_node("page", page)
+    builder.add_node("act", act)
+    builder.add_node("verify", verify)
     builder.add_node("report", report)
-    builder.add_edge(START, "investigate")
-    builder.add_edge("investigate", "decide")
-    builder.add_conditional_edges("decide", route_after_decide, ["page", "report"])
-    builder.add_edge("page", "report")
+    builder.add_edge(START, "triage")
+    builder.add_conditional_edges("triage", fan_out, ["probe", "diagnose"])
+    builder.add_edge("probe", "diagnose")
+    builder.add_conditional_edges("diagnose", route_after_diagnose, ["analyse", "decide"])
+    builder.add_edge("analyse", "decide")
+    builder.add_edge("decide", "act")
+    builder.add_conditional_edges("act", route_after_act, ["verify", "report"])
+    builder.add_edge("verify", "report")
     builder.add_edge("report", END)
     return builder.compile(checkpointer=checkpointer, name=GRAPH_NAME)

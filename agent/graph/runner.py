@@ -38,6 +38,16 @@ class GraphRunner:
         self._context = context
         self._graph = build_graph(checkpointer)
 
+    @property
+    def context(self) -> RunContext:
+        """Return what the runs are given: settings, adapters, policies, the audit log."""
+        return self._context
+
+    def state(self, incident_id: uuid.UUID) -> dict[str, Any]:
+        """Return the incident run's last checkpointed state (empty before its first step)."""
+        config: dict[str, Any] = {"configurable": {"thread_id": str(incident_id)}}
+        return dict(self._graph.get_state(config).values)
+
     def run(self, incident_id: uuid.UUID, breach: Breach) -> dict[str, Any]:
         """Start the run of a new incident, or resume its unfinished run; return the final state."""
         config: dict[str, Any] = {"configurable": {"thread_id": str(incident_id)}}

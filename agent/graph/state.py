@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import operator
+import threading
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Any, TypedDict
 
 from sqlalchemy import Engine
 
 from agent.auditlog import AuditLog
+from agent.changes.source import DeploymentChangeSource
+from agent.service_tools import ServiceTools, build_service_tools
 from agent.settings import Settings
 from agent.toolbox import Toolbox
+from runbooks.catalog import Catalog
+from runbooks.schema import Runbook
+from tools.llm_analyst import LlmAnalyst
 
 
 class IncidentState(TypedDict, total=False):
@@ -23,28 +29,65 @@ class IncidentState(TypedDict, total=False):
     """The incident (and thread) id; set once at the start."""
     breach: dict[str, Any]
     """The triggering Breach, as JSON; set once at the start."""
+    service: str | None
+    """The catalog service the breach belongs to (None: not catalogued); set by triage."""
+    runbook: str
+    """The matched runbook's `name@version` (or the built-in one); set by triage."""
+    probes: dict[str, float]
+    """Probe name → timeout in seconds, from the runbook; set by triage."""
     findings: Annotated[list[dict[str, Any]], operator.add]
-    """ToolResults from investigation; each probe appends (parallel-safe reducer)."""
-    decision: dict[str, Any]
-    """What `decide` chose: the rule, the action and its parameters; last write wins."""
+    """One ToolResult (plus `probe`) per probe; parallel probes append (reducer: concatenate)."""
+    diagnosis: dict[str, Any]
+    """What `diagnose` concluded, with the evidence for and against each candidate."""
+    analysis: dict[str, Any]
+    """The LLM analyst's hypothesis and proposal, when it was consulted."""
+    plan: list[dict[str, Any]]
+    """The actions `decide` chose from the runbook, in order; last write wins."""
     actions: Annotated[list[dict[str, Any]], operator.add]
     """Outcomes of the actions taken; appended."""
+    verification: dict[str, Any]
+    """The probe of the new route after a failover."""
     report: dict[str, Any]
     """Where the summary was posted; last write wins."""
 
 
-@dataclass(frozen=True)
+@dataclass
 class RunContext:
-    """What nodes need besides the state: settings, adapters, the audit log and a clock."""
+    """What nodes need besides the state: settings, adapters, policies, the audit log, a clock."""
 
     settings: Settings
     engine: Engine
     tools: Toolbox
     audit: AuditLog
     now: Callable[[], datetime]
+    catalog: Catalog | None = None
+    runbooks: list[Runbook] = field(default_factory=list)
+    analyst: LlmAnalyst | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    _service_tools: dict[str, ServiceTools] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def record(self, state: IncidentState, kind: str, actor: str, data: dict[str, Any]) -> None:
         """Append an audit event for this run's incident in a transaction of its own."""
         self.audit.record_now(
             self.engine, kind, data, actor=actor, incident_id=uuid.UUID(state["incident_id"])
         )
+
+    def service_tools(self, service: str | None) -> ServiceTools | None:
+        """Return the catalogued service's adapters, built once and then reused."""
+        if service is None or self.catalog is None or service not in self.catalog.services:
+            return None
+        with self._lock:
+            if service not in self._service_tools:
+                self._service_tools[service] = build_service_tools(
+                    self.settings, self.catalog, service, self.env
+                )
+            return self._service_tools[service]
+
+    def changes(self) -> DeploymentChangeSource:
+        """Return the recent-deployments probe (our own database)."""
+        return DeploymentChangeSource(self.engine)
+
+    def runbook(self, ref: str) -> Runbook | None:
+        """Return the loaded runbook with this `name@version`."""
+        return next((r for r in self.runbooks if r.ref == ref), None)

@@ -51,6 +51,7 @@ class Incident(IncidentBase, table=True):
     resolved_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
     slack_channel: str | None = Field(default=None, max_length=64)
     slack_thread_ts: str | None = Field(default=None, max_length=64)
+    last_notified_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
 
     @property
     def dedup_key(self) -> str:

@@ -62,6 +62,11 @@ class Review:
         decisions = self.events("decision.")
         return self.record.event_data(decisions[-1]) if decisions else None
 
+    def diagnosis(self) -> dict[str, Any] | None:
+        """Return the agent's diagnosis, with the evidence for and against each candidate."""
+        found = self.events("diagnosis.")
+        return self.record.event_data(found[-1]) if found else None
+
     def links(self) -> list[tuple[str, str]]:
         """Return (label, target) pairs for Arize, PagerDuty, Slack and this service."""
         incident = self.record.incident
@@ -124,6 +129,7 @@ def to_markdown(review: Review) -> str:
     )
     lines += ["", "## Evidence", ""]
     lines += _evidence(review) or ["No evidence was gathered."]
+    lines += _candidates(review)
     lines += ["", "## Actions and approvals", ""]
     actions = review.events(*ACTION_KINDS)
     if actions:
@@ -186,8 +192,11 @@ def to_json_lines(review: Review) -> str:
 def _summary(review: Review, decision: dict[str, Any] | None) -> str:
     incident = review.record.incident
     what = "The agent took no decision."
+    diagnosis = review.diagnosis()
+    if diagnosis:
+        what = f"Diagnosis **{diagnosis.get('kind')}**: {diagnosis.get('summary')}."
     if decision:
-        what = f"The agent decided **{decision.get('action')}**: {decision.get('reason')}."
+        what += f" {str(decision.get('summary', '')).capitalize()}."
     outcomes = [
         review.record.event_data(e).get("summary", e.kind)
         for e in review.events("action.succeeded", "action.failed", "action.dry_run")
@@ -204,6 +213,18 @@ def _evidence(review: Review) -> list[str]:
         lines.append(f"- {_cell(str(data.get('summary', event.kind)))}")
         for top in data.get("evidence", {}).get("top_errors", []):
             lines.append(f"  - {top.get('count')}× `{_cell(str(top.get('message')))}`")
+    return lines
+
+
+def _candidates(review: Review) -> list[str]:
+    diagnosis = review.diagnosis()
+    if not diagnosis or not diagnosis.get("candidates"):
+        return []
+    lines = ["", "Diagnoses considered:", ""]
+    for candidate in diagnosis["candidates"]:
+        lines.append(f"- **{candidate.get('kind')}** ({candidate.get('verdict')})")
+        lines += [f"  - for: {_cell(str(e))}" for e in candidate.get("evidence_for", [])]
+        lines += [f"  - against: {_cell(str(e))}" for e in candidate.get("evidence_against", [])]
     return lines
 
 

@@ -135,6 +135,7 @@ def incident_page(
             "incident": record.incident,
             "rows": _rows(review),
             "decision": review.decision(),
+            "diagnosis": review.diagnosis(),
         },
     )
 

@@ -51,11 +51,10 @@ def test_breach_pages_once_posts_once_and_audits_a_valid_chain(
         result = verify_chain(
             session=session, key=service.settings.audit_key.get_secret_value().encode()
         )
-    assert kinds == [
-        "alert.received",
-        "incident.opened",
-        "probe.requested",
-        "probe.completed",
+    assert kinds[:3] == ["alert.received", "incident.opened", "runbook.matched"]
+    assert kinds[3:5] == ["probe.completed", "probe.completed"]  # logs and changes, in parallel
+    assert kinds[5:] == [
+        "diagnosis.made",
         "decision.made",
         "action.started",
         "action.succeeded",
@@ -79,7 +78,7 @@ def test_log_evidence_names_the_errors_of_the_breached_model(
         if t["dedup_key"] == f"remediator/incident/{done['incident_id']}"
     )
     evidence = " ".join(trigger["payload"]["custom_details"]["evidence"])
-    assert "cloudwatch_logs: degraded" in evidence
+    assert "logs: degraded" in evidence
     assert "vector store query timed out" in evidence
 
 
@@ -147,8 +146,9 @@ def test_without_integrations_the_agent_records_what_it_would_have_done(
             select(AuditEvent).where(AuditEvent.incident_id == uuid.UUID(done["incident_id"]))
         ).all()
     kinds = {e.kind for e in events}
-    assert {"probe.skipped", "action.dry_run", "notification.dry_run"} <= kinds
+    assert {"probe.completed", "action.dry_run", "notification.dry_run"} <= kinds
     assert "action.succeeded" not in kinds
+    assert any("logs: not configured" in e.data for e in events if e.kind == "probe.completed")
 
 
 def test_triggered_breach_time_outside_now_still_investigates_its_own_window(
@@ -158,12 +158,16 @@ def test_triggered_breach_time_outside_now_still_investigates_its_own_window(
     done = service.wait_alert(service.post_alert(arize_alert(triggered_at=old)).json()["alert_id"])
 
     with Session(service.engine) as session:
-        probe = session.exec(
-            select(AuditEvent).where(
-                AuditEvent.incident_id == uuid.UUID(done["incident_id"]),
-                AuditEvent.kind == "probe.completed",
+        probe = next(
+            e
+            for e in session.exec(
+                select(AuditEvent).where(
+                    AuditEvent.incident_id == uuid.UUID(done["incident_id"]),
+                    AuditEvent.kind == "probe.completed",
+                )
             )
-        ).one()
+            if '"tool":"cloudwatch_logs"' in e.data
+        )
     assert '"status":"no_data"' in probe.data
 
 

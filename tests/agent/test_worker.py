@@ -59,7 +59,6 @@ class Parts:
             engine=self.engine,
             audit=self.audit,
             runner=GraphRunner(self.context, self.checkpointer),
-            tools=tools,
             now=clock,
             worker_id="w-test",
         )
@@ -151,15 +150,16 @@ def test_an_interrupted_graph_run_continues_after_its_last_checkpoint(parts: Par
         config,
         context=parts.context,
         durability="sync",
-        interrupt_after=["investigate"],
+        interrupt_after=["probe"],
     )
-    assert parts.kinds()[-1] == "probe.skipped"
+    assert parts.kinds()[-1] == "probe.completed"
     parts.clock.advance(61)
 
     parts.worker.run_once()
 
     kinds = parts.kinds()
-    assert kinds.count("probe.skipped") == 1
+    assert kinds.count("runbook.matched") == 1
+    assert kinds.count("probe.completed") == 2  # logs and changes, once each
     assert kinds.count("decision.made") == 1
     assert kinds.count("action.dry_run") == 1
     assert kinds[-1] == "run.completed"

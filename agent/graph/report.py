@@ -1,0 +1,104 @@
+"""Report: the incident's Slack thread gets the diagnosis, the evidence and what was done."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, cast
+
+from langgraph.runtime import Runtime
+
+from agent.alerts.models import Breach
+from agent.db import session_scope
+from agent.graph.state import IncidentState, RunContext
+from agent.incidents.service import set_slack_thread
+
+REPORTER = "agent.report"
+
+
+def channel_for(ctx: RunContext, service: str | None) -> str | None:
+    """Return the service's Slack channel from the catalog, else the one from the settings."""
+    if ctx.catalog is not None and service in ctx.catalog.services:
+        channel = ctx.catalog.services[str(service)].slack_channel
+        if channel:
+            return channel
+    return ctx.tools.chat_channel
+
+
+def report(state: IncidentState, runtime: Runtime[RunContext]) -> dict[str, Any]:
+    """Post the incident summary to Slack (redacted like the audit trail)."""
+    ctx = runtime.context
+    text, blocks = summary_message(state, ctx.settings.public_url)
+    text = ctx.audit.redactor.text(text)
+    blocks = cast(list[dict[str, Any]], ctx.audit.redactor.value(blocks))
+    chat, channel = ctx.tools.chat, channel_for(ctx, state.get("service"))
+    if chat is None or channel is None:
+        ctx.record(
+            state,
+            "notification.dry_run",
+            REPORTER,
+            {
+                "summary": "dry-run: would post the incident summary (Slack not configured)",
+                "text": text,
+            },
+        )
+        return {"report": {"status": "dry_run"}}
+    result = chat.post(channel=channel, text=text, blocks=blocks)
+    if result.status != "ok":
+        ctx.record(state, "notification.failed", REPORTER, result.audit_data())
+        return {"report": {"status": "failed", "error": result.error}}
+    ts = str(result.evidence.get("ts"))
+    posted = str(result.evidence.get("channel") or channel)
+    with session_scope(ctx.engine) as session:
+        set_slack_thread(
+            session=session,
+            incident_id=uuid.UUID(state["incident_id"]),
+            channel=posted,
+            thread_ts=ts,
+        )
+    ctx.record(state, "notification.sent", REPORTER, result.audit_data())
+    return {"report": {"status": "sent", "channel": posted, "ts": ts}}
+
+
+def summary_message(
+    state: IncidentState, public_url: str | None
+) -> tuple[str, list[dict[str, Any]]]:
+    """Return the Slack text and Block Kit blocks that summarise the run."""
+    breach = state["breach"]
+    diagnosis = state.get("diagnosis", {})
+    title = Breach.model_validate(breach).title()
+    findings = [
+        f"• {f['probe']}: *{f['status']}* — {f['summary']}" for f in state.get("findings", [])
+    ]
+    actions = [
+        f"• {a['kind']}: *{a['status']}* — {a.get('summary', '')}" for a in state.get("actions", [])
+    ]
+    verification = state.get("verification")
+    if verification:
+        actions.append(
+            f"• verification: *{verification['status']}* — {verification.get('summary', '')}"
+        )
+    analysis = state.get("analysis") or {}
+    hypothesis = (analysis.get("hypothesis") or {}).get("summary")
+    done = ", ".join(f"{a['kind']} {a['status']}" for a in state.get("actions", [])) or "none"
+    text = f"Incident: {title}. Diagnosis: {diagnosis.get('kind', 'none')}. Actions: {done}."
+    sections = [
+        f"*Incident* `{state['incident_id']}` · runbook `{state.get('runbook', '-')}`",
+        f"*Diagnosis:* {diagnosis.get('kind', 'none')} — {diagnosis.get('summary', '')}",
+        "*Evidence*\n" + ("\n".join(findings) or "• none gathered"),
+        "*Actions*\n" + ("\n".join(actions) or "• none"),
+    ]
+    if hypothesis:
+        allowed = "adopted" if analysis.get("proposal_allowed") else "discarded"
+        sections.append(f"*Analyst hypothesis:* {hypothesis} (proposal {allowed})")
+    links = []
+    if breach.get("url"):
+        links.append(f"<{breach['url']}|Arize monitor>")
+    if public_url:
+        links.append(f"<{public_url.rstrip('/')}/ui/incidents/{state['incident_id']}|Audit trail>")
+    if links:
+        sections.append("*Links:* " + " · ".join(links))
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": {"type": "plain_text", "text": title[:150]}}
+    ]
+    blocks += [{"type": "section", "text": {"type": "mrkdwn", "text": s[:3000]}} for s in sections]
+    return text, blocks
