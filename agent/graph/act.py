@@ -79,11 +79,14 @@ def _plan_item(
         else:
             item["target"] = target.model_dump()
     elif spec.kind == "rollback":
+        # A rollback is proposed, never executed here: no rollback backend acts on it, and the
+        # proposal itself (who should undo what) needs no approval.
         change = diagnosis.get("change") or {}
         item.update(
             version=change.get("version"),
             previous_version=change.get("previous_version"),
             change_kind=change.get("kind"),
+            status="planned",
         )
     elif spec.kind == "notify":
         item["severity"] = getattr(spec, "severity", "warning")

@@ -187,3 +187,27 @@ def test_a_resolved_alert_without_an_open_incident_is_recorded_and_ignored(parts
 
     assert parts.alert(alert_id).state == "done"
     assert parts.kinds() == ["alert.received", "alert.ignored"]
+
+
+def test_repeat_interval_with_a_clock_re_notifies_only_after_it(tmp_path: Path) -> None:
+    parts = Parts(make_settings(tmp_path, repeat_interval_seconds=600), Clock())
+    parts.accept(model_id="bot-x", current_value=4000)
+    parts.worker.run_once()
+
+    parts.clock.advance(9 * 60)
+    parts.accept(model_id="bot-x", current_value=4100)
+    parts.worker.run_once()
+    assert parts.kinds().count("incident.renotified") == 0
+    assert parts.kinds().count("alert.grouped") == 1
+
+    parts.clock.advance(2 * 60)
+    parts.accept(model_id="bot-x", current_value=4200)
+    parts.worker.run_once()
+    assert parts.kinds().count("incident.renotified") == 1
+
+    parts.clock.advance(60)
+    parts.accept(model_id="bot-x", current_value=4300)
+    parts.worker.run_once()
+    assert parts.kinds().count("incident.renotified") == 1  # the interval restarts at the notice
+    with Session(parts.engine) as session:
+        assert len(session.exec(select(Incident)).all()) == 1
