@@ -92,6 +92,11 @@ class Settings(BaseSettings):
     )
     analyst_model: str = Field("gpt-4o-mini", description="Model of the LLM analyst.")
     analyst_api_key: SecretStr | None = Field(None, description="API key of the LLM analyst.")
+    group_wait_seconds: float = Field(
+        0,
+        ge=0,
+        description="A new incident's investigation waits this long for its alerts to group.",
+    )
     repeat_interval_seconds: float = Field(
         3600, gt=0, description="A breach still firing this long after the last notice is re-sent."
     )

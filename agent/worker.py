@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 
 import structlog
 from sqlalchemy import Engine
+from sqlmodel import col, select
 
 from agent.alerts.models import Alert, Breach
 from agent.alerts.service import claim_next_alert, finish_alert
@@ -22,6 +23,7 @@ from agent.graph.runner import GraphRunner
 from agent.incidents.models import Incident, IncidentStatus, RunState
 from agent.incidents.service import (
     attach_alert,
+    claim_due_incident,
     find_open_incident,
     open_incident,
     resolve_incident,
@@ -72,7 +74,46 @@ class Worker:
         log.info("worker.stopped", worker_id=self.worker_id)
 
     def run_once(self) -> bool:
-        """Claim and process one alert; return False when there was nothing to do."""
+        """Correlate one alert, else run one due investigation; False when there was nothing."""
+        return self._alert_once() or self._incident_once()
+
+    def _incident_once(self) -> bool:
+        """Claim one incident whose investigation is due and run (or resume) its graph."""
+        with session_scope(self._engine) as session:
+            incident = claim_due_incident(
+                session=session,
+                worker_id=self.worker_id,
+                now=self._now,
+                lease=timedelta(seconds=self._settings.worker_lease_seconds),
+            )
+            if incident is None:
+                return False
+            incident_id, status = incident.id, incident.status
+            first = session.exec(
+                select(Alert)
+                .where(Alert.incident_id == incident_id)
+                .order_by(col(Alert.received_at))
+            ).first()
+            breach = first.breach() if first is not None else None
+        if status != IncidentStatus.open or breach is None:
+            with session_scope(self._engine) as session:
+                set_run_state(session=session, incident_id=incident_id, state=RunState.skipped)
+                self._audit.record(
+                    session,
+                    "run.skipped",
+                    {"summary": "resolved before it was investigated: nothing to do"},
+                    actor=WORKER_ACTOR,
+                    incident_id=incident_id,
+                )
+            return True
+        try:
+            self._run_graph(incident_id, breach)
+        except Exception:
+            log.exception("incident.run_failed", incident_id=str(incident_id))
+        return True
+
+    def _alert_once(self) -> bool:
+        """Claim and correlate one alert; return False when none was waiting."""
         with session_scope(self._engine) as session:
             alert = claim_next_alert(
                 session=session,
@@ -95,7 +136,6 @@ class Worker:
         return True
 
     def _process(self, alert_id: uuid.UUID) -> None:
-        run_incident: uuid.UUID | None = None
         resolved: Incident | None = None
         repeat: Incident | None = None
         with session_scope(self._engine) as session:
@@ -103,19 +143,22 @@ class Worker:
             assert alert is not None
             breach = alert.breach()
             if alert.incident_id is not None:
-                # A retry after a crash: the correlation was committed; finish what it started.
+                # A retry after a crash: the correlation was committed (the incident's run is
+                # claimed on its own); only the resolution's outside effects may be unfinished.
                 incident = session.get(Incident, alert.incident_id)
                 assert incident is not None
-                if incident.run_state in (RunState.pending, RunState.running):
-                    run_incident = incident.id
                 if breach.status == "resolved" and incident.status == IncidentStatus.resolved:
                     resolved = incident
             else:
                 open_one = find_open_incident(session=session, fingerprint=alert.fingerprint)
                 if breach.status == "triggered" and open_one is None:
-                    run_incident = open_incident(
-                        session=session, audit=self._audit, alert=alert, breach=breach
-                    ).id
+                    open_incident(
+                        session=session,
+                        audit=self._audit,
+                        alert=alert,
+                        breach=breach,
+                        group_wait=timedelta(seconds=self._settings.group_wait_seconds),
+                    )
                 elif breach.status == "resolved" and open_one is not None:
                     resolve_incident(
                         session=session, audit=self._audit, alert=alert, incident=open_one
@@ -135,8 +178,6 @@ class Worker:
                         actor=WORKER_ACTOR,
                         alert_id=alert.id,
                     )
-        if run_incident is not None:
-            self._run_graph(run_incident, breach)
         if resolved is not None:
             resolve_outside(self._runner.context, self._runner.state(resolved.id), resolved)
         if repeat is not None:

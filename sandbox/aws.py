@@ -45,10 +45,11 @@ def seed_log_lines(
 ) -> None:
     """Create the group and stream if needed and write the lines (time, message) to it."""
     client = logs_client(endpoint_url)
-    if not client.describe_log_groups(logGroupNamePrefix=group)["logGroups"]:
+    groups = client.describe_log_groups(logGroupNamePrefix=group)["logGroups"]
+    if not any(found["logGroupName"] == group for found in groups):
         client.create_log_group(logGroupName=group)
     streams = client.describe_log_streams(logGroupName=group, logStreamNamePrefix=stream)
-    if not streams["logStreams"]:
+    if not any(found["logStreamName"] == stream for found in streams["logStreams"]):
         client.create_log_stream(logGroupName=group, logStreamName=stream)
     events = [
         {"timestamp": int(moment.timestamp() * 1000), "message": message}

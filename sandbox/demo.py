@@ -178,7 +178,8 @@ def _wait_processed(base: str, alert_id: str, headers: dict[str, str]) -> dict[s
     alert: dict[str, Any] | None = None
     while time.monotonic() < deadline:
         alert = httpx.get(f"{base}/alerts/{alert_id}", headers=headers, timeout=5).json()
-        if alert["state"] in ("done", "failed"):
+        finished = alert["incident_run_state"] in ("completed", "failed", "skipped")
+        if alert["state"] == "failed" or (alert["state"] == "done" and finished):
             return alert
         time.sleep(0.2)
     return alert

@@ -4,6 +4,9 @@ Contract (CONTRACTS.md): POST /v2/enqueue, JSON, routing_key of 32 characters, e
 trigger|acknowledge|resolve, dedup_key ≤ 255 (required to acknowledge/resolve), trigger payload with
 summary ≤ 1024, source and severity critical|error|warning|info; 202 with the dedup_key; 400 with
 `errors` for an invalid event; 512 KB per event. Serve it over HTTPS: the SDK refuses http://.
+As in PagerDuty, a trigger that opens an alert opens an incident on the routing key's service with
+incident_key = dedup_key (or joins that service's open incident with that key); acknowledging or
+resolving the alert acknowledges or resolves the incident.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
-from sandbox.pagerduty_rest import add_rest_routes
+from sandbox.pagerduty_rest import add_rest_routes, follow_alert, incident_for_alert
 
 MAX_EVENT_BYTES = 512 * 1024
 ACTIONS = ("trigger", "acknowledge", "resolve")
@@ -70,6 +73,9 @@ class PagerDutyState:
     """What the emulator received, the alerts and incidents it holds, and the faults queued.
 
     `routing_keys` / `rest_api_keys` / `service_ids` set to None accept any well-formed value.
+    `routing_services` maps an integration (routing) key to the id of its service; a key not in
+    it gets a generated service id on its first trigger. `queries` holds the query parameters of
+    each GET /incidents.
     """
 
     routing_keys: set[str] | None = None
@@ -83,6 +89,8 @@ class PagerDutyState:
     incidents: list[dict[str, Any]] = field(default_factory=list)
     notes: list[dict[str, Any]] = field(default_factory=list)
     rest_rejected: list[dict[str, Any]] = field(default_factory=list)
+    routing_services: dict[str, str] = field(default_factory=dict)
+    queries: list[dict[str, list[str]]] = field(default_factory=list)
     delay_seconds: float = 0.0
 
     def fail_next(self, status: int, times: int = 1, retry_after: int | None = None) -> None:
@@ -113,11 +121,14 @@ class PagerDutyState:
         return None
 
     def resolve_incident(self, incident_id: str) -> None:
-        """Resolve an incident, as a responder would in PagerDuty's web app."""
+        """Resolve an incident and its alerts, as a responder would in PagerDuty's web app."""
         with self.lock:
             for incident in self.incidents:
                 if incident["id"] == incident_id:
                     incident["status"] = "resolved"
+            for alert in self.alerts:
+                if alert.get("incident_id") == incident_id:
+                    alert["status"] = "resolved"
 
     def open_alert(self, routing_key: str, dedup_key: str) -> dict[str, Any] | None:
         """Return the unresolved alert with this key, if any."""
@@ -140,6 +151,8 @@ class PagerDutyState:
                 "incidents": [dict(i) for i in self.incidents],
                 "notes": [dict(n) for n in self.notes],
                 "rest_rejected": list(self.rest_rejected),
+                "routing_services": dict(self.routing_services),
+                "queries": list(self.queries),
             }
 
 
@@ -219,7 +232,7 @@ def create_pagerduty_app(state: PagerDutyState) -> FastAPI:
         errors = validate_event(event, state.routing_keys)
         if errors:
             return _invalid(state, event, errors)
-        return _process(state, event)
+        return _process(state, event, str(request.base_url))
 
     @app.get("/_sandbox/events")
     def received() -> dict[str, Any]:
@@ -238,7 +251,7 @@ def _invalid(state: PagerDutyState, event: Any, errors: list[str]) -> JSONRespon
     )
 
 
-def _process(state: PagerDutyState, event: dict[str, Any]) -> JSONResponse:
+def _process(state: PagerDutyState, event: dict[str, Any], base_url: str) -> JSONResponse:
     with state.lock:
         action = event["event_action"]
         dedup_key = event.get("dedup_key") or uuid.uuid4().hex
@@ -247,14 +260,19 @@ def _process(state: PagerDutyState, event: dict[str, Any]) -> JSONResponse:
         alert = state.open_alert(event["routing_key"], dedup_key)
         if action == "trigger":
             if alert is None:
+                summary = event["payload"]["summary"]
+                incident = incident_for_alert(
+                    state, event["routing_key"], dedup_key, summary, base_url
+                )
                 state.alerts.append(
                     {
                         "routing_key": event["routing_key"],
                         "dedup_key": dedup_key,
                         "status": "triggered",
-                        "summary": event["payload"]["summary"],
+                        "summary": summary,
                         "severity": event["payload"]["severity"],
                         "events": 1,
+                        "incident_id": incident["id"],
                     }
                 )
             else:
@@ -262,6 +280,7 @@ def _process(state: PagerDutyState, event: dict[str, Any]) -> JSONResponse:
         elif alert is not None:
             alert["status"] = "acknowledged" if action == "acknowledge" else "resolved"
             alert["events"] += 1
+            follow_alert(state, alert)
     return JSONResponse(
         {"status": "success", "message": "Event processed", "dedup_key": dedup_key},
         status_code=202,

@@ -1,4 +1,4 @@
-"""PagerDuty REST API v2 emulator: create incidents, add notes, read an incident back.
+"""PagerDuty REST API v2 emulator: create, list and read incidents, add notes.
 
 Contract (CONTRACTS.md): every call needs `Authorization: Token token=<key>` (else 401, code 2006)
 and `Accept: application/vnd.pagerduty+json;version=2`; writes need `From: <user email>` (else 400,
@@ -6,6 +6,10 @@ code 2016). POST /incidents takes {"incident": {type, title, service{id, type}, 
 incident_key, body{type, details}, escalation_policy}} and answers 201 with the incident; an
 incident_key equal to an open incident's on the same service is refused with 400. POST
 /incidents/{id}/notes takes {"note": {"content"}} and answers 201; an unknown incident is 404.
+GET /incidents filters on `incident_key` and `statuses[]` (triggered|acknowledged|resolved), pages
+with `limit` (default 25, at most 100) and `offset`, and answers {"incidents", "limit", "offset",
+"more", "total"} (total only when asked with total=true); other filters (since, until, date_range,
+…) are accepted and ignored, so no incident falls outside PagerDuty's default 30-day window.
 Errors are {"error": {"message", "code", "errors"?}}. Mounted on the Events app by
 `create_pagerduty_app`, so one HTTPS emulator serves both APIs and shares the fault queue.
 """
@@ -30,6 +34,9 @@ if TYPE_CHECKING:
 
 ACCEPT = "application/vnd.pagerduty+json;version=2"
 URGENCIES = ("high", "low")
+STATUSES = ("triggered", "acknowledged", "resolved")
+PAGE_SIZE = 25
+PAGE_LIMIT = 100
 INCIDENT_KEY_LIMIT = 255
 NOTE_LIMIT = 25_000
 INCIDENT_FIELDS = frozenset(
@@ -128,6 +135,38 @@ def add_rest_routes(app: FastAPI, state: PagerDutyState) -> None:
             return _refuse(state, request, 400, INVALID_INPUT, errors)
         return JSONResponse({"incident": incident}, status_code=201)
 
+    @app.get("/incidents")
+    async def list_incidents(request: Request) -> Response:
+        refusal = await _admit(request, state, write=False)
+        if refusal is not None:
+            return refusal
+        query = request.query_params
+        paging, errors = _paging(query.get("limit"), query.get("offset"))
+        statuses = query.getlist("statuses[]")
+        if set(statuses) - set(STATUSES):
+            errors.append(f"'statuses[]' must be one of {', '.join(STATUSES)}")
+        if errors:
+            return _refuse(state, request, 400, INVALID_INPUT, errors)
+        key = query.get("incident_key")
+        with state.lock:
+            state.queries.append({name: query.getlist(name) for name in query})
+            matched = [
+                dict(i)
+                for i in state.incidents
+                if (key is None or i["incident_key"] == key)
+                and (not statuses or i["status"] in statuses)
+            ]
+        limit, offset = paging
+        return JSONResponse(
+            {
+                "incidents": matched[offset : offset + limit],
+                "limit": limit,
+                "offset": offset,
+                "more": offset + limit < len(matched),
+                "total": len(matched) if query.get("total") == "true" else None,
+            }
+        )
+
     @app.get("/incidents/{incident_id}")
     async def get_incident(incident_id: str, request: Request) -> Response:
         refusal = await _admit(request, state, write=False)
@@ -222,6 +261,63 @@ def _refuse(
     return JSONResponse(_error_body(error, errors), status_code=status)
 
 
+def incident_for_alert(
+    state: PagerDutyState, routing_key: str, dedup_key: str, summary: str, base_url: str
+) -> dict[str, Any]:
+    """Return the incident a new Events v2 alert belongs to, opening one if needed (lock held)."""
+    service_id = state.routing_services.get(routing_key)
+    if service_id is None:
+        service_id = state.routing_services[routing_key] = _new_id("P", 6)
+    incident = state.open_incident(service_id, dedup_key)
+    if incident is None:
+        wanted = {
+            "title": summary,
+            "service": {"id": service_id, "type": "service_reference"},
+            "incident_key": dedup_key,
+        }
+        incident = _new_incident(state, wanted, base_url)
+        state.incidents.append(incident)
+    return incident
+
+
+def follow_alert(state: PagerDutyState, alert: dict[str, Any]) -> None:
+    """Carry an alert's acknowledge or resolve over to its incident (lock held).
+
+    As in PagerDuty, the incident resolves once all of its alerts are resolved.
+    """
+    incident = _find(state, alert.get("incident_id", ""))
+    if incident is None or incident["status"] == "resolved":
+        return
+    if alert["status"] == "acknowledged":
+        status = "acknowledged"
+    elif any(
+        a.get("incident_id") == incident["id"] and a["status"] != "resolved" for a in state.alerts
+    ):
+        return
+    else:
+        status = "resolved"
+    incident["status"] = status
+    incident["last_status_change_at"] = _now()
+
+
+def _paging(limit: str | None, offset: str | None) -> tuple[tuple[int, int], list[str]]:
+    """Return (limit, offset) of a list call and what is wrong with them."""
+    errors = []
+    size, start = PAGE_SIZE, 0
+    if limit is not None:
+        if limit.isdigit() and int(limit) > 0:
+            # PagerDuty caps the page size rather than refusing a larger one.
+            size = min(int(limit), PAGE_LIMIT)
+        else:
+            errors.append("'limit' must be a positive integer")
+    if offset is not None:
+        if offset.isdigit():
+            start = int(offset)
+        else:
+            errors.append("'offset' must be a non-negative integer")
+    return (size, start), errors
+
+
 def _is_reference(value: Any, kind: str) -> bool:
     return (
         isinstance(value, dict)
@@ -242,8 +338,8 @@ def _find(state: PagerDutyState, incident_id: str) -> dict[str, Any] | None:
     return next((i for i in state.incidents if i["id"] == incident_id), None)
 
 
-def _new_id(prefix: str) -> str:
-    return prefix + "".join(secrets.choice(ID_ALPHABET) for _ in range(13))
+def _new_id(prefix: str, length: int = 13) -> str:
+    return prefix + "".join(secrets.choice(ID_ALPHABET) for _ in range(length))
 
 
 def _now() -> str:

@@ -89,13 +89,16 @@ class RunningService:
         )
 
     def wait_alert(self, alert_id: str, timeout: float = 30) -> dict[str, Any]:
-        """Poll GET /alerts/{id} until the worker is done with it."""
+        """Poll GET /alerts/{id} until the alert is correlated and its incident's run is over."""
         deadline = time.monotonic() + timeout
         while True:
             body: dict[str, Any] = httpx.get(
                 f"{self.url}/alerts/{alert_id}", headers=self.auth, timeout=5
             ).json()
-            if body["state"] in ("done", "failed") or time.monotonic() > deadline:
+            settled = body["incident_id"] is None or body["incident_run_state"] in FINISHED
+            if body["state"] == "failed" or (body["state"] == "done" and settled):
+                return body
+            if time.monotonic() > deadline:
                 return body
             time.sleep(0.05)
 
@@ -110,6 +113,7 @@ class RunningService:
 
 
 ServiceFactory = Callable[..., RunningService]
+FINISHED = ("completed", "failed", "skipped")
 
 
 @pytest.fixture

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import ssl
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import pagerduty
 
+from tools.pager_pagerduty_rest import IncidentListingError, find_incident
 from tools.protocols import PageRequest
 from tools.result import Stopwatch, ToolResult, ToolStatus
+from tools.retry import RetryPolicy
 
 SUMMARY_LIMIT = 1024
 DEDUP_KEY_LIMIT = 255
@@ -44,6 +48,10 @@ class PagerDutyEventsPager:
     def check(self) -> tuple[bool, str]:
         """Report the configured endpoint; Events v2 has no read-only call to probe."""
         return True, f"events API at {self._base_url}"
+
+    def close(self) -> None:
+        """Release the client's pooled connections."""
+        self._client.close()
 
     def trigger(self, request: PageRequest) -> ToolResult:
         """Open (or update) the PagerDuty alert with the request's dedup_key."""
@@ -104,7 +112,11 @@ class PagerDutyEventsPager:
 
 
 class PagerDutyRestPager:
-    """Open PagerDuty incidents and add notes through REST API v2, with bounded retries."""
+    """Open PagerDuty incidents and add notes through REST API v2, with bounded retries.
+
+    `lookup_attempts` / `lookup_base_seconds` bound how long `note_for_dedup_key` waits for the
+    incident of an Events v2 trigger to appear; `sleep` is that wait (tests inject their own).
+    """
 
     name = "pagerduty_rest"
 
@@ -117,12 +129,19 @@ class PagerDutyRestPager:
         ca_bundle: Path | None = None,
         timeout_seconds: float = 10.0,
         retry_base_seconds: float = 0.5,
+        lookup_attempts: int = 4,
+        lookup_base_seconds: float = 1.0,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._client = pagerduty.RestApiV2Client(
             api_key, default_from=from_email, base_url=base_url, verify=_verify(ca_bundle)
         )
         _bound_retries(self._client, timeout_seconds, retry_base_seconds)
         self._base_url = base_url
+        self._lookup_policy = RetryPolicy(
+            attempts=max(lookup_attempts, 1), base_seconds=lookup_base_seconds, max_seconds=5.0
+        )
+        self._sleep = sleep
 
     def check(self) -> tuple[bool, str]:
         """List the account's abilities: the cheapest call that proves the API key works."""
@@ -213,6 +232,48 @@ class PagerDutyRestPager:
             asked=asked,
             evidence={**evidence, "incident_id": incident_id},
             latency_ms=watch.ms,
+        )
+
+    def note_for_dedup_key(self, dedup_key: str, content: str) -> ToolResult:
+        """Add a note to the incident PagerDuty opened for an Events v2 dedup_key.
+
+        No incident listed for the key after the bounded lookups is `no_data`.
+        """
+        asked = {
+            "call": "GET /incidents?incident_key=…, POST /incidents/{id}/notes",
+            "dedup_key": dedup_key,
+            "content": content,
+        }
+        watch = Stopwatch()
+        try:
+            incident, lookups = find_incident(
+                self._client, dedup_key, policy=self._lookup_policy, sleep=self._sleep
+            )
+        except REST_FAILURES as exc:
+            return self._failure("the incident lookup", asked, watch, exc)
+        except IncidentListingError as exc:
+            return self._unreadable("the incident lookup", asked, watch, exc)
+        if incident is None:
+            return ToolResult(
+                tool=self.name,
+                status=ToolStatus.no_data,
+                summary=f"no PagerDuty incident has incident_key {dedup_key!r} "
+                f"after {lookups} lookups; the note was not added",
+                asked=asked,
+                evidence={"lookups": lookups},
+                latency_ms=watch.ms,
+            )
+        noted = self.add_note(incident["id"], content)
+        evidence = {
+            **noted.evidence,
+            "incident_id": incident["id"],
+            "incident_number": incident.get("incident_number"),
+            "incident_status": incident.get("status"),
+            "html_url": incident.get("html_url"),
+            "lookups": lookups,
+        }
+        return noted.model_copy(
+            update={"asked": asked, "evidence": evidence, "latency_ms": watch.ms}
         )
 
     def _failure(

@@ -123,4 +123,6 @@ class AlertRead(SQLModel):
     status: str
     state: AlertState
     incident_id: uuid.UUID | None
+    incident_run_state: str | None = None
+    """The incident's investigation: pending, running, completed, failed or skipped."""
     error: str | None

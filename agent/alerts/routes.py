@@ -18,6 +18,7 @@ from agent.alerts.models import AlertRead, Breach
 from agent.alerts.service import accept_alert, get_alert
 from agent.db import session_scope
 from agent.deps import Services, ServicesDep, SessionDep, WebhookAuth
+from agent.incidents.models import Incident
 from audit.chain import canonical_json
 
 router = APIRouter(tags=["webhooks"])
@@ -128,11 +129,15 @@ async def receive_alertmanager_alerts(request: Request, services: ServicesDep) -
     dependencies=[WebhookAuth],
 )
 def read_alert(alert_id: uuid.UUID, session: SessionDep) -> AlertRead:
-    """Show where an accepted alert is: pending, claimed, done or failed, and its incident."""
+    """Show where an accepted alert is (pending, claimed, done, failed) and its incident's run."""
     alert = get_alert(session=session, alert_id=alert_id)
     if alert is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no alert {alert_id}")
-    return AlertRead.model_validate(alert, from_attributes=True)
+    shown = AlertRead.model_validate(alert, from_attributes=True)
+    if alert.incident_id is not None:
+        incident = session.get(Incident, alert.incident_id)
+        shown.incident_run_state = str(incident.run_state) if incident else None
+    return shown
 
 
 def _store(services: Services, items: list[tuple[Breach, dict[str, Any], str]]) -> list[Accepted]:

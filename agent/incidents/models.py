@@ -26,6 +26,7 @@ class RunState(StrEnum):
     running = "running"
     completed = "completed"
     failed = "failed"
+    skipped = "skipped"
 
 
 class IncidentBase(SQLModel):
@@ -52,6 +53,9 @@ class Incident(IncidentBase, table=True):
     slack_channel: str | None = Field(default=None, max_length=64)
     slack_thread_ts: str | None = Field(default=None, max_length=64)
     last_notified_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    run_after: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), index=True))
+    claimed_by: str | None = Field(default=None, max_length=200)
+    lease_until: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
 
     @property
     def dedup_key(self) -> str:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
 
+from sqlalchemy import or_
 from sqlmodel import Session, col, select
 
 from agent.alerts.models import Alert, Breach
@@ -23,8 +25,16 @@ def find_open_incident(*, session: Session, fingerprint: str) -> Incident | None
     ).first()
 
 
-def open_incident(*, session: Session, audit: AuditLog, alert: Alert, breach: Breach) -> Incident:
-    """Open a new incident for a triggered alert and link the alert to it."""
+def open_incident(
+    *,
+    session: Session,
+    audit: AuditLog,
+    alert: Alert,
+    breach: Breach,
+    group_wait: timedelta = timedelta(0),
+) -> Incident:
+    """Open a new incident for a triggered alert; its investigation is due after `group_wait`."""
+    opened = audit.now()
     incident = Incident(
         fingerprint=alert.fingerprint,
         title=breach.title(),
@@ -32,7 +42,9 @@ def open_incident(*, session: Session, audit: AuditLog, alert: Alert, breach: Br
         model_id=breach.model_id,
         environment=breach.environment,
         service=breach.service,
-        opened_at=audit.now(),
+        opened_at=opened,
+        last_notified_at=opened,
+        run_after=opened + group_wait,
     )
     session.add(incident)
     session.flush()
@@ -41,7 +53,15 @@ def open_incident(*, session: Session, audit: AuditLog, alert: Alert, breach: Br
     audit.record(
         session,
         "incident.opened",
-        {"summary": f"incident opened: {incident.title}", "fingerprint": incident.fingerprint},
+        {
+            "summary": f"incident opened: {incident.title}"
+            + (
+                f" (investigation after a {group_wait.total_seconds():g}s group wait)"
+                if group_wait
+                else ""
+            ),
+            "fingerprint": incident.fingerprint,
+        },
         actor=CORRELATOR_ACTOR,
         incident_id=incident.id,
         alert_id=alert.id,
@@ -82,11 +102,37 @@ def resolve_incident(
     )
 
 
+def claim_due_incident(
+    *, session: Session, worker_id: str, now: Callable[[], datetime], lease: timedelta
+) -> Incident | None:
+    """Claim the incident whose investigation is due (or whose last runner's lease expired)."""
+    moment = now()
+    due = session.exec(
+        select(Incident)
+        .where(
+            col(Incident.run_state).in_([RunState.pending, RunState.running]),
+            col(Incident.run_after) <= moment,
+            or_(col(Incident.lease_until).is_(None), col(Incident.lease_until) < moment),
+        )
+        .order_by(col(Incident.run_after))
+        .limit(1)
+        .with_for_update(skip_locked=True)
+    ).first()
+    if due is None:
+        return None
+    due.claimed_by = worker_id
+    due.lease_until = moment + lease
+    session.add(due)
+    return due
+
+
 def set_run_state(*, session: Session, incident_id: uuid.UUID, state: RunState) -> None:
     """Record where the incident's graph run is."""
     incident = session.get(Incident, incident_id)
     if incident is not None:
         incident.run_state = state
+        if state in (RunState.completed, RunState.failed, RunState.skipped):
+            incident.lease_until = None
         session.add(incident)
 
 

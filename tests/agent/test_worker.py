@@ -76,6 +76,13 @@ class Parts:
             )
             return alert.id
 
+    def drain(self) -> int:
+        """Let the worker do everything that is due now; return how many steps it took."""
+        steps = 0
+        while self.worker.run_once():
+            steps += 1
+        return steps
+
     def kinds(self) -> list[str]:
         with Session(self.engine) as session:
             return [e.kind for e in session.exec(select(AuditEvent).order_by(AuditEvent.seq))]  # type: ignore[arg-type]
@@ -124,7 +131,7 @@ def test_a_crash_after_correlation_resumes_without_a_second_incident(parts: Part
         open_incident(session=session, audit=parts.audit, alert=alert, breach=alert.breach())
     parts.clock.advance(61)
 
-    assert parts.worker.run_once() is True
+    assert parts.drain() == 2  # the re-claimed alert, then the incident's investigation
 
     with Session(parts.engine) as session:
         incidents = session.exec(select(Incident)).all()
@@ -155,7 +162,7 @@ def test_an_interrupted_graph_run_continues_after_its_last_checkpoint(parts: Par
     assert parts.kinds()[-1] == "probe.completed"
     parts.clock.advance(61)
 
-    parts.worker.run_once()
+    parts.drain()
 
     kinds = parts.kinds()
     assert kinds.count("runbook.matched") == 1
@@ -192,22 +199,57 @@ def test_a_resolved_alert_without_an_open_incident_is_recorded_and_ignored(parts
 def test_repeat_interval_with_a_clock_re_notifies_only_after_it(tmp_path: Path) -> None:
     parts = Parts(make_settings(tmp_path, repeat_interval_seconds=600), Clock())
     parts.accept(model_id="bot-x", current_value=4000)
-    parts.worker.run_once()
+    parts.drain()
 
     parts.clock.advance(9 * 60)
     parts.accept(model_id="bot-x", current_value=4100)
-    parts.worker.run_once()
+    parts.drain()
     assert parts.kinds().count("incident.renotified") == 0
     assert parts.kinds().count("alert.grouped") == 1
 
     parts.clock.advance(2 * 60)
     parts.accept(model_id="bot-x", current_value=4200)
-    parts.worker.run_once()
+    parts.drain()
     assert parts.kinds().count("incident.renotified") == 1
 
     parts.clock.advance(60)
     parts.accept(model_id="bot-x", current_value=4300)
-    parts.worker.run_once()
+    parts.drain()
     assert parts.kinds().count("incident.renotified") == 1  # the interval restarts at the notice
     with Session(parts.engine) as session:
         assert len(session.exec(select(Incident)).all()) == 1
+
+
+def test_breaches_within_the_group_wait_make_one_incident_investigated_once(
+    tmp_path: Path,
+) -> None:
+    parts = Parts(make_settings(tmp_path, group_wait_seconds=30), Clock())
+    for second in range(5):
+        parts.accept(model_id="bot-g", current_value=4000 + second)
+        parts.drain()
+        parts.clock.advance(5)
+    assert "runbook.matched" not in parts.kinds()  # still waiting for the group to form
+
+    parts.clock.advance(10)
+    parts.drain()
+
+    with Session(parts.engine) as session:
+        incidents = session.exec(select(Incident)).all()
+        grouped = session.exec(select(Alert).where(Alert.incident_id == incidents[0].id)).all()
+    assert len(incidents) == 1 and len(grouped) == 5
+    assert incidents[0].run_state == "completed"
+    assert parts.kinds().count("runbook.matched") == 1
+
+
+def test_an_incident_resolved_during_its_group_wait_is_not_investigated(tmp_path: Path) -> None:
+    parts = Parts(make_settings(tmp_path, group_wait_seconds=30), Clock())
+    parts.accept(model_id="bot-r", current_value=4000)
+    parts.drain()
+    parts.accept(model_id="bot-r", status="Healthy")
+    parts.drain()
+
+    parts.clock.advance(31)
+    parts.drain()
+
+    assert "runbook.matched" not in parts.kinds()
+    assert parts.kinds()[-1] == "run.skipped"
