@@ -45,6 +45,8 @@ def run_checks(
         ("pager", toolbox.pager),
         ("chat", toolbox.chat),
     ]
+    if toolbox.incidents is not None:
+        targets.append(("settings", "pager.rest", toolbox.incidents))
     for role, maybe in configured:
         if maybe is None:
             rows.append(CheckRow("settings", role, "-", True, "not configured: dry-run"))

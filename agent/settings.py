@@ -133,6 +133,14 @@ class Settings(BaseSettings):
         10, gt=0, description="Read timeout per PagerDuty call."
     )
 
+    pagerduty_api_key: SecretStr | None = Field(
+        None, description="REST API key: the agent adds a note to the incident it paged."
+    )
+    pagerduty_from_email: str | None = Field(
+        None, description="The PagerDuty user e-mail REST writes are made as (From header)."
+    )
+    pagerduty_rest_url: str = Field("https://api.pagerduty.com", description="REST API base.")
+
     slack_bot_token: SecretStr | None = Field(
         None, description="Bot token (xoxb-…); unset means Slack messages are dry-run."
     )

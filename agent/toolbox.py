@@ -11,7 +11,7 @@ from agent.settings import Settings
 from tools.chat_slack import SlackChat
 from tools.llm_analyst import LlmAnalyst
 from tools.logs_cloudwatch import CloudWatchLogSource
-from tools.pager_pagerduty import PagerDutyEventsPager
+from tools.pager_pagerduty import PagerDutyEventsPager, PagerDutyRestPager
 from tools.protocols import ChatNotifier, LogSource, Pager
 
 
@@ -23,6 +23,8 @@ class Toolbox:
     pager: Pager | None
     chat: ChatNotifier | None
     chat_channel: str | None
+    incidents: PagerDutyRestPager | None = None
+    """PagerDuty REST (notes on paged incidents), when an API key is configured."""
 
     def configured(self) -> dict[str, bool]:
         """Return which integrations are live (the rest are dry-run)."""
@@ -67,7 +69,22 @@ def build_toolbox(settings: Settings) -> Toolbox:
             base_url=settings.slack_base_url,
             timeout_seconds=settings.slack_timeout_seconds,
         )
-    return Toolbox(logs=logs, pager=pager, chat=chat, chat_channel=settings.slack_channel)
+    incidents = None
+    if settings.pagerduty_api_key is not None and settings.pagerduty_from_email:
+        incidents = PagerDutyRestPager(
+            settings.pagerduty_api_key.get_secret_value(),
+            from_email=settings.pagerduty_from_email,
+            base_url=settings.pagerduty_rest_url,
+            ca_bundle=settings.pagerduty_ca_bundle,
+            timeout_seconds=settings.pagerduty_timeout_seconds,
+        )
+    return Toolbox(
+        logs=logs,
+        pager=pager,
+        chat=chat,
+        chat_channel=settings.slack_channel,
+        incidents=incidents,
+    )
 
 
 def build_analyst(settings: Settings) -> LlmAnalyst | None:

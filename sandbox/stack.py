@@ -56,6 +56,7 @@ class SandboxStack:
     team_keys: dict[str, str] = field(init=False)
     openai_key: str = field(default_factory=lambda: "sk-sandbox-" + secrets.token_hex(8))
     gateway_token: str = field(default_factory=lambda: secrets.token_hex(16))
+    pagerduty_api_key: str = field(default_factory=lambda: "u+" + secrets.token_hex(9))
     _servers: list[EmulatorServer] = field(default_factory=list, init=False)
     _moto: Any = field(default=None, init=False)
     cert_path: Path = field(init=False)
@@ -66,7 +67,10 @@ class SandboxStack:
 
     def __post_init__(self) -> None:
         self.team_keys = {team: secrets.token_hex(16) for team in TEAMS}
-        self.pagerduty = PagerDutyState(routing_keys={self.routing_key, *self.team_keys.values()})
+        self.pagerduty = PagerDutyState(
+            routing_keys={self.routing_key, *self.team_keys.values()},
+            rest_api_keys={self.pagerduty_api_key},
+        )
         self.slack = SlackState(token=self.slack_token, channels={self.channel})
         self.openai = OpenAIServerState(api_keys={self.openai_key})
         self.openai.add_chat_model(CHAT_MODEL, default="OK", rules=dict(DIAGNOSTIC_ANSWERS))
@@ -134,6 +138,9 @@ class SandboxStack:
             "REMEDIATOR_PAGERDUTY_ROUTING_KEY": self.routing_key,
             "REMEDIATOR_PAGERDUTY_EVENTS_URL": self.pagerduty_url,
             "REMEDIATOR_PAGERDUTY_CA_BUNDLE": str(self.cert_path),
+            "REMEDIATOR_PAGERDUTY_API_KEY": self.pagerduty_api_key,
+            "REMEDIATOR_PAGERDUTY_FROM_EMAIL": "remediator@example.com",
+            "REMEDIATOR_PAGERDUTY_REST_URL": self.pagerduty_url,
             "REMEDIATOR_SLACK_BOT_TOKEN": self.slack_token,
             "REMEDIATOR_SLACK_BASE_URL": self.slack_url,
             "REMEDIATOR_SLACK_CHANNEL": self.channel,

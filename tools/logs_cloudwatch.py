@@ -92,6 +92,15 @@ class CloudWatchLogSource:
                 latency_ms=watch.ms,
                 error=str(exc)[:500],
             )
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            return ToolResult(
+                tool=self.name,
+                status=ToolStatus.error,
+                summary="CloudWatch Logs gave a malformed answer",
+                asked=asked,
+                latency_ms=watch.ms,
+                error=f"{type(exc).__name__}: {exc}"[:500],
+            )
         if status != "Complete":
             return ToolResult(
                 tool=self.name,

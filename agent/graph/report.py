@@ -56,7 +56,18 @@ def report(state: IncidentState, runtime: Runtime[RunContext]) -> dict[str, Any]
             thread_ts=ts,
         )
     ctx.record(state, "notification.sent", REPORTER, result.audit_data())
+    _note_on_page(ctx, state, text)
     return {"report": {"status": "sent", "channel": posted, "ts": ts}}
+
+
+def _note_on_page(ctx: RunContext, state: IncidentState, text: str) -> None:
+    """Add the summary as a note to the PagerDuty incident this run paged (REST, when set up)."""
+    paged = [a for a in state.get("actions", []) if a["kind"] == "page" and a["status"] == "done"]
+    if ctx.tools.incidents is None or not paged:
+        return
+    result = ctx.tools.incidents.note_for_dedup_key(str(paged[0]["dedup_key"]), text)
+    kind = {"ok": "note.added", "no_data": "note.skipped"}.get(str(result.status), "note.failed")
+    ctx.record(state, kind, REPORTER, result.audit_data())
 
 
 def summary_message(

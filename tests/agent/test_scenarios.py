@@ -119,6 +119,9 @@ def test_a_degraded_vector_db_pages_its_owner_and_does_not_fail_over(
     assert data(found, "diagnosis.made")["owner_hint"] == "vector_db"
     assert pages(world) == [("search-platform", "error")]
     assert world.gateway.history == []
+    [note] = world.pagerduty.snapshot()["notes"]
+    assert "Diagnosis: dependency_degraded" in note["content"]
+    assert data(found, "note.added")["status"] == "ok"
 
 
 def test_an_endpoint_fault_fails_over_to_the_backup_region_and_verifies(

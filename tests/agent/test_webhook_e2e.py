@@ -59,6 +59,7 @@ def test_breach_pages_once_posts_once_and_audits_a_valid_chain(
         "action.started",
         "action.succeeded",
         "notification.sent",
+        "note.added",
         "run.completed",
     ]
     assert result.ok, result

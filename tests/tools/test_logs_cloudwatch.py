@@ -9,10 +9,13 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.config import Config
 from botocore.stub import ANY, Stubber
 from moto import mock_aws
 
-from sandbox.aws import demo_log_lines
+from sandbox.aws import demo_log_lines, start_moto
+from sandbox.fault_proxy import FaultProxyState, create_fault_proxy
+from sandbox.server import EmulatorServer
 from tools.logs_cloudwatch import CloudWatchLogSource
 from tools.protocols import LogQuery
 
@@ -143,3 +146,65 @@ def test_a_failed_query_is_an_error_result() -> None:
         result = CloudWatchLogSource(client, [GROUP]).search(window())
     assert result.status == "error"
     assert "Failed" in result.summary
+
+
+@pytest.fixture(scope="module")
+def proxied() -> Iterator[tuple[Any, FaultProxyState]]:
+    """A logs client that talks to moto's server through a fault-injecting proxy."""
+    server, url = start_moto()
+    state = FaultProxyState(upstream=url)
+    proxy = EmulatorServer(create_fault_proxy(state)).start()
+    client = boto3.client(
+        "logs",
+        region_name="us-east-1",
+        endpoint_url=proxy.url,
+        config=Config(
+            retries={"mode": "standard", "max_attempts": 3}, read_timeout=2, connect_timeout=2
+        ),
+    )
+    client.create_log_group(logGroupName=GROUP)
+    client.create_log_stream(logGroupName=GROUP, logStreamName="s")
+    put(client, [(NOW - timedelta(minutes=1), "support-bot v1 ERROR upstream 503")])
+    yield client, state
+    proxy.stop()
+    server.stop()
+
+
+THROTTLED = b'{"__type":"ThrottlingException","message":"Rate exceeded"}'
+UNAVAILABLE = b'{"__type":"ServiceUnavailableException","message":"try again"}'
+DENIED = b'{"__type":"AccessDeniedException","message":"not allowed"}'
+
+
+@pytest.mark.parametrize(("status", "body"), [(400, THROTTLED), (503, UNAVAILABLE), (500, b"{}")])
+def test_throttling_and_5xx_are_retried_by_the_sdk_then_succeed(
+    proxied: tuple[Any, FaultProxyState], status: int, body: bytes
+) -> None:
+    client, state = proxied
+    state.fail_next(status, body, times=2)
+    before = state.faulted
+
+    result = CloudWatchLogSource(client, [GROUP]).search(window())
+
+    assert result.status == "degraded"
+    assert state.faulted - before == 2
+
+
+def test_access_denied_is_not_retried(proxied: tuple[Any, FaultProxyState]) -> None:
+    client, state = proxied
+    state.fail_next(400, DENIED, times=3)
+    before = state.faulted
+
+    result = CloudWatchLogSource(client, [GROUP]).search(window())
+
+    assert result.status == "error" and "AccessDeniedException" in (result.error or "")
+    assert state.faulted - before == 1
+    state.faults.clear()
+
+
+def test_a_malformed_answer_is_an_error_result(proxied: tuple[Any, FaultProxyState]) -> None:
+    client, state = proxied
+    state.fail_next(200, b"<html>gateway error</html>", times=1)
+
+    result = CloudWatchLogSource(client, [GROUP]).search(window())
+
+    assert result.status == "error"
