@@ -147,6 +147,9 @@ class Settings(BaseSettings):
     slack_base_url: str = Field("https://slack.com/api/", description="Slack Web API base.")
     slack_channel: str | None = Field(None, description="Channel id for incident threads.")
     slack_timeout_seconds: float = Field(10, gt=0, description="Timeout per Slack call.")
+    slack_min_interval_seconds: float = Field(
+        1.0, ge=0, description="Messages to one channel are paced this far apart (Slack: ~1/s)."
+    )
 
     @field_validator("cloudwatch_log_groups", "redact_fields", mode="before")
     @classmethod

@@ -68,6 +68,7 @@ def build_toolbox(settings: Settings) -> Toolbox:
             settings.slack_bot_token.get_secret_value(),
             base_url=settings.slack_base_url,
             timeout_seconds=settings.slack_timeout_seconds,
+            min_interval_seconds=settings.slack_min_interval_seconds,
         )
     incidents = None
     if settings.pagerduty_api_key is not None and settings.pagerduty_from_email:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import random
+import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -25,6 +27,33 @@ from tools.result import Stopwatch, ToolResult, ToolStatus
 RETRIED_SERVER_STATUSES = frozenset({500, 502, 503, 504})
 
 
+class ChannelPacer:
+    """Space the messages of each channel at least `interval` seconds apart (thread-safe)."""
+
+    def __init__(
+        self,
+        interval: float,
+        monotonic: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._interval = interval
+        self._monotonic = monotonic
+        self._sleep = sleep
+        self._next: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def wait(self, channel: str) -> float:
+        """Block until this channel may take another message; return the seconds waited."""
+        with self._lock:
+            now = self._monotonic()
+            slot = max(now, self._next.get(channel, now))
+            self._next[channel] = slot + self._interval
+        pause = slot - now
+        if pause > 0:
+            self._sleep(pause)
+        return pause
+
+
 class SlackChat:
     """Post and edit incident messages; 429s wait for Retry-After, 5xx back off, boundedly."""
 
@@ -39,7 +68,13 @@ class SlackChat:
         rate_limit_retries: int = 3,
         server_error_retries: int = 2,
         retry_base_seconds: float = 0.5,
+        min_interval_seconds: float = 1.0,
+        monotonic: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
+        # Slack allows about one message per second per channel: posts queue here (each
+        # channel paced in turn) instead of piling into 429s that could outlast the retries.
+        self._pace = ChannelPacer(min_interval_seconds, monotonic, sleep)
         backoff = BackoffRetryIntervalCalculator(
             backoff_factor=retry_base_seconds, jitter=ProportionalJitter()
         )
@@ -78,6 +113,7 @@ class SlackChat:
         asked: dict[str, Any] = {"method": "chat.postMessage", "channel": channel, "text": text}
         if thread_ts:
             asked["thread_ts"] = thread_ts
+        self._pace.wait(channel)
         return self._send(
             asked,
             "the message",

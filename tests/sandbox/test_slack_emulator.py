@@ -100,3 +100,40 @@ def test_over_the_rate_limit_the_adapter_waits_for_retry_after(
     assert [m["text"] for m in state.messages] == ["message 0", "message 1"]
     posts = [c for c in state.calls if c["method"] == "chat.postMessage"]
     assert len(posts) == 3
+
+
+def test_posts_to_one_channel_are_paced_and_never_hit_the_rate_limit(
+    slack: tuple[SlackState, str],
+) -> None:
+    state, url = slack
+    clock = [100.0]
+    waits: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        clock[0] += seconds
+
+    chat = SlackChat(TOKEN, base_url=url, monotonic=lambda: clock[0], sleep=sleep)
+    state.burst = 100  # the emulator would allow a burst; the adapter paces anyway
+
+    results = [chat.post(channel="C1", text=f"storm {i}") for i in range(4)]
+
+    assert [r.status for r in results] == ["ok"] * 4
+    assert waits == [1.0, 1.0, 1.0]
+    assert [c["method"] for c in state.calls].count("chat.postMessage") == 4
+
+
+def test_the_pacer_keeps_channels_apart_and_queues_concurrent_posts() -> None:
+    from tools.chat_slack import ChannelPacer
+
+    now = [0.0]
+    pacer = ChannelPacer(1.0, monotonic=lambda: now[0], sleep=lambda s: None)
+
+    assert [pacer.wait("C1"), pacer.wait("C1"), pacer.wait("C2"), pacer.wait("C1")] == [
+        0.0,
+        1.0,
+        0.0,
+        2.0,
+    ]
+    now[0] = 10.0
+    assert pacer.wait("C1") == 0.0

@@ -1,0 +1,596 @@
+"""Scenario folders for the evaluation: their schema, loading, and staging a world in the sandbox.
+
+A scenario is a folder with three files:
+
+- `alert.json`: one alert body (Arize, or Alertmanager when `"version": "4"`), or a list of steps
+  `{"body": {...}, "delay_seconds": 0, "at_minutes": 0, "then": "settled"}` posted in order.
+  `delay_seconds` waits before posting; `at_minutes` places the step's trigger time after the
+  breach (the runner rewrites `triggered_at`, or each alert's `startsAt`/`endsAt`, so every run is
+  fresh); `then` is what to wait for before the next step: `settled` (the alert is correlated and
+  its incident's run has ended), `correlated` (only the former) or `posted` (nothing).
+- `world.yaml`: the state of every outside system (`World`).
+- `expected.yaml`: what a correct agent does in that world (`Expected`).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from agent.alerts.alertmanager import map_alertmanager_payload
+from agent.alerts.arize import BreachMappingError, load_field_paths, map_arize_payload
+from agent.alerts.models import Breach
+from agent.changes.models import ChangeKind
+from runbooks.library import SHIPPED_RUNBOOKS
+from runbooks.loader import ConfigError, parse_model
+from runbooks.schema import ActionKind, Runbook, Severity
+from runbooks.schema import Diagnosis as DiagnosisKind
+from sandbox.aws import demo_log_lines, logs_client, seed_log_lines
+from sandbox.openai_state import ToolCall
+from sandbox.stack import CHAT_MODEL, DEMO_SERVICE, DIAGNOSTIC_ANSWERS, FALLBACK_MODEL
+from sandbox.stack import EMBEDDING_MODEL, SandboxStack
+from tools.probe_embeddings import capture_golden_vectors, save_golden_vectors
+
+ANALYST_MODEL = "analyst-model"
+# Latency budgets of the sandbox catalog, and what "slow" means against them: fast to run, yet
+# far enough apart that a loaded machine does not blur healthy into slow.
+BUDGET_MS = 500.0
+SLOW_SECONDS = 1.0
+# Queued faults outlast any scenario's requests: the dependency stays down for the whole run.
+LASTING = 10_000
+RouteName = Literal["primary", "backup-region", "fallback-model"]
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+M = TypeVar("M", bound=BaseModel)
+
+
+class Strict(BaseModel):
+    """A scenario section: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bare_state(cls, data: Any) -> Any:
+        # `vector_db: down` is short for `vector_db: {state: down}`.
+        if isinstance(data, str) and "state" in cls.model_fields:
+            return {"state": data}
+        return data
+
+
+class VectorDbWorld(Strict):
+    """The vector DB: healthy, answering wrong neighbours, slow (delay per request) or down."""
+
+    state: Literal["healthy", "wrong_neighbour", "slow", "down"] = "healthy"
+    delay_seconds: float = Field(SLOW_SECONDS, gt=0, le=30)
+    status: int = Field(503, ge=400, le=599)
+
+
+class EmbeddingsWorld(Strict):
+    """The embedding service: healthy, drifted from its golden vectors, slow or down."""
+
+    state: Literal["healthy", "drift", "down", "slow"] = "healthy"
+    drift: float = Field(0.5, gt=0, le=1)
+    delay_seconds: float = Field(SLOW_SECONDS, gt=0, le=30)
+    status: int = Field(503, ge=400, le=599)
+
+
+class EndpointWorld(Strict):
+    """One region's (or provider's) LLM endpoint: healthy, failing, wrong answers or slow."""
+
+    state: Literal["healthy", "failing", "wrong_answers", "slow"] = "healthy"
+    status: int = Field(503, ge=400, le=599)
+    delay_seconds: float = Field(SLOW_SECONDS, gt=0, le=30)
+
+
+class RouteWorld(Strict):
+    """Who serves a route: the gateway's primary route or one of the catalog's failover targets."""
+
+    provider: str = Field("openai", pattern=r"^[a-z0-9][a-z0-9-]*$")
+    region: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
+    model: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+DEFAULT_ROUTES: dict[str, RouteWorld] = {
+    "primary": RouteWorld(provider="openai", region="eu-west-1", model=CHAT_MODEL),
+    "backup-region": RouteWorld(provider="openai", region="us-east-1", model=CHAT_MODEL),
+    "fallback-model": RouteWorld(provider="openai", region="eu-west-1", model=FALLBACK_MODEL),
+}
+
+
+class LogLine(Strict):
+    """Log lines of the breached model: `count` copies of one message, minutes before the breach."""
+
+    msg: str = Field(min_length=1, max_length=500)
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "ERROR"
+    count: int = Field(1, ge=1, le=200)
+    minutes_before: float = Field(5, ge=0, le=25)
+
+
+class LogsWorld(Strict):
+    """The service's logs: a preset plus extra lines, in CloudWatch (default) or GCP Logging.
+
+    Presets: `quiet` (healthy traffic), `none` (no line at all), `missing` (the CloudWatch log
+    group does not exist), `vector_timeouts` (the demo's vector store timeouts),
+    `upstream_errors` (the model provider answering 503). A plain string line is written verbatim,
+    `{model_id}` and `{model_version}` replaced.
+    """
+
+    preset: Literal["quiet", "none", "missing", "vector_timeouts", "upstream_errors"] = "quiet"
+    lines: list[LogLine | str] = Field(default_factory=list)
+    source: Literal["cloudwatch", "gcp"] = "cloudwatch"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _short_forms(cls, data: Any) -> Any:
+        if isinstance(data, str):
+            return {"preset": data}
+        if isinstance(data, list):
+            return {"preset": "none", "lines": data}
+        return data
+
+
+class DeploymentWorld(Strict):
+    """A deployment recorded through POST /events/deployments (negative minutes: after it)."""
+
+    kind: ChangeKind
+    version: str = Field(min_length=1, max_length=200)
+    previous_version: str | None = None
+    minutes_before_breach: float = Field(ge=-120, le=7 * 24 * 60)
+    service: str = DEMO_SERVICE
+    model_id: str | None = None
+    environment: str | None = None
+    description: str | None = None
+
+
+class AnalystWorld(Strict):
+    """What the sandbox analyst model answers (with `llm`): a proposal, plain text, or an error."""
+
+    hypothesis: dict[str, Any] | None = None
+    proposal: dict[str, Any] | None = None
+    text: str | None = None
+    http_status: int | None = Field(None, ge=400, le=599)
+
+    @model_validator(mode="after")
+    def _one_form(self) -> AnalystWorld:
+        forms = [self.proposal is not None, self.text is not None, self.http_status is not None]
+        if sum(forms) != 1:
+            raise ValueError("give exactly one of: hypothesis+proposal, text, http_status")
+        if (self.hypothesis is None) != (self.proposal is None):
+            raise ValueError("hypothesis and proposal go together")
+        return self
+
+
+class RunbooksWorld(Strict):
+    """The runbooks the service loads: the shipped library, inline ones, or both."""
+
+    shipped: bool = True
+    inline: list[Runbook] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shipped(cls, data: Any) -> Any:
+        return {"shipped": True} if data == "shipped" else data
+
+
+class SettingsWorld(Strict):
+    """Service settings a scenario may change (the runner sets every other one)."""
+
+    group_wait_seconds: float | None = Field(None, ge=0, le=30)
+    repeat_interval_seconds: float | None = Field(None, gt=0)
+    page_severity: Severity | None = None
+    logs_lookback_minutes: int | None = Field(None, gt=0)
+    logs_query_timeout_seconds: float | None = Field(None, gt=0, le=30)
+
+
+class World(Strict):
+    """The state of every outside system while the scenario's alerts arrive."""
+
+    summary: str = ""
+    requires_llm: bool = False
+    vector_db: VectorDbWorld = Field(default_factory=VectorDbWorld)
+    embeddings: EmbeddingsWorld = Field(default_factory=EmbeddingsWorld)
+    endpoint: dict[str, EndpointWorld] = Field(default_factory=dict)
+    """Region or provider → state; a provider's state applies to every route it serves."""
+    routes: dict[RouteName, RouteWorld] = Field(default_factory=dict)
+    logs: LogsWorld = Field(default_factory=LogsWorld)
+    deployments: list[DeploymentWorld] = Field(default_factory=list)
+    analyst: AnalystWorld | None = None
+    runbooks: RunbooksWorld = Field(default_factory=RunbooksWorld)
+    settings: SettingsWorld = Field(default_factory=SettingsWorld)
+    timeout_seconds: float = Field(60, gt=0, le=600)
+
+    @model_validator(mode="after")
+    def _endpoint_keys(self) -> World:
+        routes = self.all_routes()
+        known = {r.region for r in routes.values()} | {r.provider for r in routes.values()}
+        unknown = sorted(set(self.endpoint) - known)
+        if unknown:
+            raise ValueError(
+                f"endpoint: {', '.join(unknown)} is no region or provider of the routes "
+                f"(known: {', '.join(sorted(known))})"
+            )
+        return self
+
+    def all_routes(self) -> dict[str, RouteWorld]:
+        """Return every route, the defaults completed by the scenario's `routes`."""
+        merged = dict(DEFAULT_ROUTES)
+        for name, route in self.routes.items():
+            model = route.model or DEFAULT_ROUTES[name].model
+            merged[name] = route.model_copy(update={"model": model})
+        return merged
+
+
+ActionStatus = Literal["done", "failed", "dry_run", "proposed"]
+
+
+class ExpectedAction(Strict):
+    """One action the agent takes, with its outcome (and, when given, severity and team)."""
+
+    kind: ActionKind
+    status: ActionStatus = "done"
+    severity: Severity | None = None
+
+
+class ExpectedFailover(Strict):
+    """Where traffic must have been moved."""
+
+    target: str | None = None
+    region: str | None = None
+    provider: str | None = None
+
+
+class ExpectedAnalyst(Strict):
+    """What the analyst must have done (checked only when the run had one)."""
+
+    consulted: bool = True
+    proposal: Literal["adopted", "discarded", "unusable"] | None = None
+
+
+RunState = Literal["completed", "skipped", "failed"]
+
+
+class Expected(Strict):
+    """What a correct agent does in the scenario's world; an omitted key is not checked."""
+
+    incidents: int = Field(1, ge=0, le=20)
+    runbook: str | None = None
+    diagnosis: DiagnosisKind | Literal["none"] | list[DiagnosisKind | Literal["none"]]
+    """One kind for every incident, or one per incident in the order they were opened."""
+    owner: Literal["vector_db", "embeddings"] | None = None
+    component: str | None = None
+    run_state: RunState = "completed"
+    actions: list[ExpectedAction] | None = None
+    """Every action taken, exactly (in any order); [] means none."""
+    not_taken: list[ActionKind] | None = None
+    forbidden: list[ActionKind] = Field(default_factory=list)
+    pages: dict[str, list[Severity]] | Literal["none"] | None = None
+    failover: ExpectedFailover | Literal["none"] | None = None
+    verification: Literal["passed", "failed", "none"] | None = None
+    evidence: list[str] = Field(default_factory=list)
+    max_slack_messages: int | None = Field(None, ge=0)
+    max_llm_calls: int | None = Field(None, ge=0)
+    analyst: ExpectedAnalyst | None = None
+
+    def diagnoses(self) -> list[str]:
+        """Return the expected diagnosis of each incident."""
+        if isinstance(self.diagnosis, list):
+            return list(self.diagnosis)
+        return [self.diagnosis] * self.incidents
+
+
+class AlertStep(Strict):
+    """One delivery of the scenario's alert sequence."""
+
+    body: dict[str, Any]
+    delay_seconds: float = Field(0, ge=0, le=60)
+    at_minutes: float = Field(0, ge=-30, le=30)
+    then: Literal["settled", "correlated", "posted"] = "settled"
+
+    @property
+    def alertmanager(self) -> bool:
+        """Tell whether the body is an Alertmanager webhook (version 4) rather than Arize."""
+        return str(self.body.get("version")) == "4"
+
+    def breaches(self) -> list[Breach]:
+        """Map the body as the service will (raises BreachMappingError)."""
+        if self.alertmanager:
+            return [breach for breach, _ in map_alertmanager_payload(self.body)]
+        return [map_arize_payload(self.body, load_field_paths(None))]
+
+    def timed(self, breach_time: datetime) -> dict[str, Any]:
+        """Return the body with its times set to the breach time plus `at_minutes`."""
+        moment = (breach_time + timedelta(minutes=self.at_minutes)).isoformat()
+        moment = moment.replace("+00:00", "Z")
+        body = json.loads(json.dumps(self.body))
+        if not self.alertmanager:
+            body["triggered_at"] = moment
+            return body
+        for alert in body.get("alerts", []):
+            alert["startsAt"] = moment
+            if str(alert.get("status")) == "resolved":
+                alert["endsAt"] = moment
+        return body
+
+
+class ScenarioError(ValueError):
+    """A scenario folder that cannot be run; the message names the file and the key."""
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A loaded scenario: its alert steps, its world and what is expected."""
+
+    name: str
+    path: Path
+    steps: list[AlertStep]
+    world: World
+    expected: Expected
+
+
+def load_scenario(path: Path) -> Scenario:
+    """Load and check a scenario folder, or raise ScenarioError naming file and key."""
+    path = Path(path)
+    problems: list[str] = []
+    steps = _load_steps(path / "alert.json", problems)
+    world = _load_yaml(path / "world.yaml", World, problems)
+    expected = _load_yaml(path / "expected.yaml", Expected, problems)
+    if expected is not None and isinstance(expected.diagnosis, list):
+        if len(expected.diagnosis) != expected.incidents:
+            problems.append(
+                f"{path / 'expected.yaml'}: diagnosis: {len(expected.diagnosis)} given "
+                f"for {expected.incidents} incident(s)"
+            )
+    if problems or steps is None or world is None or expected is None:
+        raise ScenarioError("\n".join(problems))
+    return Scenario(path.name, path, steps, world, expected)
+
+
+def _load_yaml(file: Path, model: type[M], problems: list[str]) -> M | None:
+    try:
+        return parse_model(file.read_text(encoding="utf-8"), model, file)
+    except OSError as exc:
+        problems.append(f"{file}: cannot read: {exc.strerror or exc}")
+    except ConfigError as exc:
+        problems.extend(exc.problems)
+    return None
+
+
+def _load_steps(file: Path, problems: list[str]) -> list[AlertStep] | None:
+    try:
+        raw = json.loads(file.read_text(encoding="utf-8"))
+    except OSError as exc:
+        problems.append(f"{file}: cannot read: {exc.strerror or exc}")
+        return None
+    except json.JSONDecodeError as exc:
+        problems.append(f"{file}:{exc.lineno}: not valid JSON: {exc.msg}")
+        return None
+    items = raw if isinstance(raw, list) else [{"body": raw}]
+    if not items:
+        problems.append(f"{file}: (top level): an empty list of steps")
+        return None
+    steps: list[AlertStep] = []
+    for index, item in enumerate(items):
+        where = f"{file}: {index}" if isinstance(raw, list) else f"{file}:"
+        try:
+            step = AlertStep.model_validate(item)
+            step.breaches()
+        except ValidationError as exc:
+            for error in exc.errors():
+                key = ".".join(str(part) for part in error["loc"]) or "(top level)"
+                problems.append(f"{where}.{key}: {error['msg']}".replace(":.", ": "))
+            continue
+        except BreachMappingError as exc:
+            problems.append(f"{where}.body: the service would refuse this alert: {exc}")
+            continue
+        steps.append(step)
+    return steps if len(steps) == len(items) else None
+
+
+@dataclass(frozen=True)
+class StagedWorld:
+    """What staging produced: the files the service reads, and the routes by upstream model."""
+
+    catalog: Path
+    runbooks: Path
+    routes: dict[str, RouteWorld]
+    upstream: dict[str, str]
+    """Upstream model name → route name."""
+
+
+def upstream_model(route: RouteWorld) -> str:
+    """Return the sandbox model serving a route: one per (model, provider, region)."""
+    return f"{route.model}-{route.provider}-{route.region}"
+
+
+def stage_world(
+    stack: SandboxStack, world: World, folder: Path, *, breach: Breach, llm: bool
+) -> StagedWorld:
+    """Set the started sandbox to the world: catalog, routes, faults, logs and the analyst."""
+    routes = world.all_routes()
+    catalog = _write_catalog(stack, routes, folder / "services.yaml")
+    runbooks = _write_runbooks(world.runbooks, folder / "runbooks")
+    upstream = {upstream_model(route): name for name, route in routes.items()}
+    for model in upstream:
+        stack.openai.add_chat_model(model, default="OK", rules=dict(DIAGNOSTIC_ANSWERS))
+    primary = routes["primary"]
+    stack.gateway.reset(
+        {
+            DEMO_SERVICE: {
+                "provider": primary.provider,
+                "model": upstream_model(primary),
+                "region": primary.region,
+            }
+        }
+    )
+    _stage_endpoint(stack, world, routes)
+    _stage_dependencies(stack, world)
+    _stage_logs(stack, world.logs, breach)
+    if llm:
+        _stage_analyst(stack, world.analyst)
+    return StagedWorld(catalog, runbooks, routes, upstream)
+
+
+def _write_catalog(stack: SandboxStack, routes: dict[str, RouteWorld], path: Path) -> Path:
+    stack.write_catalog(path)
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    service = data["services"][DEMO_SERVICE]
+    primary = routes["primary"]
+    service["endpoint"].update(
+        provider=primary.provider,
+        region=primary.region,
+        latency_budget_ms=BUDGET_MS,
+        timeout_seconds=5,
+    )
+    service["dependencies"]["vector_db"]["latency_budget_ms"] = BUDGET_MS
+    embeddings = service["dependencies"]["embeddings"]
+    embeddings["latency_budget_ms"] = BUDGET_MS
+    service["failover"]["targets"] = [
+        {
+            "name": name,
+            "provider": route.provider,
+            "model": upstream_model(route),
+            "region": route.region,
+        }
+        for name, route in routes.items()
+        if name != "primary"
+    ]
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    # Golden vectors come from the healthy service, before any drift is staged.
+    golden = capture_golden_vectors(
+        base_url=stack.urls["openai"] + "/v1", api_key=stack.openai_key, model=EMBEDDING_MODEL
+    )
+    save_golden_vectors(golden, Path(embeddings["golden_file"]))
+    return path
+
+
+def _write_runbooks(choice: RunbooksWorld, folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    if choice.shipped:
+        for file in sorted(SHIPPED_RUNBOOKS.glob("*.yaml")):
+            shutil.copy(file, folder / file.name)
+    for runbook in choice.inline:
+        text = yaml.safe_dump(runbook.model_dump(mode="json", exclude_none=True), sort_keys=False)
+        (folder / f"inline-{runbook.name}.yaml").write_text(text, encoding="utf-8")
+    return folder
+
+
+def _stage_endpoint(stack: SandboxStack, world: World, routes: dict[str, RouteWorld]) -> None:
+    regions = {route.region for route in routes.values()}
+    for key, fault in world.endpoint.items():
+        models = [
+            stack.openai.model(upstream_model(route))
+            for route in routes.values()
+            if key in (route.region, route.provider)
+        ]
+        if fault.state == "failing" and key in regions:
+            stack.gateway.failing_regions[key] = fault.status
+        for model in models:
+            if fault.state == "failing" and key not in regions:
+                model.fail_next(fault.status, times=LASTING)
+            elif fault.state == "wrong_answers":
+                model.rules = {}
+            elif fault.state == "slow":
+                model.latency_seconds = fault.delay_seconds
+
+
+def _stage_dependencies(stack: SandboxStack, world: World) -> None:
+    vector = world.vector_db
+    if vector.state == "wrong_neighbour":
+        stack.vectordb.corrupt_index = True
+    elif vector.state == "slow":
+        stack.vectordb.delay_seconds = vector.delay_seconds
+    elif vector.state == "down":
+        stack.vectordb.fail_next(vector.status, times=LASTING)
+    embeddings = world.embeddings
+    model = stack.openai.model(EMBEDDING_MODEL)
+    if embeddings.state == "drift":
+        model.set_drift(embeddings.drift)
+    elif embeddings.state == "slow":
+        model.latency_seconds = embeddings.delay_seconds
+    elif embeddings.state == "down":
+        model.fail_next(embeddings.status, times=LASTING)
+
+
+def _stage_logs(stack: SandboxStack, logs: LogsWorld, breach: Breach) -> None:
+    model, version = breach.model_id or DEMO_SERVICE, breach.model_version or ""
+    anchor = breach.triggered_at
+    assert anchor is not None, "the runner sets every alert's trigger time"
+    if logs.preset == "missing":
+        logs_client(stack.aws_url).delete_log_group(logGroupName=stack.log_group)
+    lines = _preset_lines(logs.preset, model, version, anchor)
+    for item in logs.lines:
+        if isinstance(item, str):
+            text = item.replace("{model_id}", model).replace("{model_version}", version)
+            lines.append((anchor - timedelta(minutes=2), "DEFAULT", text))
+            continue
+        for i in range(item.count):
+            moment = anchor - timedelta(minutes=item.minutes_before) + timedelta(seconds=5 * i)
+            record = {"model": model, "version": version, "level": item.level, "msg": item.msg}
+            lines.append((moment, item.level, json.dumps(record | {"request": f"x-{i:04d}"})))
+    if logs.source == "cloudwatch":
+        if lines:
+            written = [(moment, text) for moment, _, text in lines]
+            seed_log_lines(stack.aws_url, stack.log_group, "gw-eval", written)
+        return
+    for moment, level, text in lines:
+        payload = json.loads(text) if text.startswith("{") else None
+        stack.gcp.add_entry(
+            timestamp=moment,
+            log_name="gateway",
+            severity=level if level in LOG_LEVELS else "DEFAULT",
+            text_payload=None if payload else text,
+            json_payload=payload,
+            labels={"model_id": model, "model_version": version},
+            resource={"type": "k8s_container", "labels": {}},
+        )
+
+
+def _preset_lines(
+    preset: str, model: str, version: str, anchor: datetime
+) -> list[tuple[datetime, str, str]]:
+    if preset == "vector_timeouts":
+        return [
+            (moment, str(json.loads(text).get("level", "INFO")), text)
+            for moment, text in demo_log_lines(model, version, anchor)
+        ]
+    if preset not in ("quiet", "upstream_errors"):
+        return []
+    lines = []
+    for i in range(12):
+        moment = anchor - timedelta(minutes=12) + timedelta(seconds=60 * i)
+        record = {"model": model, "version": version, "level": "INFO", "msg": "completed"}
+        if preset == "upstream_errors" and i % 3 != 2:
+            record.update(level="ERROR", msg="upstream 503 from the model provider")
+        lines.append((moment, str(record["level"]), json.dumps(record | {"request": f"q-{i}"})))
+    return lines
+
+
+NEUTRAL_ANALYSIS = {
+    "hypothesis": {
+        "summary": "the evidence does not single out one component",
+        "suspected_component": "unknown",
+        "confidence": 0.2,
+        "evidence_refs": [],
+    },
+    "proposal": {"action": "notify", "rationale": "keep the team informed"},
+}
+
+
+def _stage_analyst(stack: SandboxStack, script: AnalystWorld | None) -> None:
+    if script is None:
+        reply: str | ToolCall = ToolCall("submit_analysis", NEUTRAL_ANALYSIS)
+    elif script.text is not None:
+        reply = script.text
+    else:
+        answer = {"hypothesis": script.hypothesis, "proposal": script.proposal}
+        reply = ToolCall("submit_analysis", answer)
+    model = stack.openai.add_chat_model(ANALYST_MODEL, default=reply)
+    if script is not None and script.http_status is not None:
+        model.fail_next(script.http_status, times=LASTING)
