@@ -34,8 +34,14 @@ from runbooks.schema import ActionKind, Runbook, Severity
 from runbooks.schema import Diagnosis as DiagnosisKind
 from sandbox.aws import demo_log_lines, logs_client, seed_log_lines
 from sandbox.openai_state import ToolCall
-from sandbox.stack import CHAT_MODEL, DEMO_SERVICE, DIAGNOSTIC_ANSWERS, FALLBACK_MODEL
-from sandbox.stack import EMBEDDING_MODEL, SandboxStack
+from sandbox.stack import (
+    CHAT_MODEL,
+    DEMO_SERVICE,
+    DIAGNOSTIC_ANSWERS,
+    EMBEDDING_MODEL,
+    FALLBACK_MODEL,
+    SandboxStack,
+)
 from tools.probe_embeddings import capture_golden_vectors, save_golden_vectors
 
 ANALYST_MODEL = "analyst-model"

@@ -100,7 +100,18 @@ def _play(
     )
     print((verify.stdout + verify.stderr).strip(), flush=True)  # noqa: T201
     print(flush=True)  # noqa: T201
-    return _check_emulators(stack, incident_id, show.returncode or verify.returncode)
+    review = Path(env["REMEDIATOR_DATABASE_URL"].removeprefix("sqlite:///")).parent / "review.md"
+    export = subprocess.run(
+        [*cmd, "audit", "export", incident_id, "--output", str(review)],
+        env=env,
+        text=True,
+        capture_output=True,
+        check=False,
+    )
+    if export.returncode == 0:
+        _say(f"post-incident review (Markdown) written to {review}")
+    failed = show.returncode or verify.returncode or export.returncode
+    return _check_emulators(stack, incident_id, failed)
 
 
 def _check_emulators(stack: SandboxStack, incident_id: str, code: int) -> int:
@@ -133,7 +144,7 @@ def _check_emulators(stack: SandboxStack, incident_id: str, code: int) -> int:
     if stack.pagerduty.snapshot()["rejected"]:
         problems.append("the PagerDuty emulator rejected an event")
     if code:
-        problems.append("`remediator audit show` or `remediator audit verify` failed")
+        problems.append("`remediator audit show`, `audit verify` or `audit export` failed")
     for problem in problems:
         _say(f"CHECK FAILED: {problem}")
     return 1 if problems else 0

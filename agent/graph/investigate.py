@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -11,9 +12,11 @@ from typing import Any, Literal, TypedDict
 from langgraph.runtime import Runtime
 from langgraph.types import Send
 
+from agent.db import session_scope
 from agent.graph.diagnosis import diagnose as run_rules
 from agent.graph.policy import builtin_runbook, runbook_of
 from agent.graph.state import IncidentState, RunContext
+from agent.incidents.service import set_service
 from runbooks.library import match_runbook
 from runbooks.schema import normalise_metric
 from tools.protocols import LogQuery
@@ -68,6 +71,11 @@ def triage(state: IncidentState, runtime: Runtime[RunContext]) -> dict[str, Any]
         if runbook
         else (f"no runbook for metric {breach.get('metric')!r}: built-in policy")
     )
+    if service is not None:
+        with session_scope(ctx.engine) as session:
+            set_service(
+                session=session, incident_id=uuid.UUID(state["incident_id"]), service=service
+            )
     ctx.record(
         state,
         "runbook.matched",
@@ -185,7 +193,11 @@ def diagnose(state: IncidentState, runtime: Runtime[RunContext]) -> dict[str, An
         state,
         "diagnosis.made",
         DIAGNOSER,
-        {**result, "summary": (f"diagnosis: {result['kind']} — {result['summary']}")},
+        {
+            **result,
+            "explanation": result["summary"],
+            "summary": f"diagnosis: {result['kind']} — {result['summary']}",
+        },
     )
     return {"diagnosis": result}
 

@@ -136,6 +136,14 @@ def set_run_state(*, session: Session, incident_id: uuid.UUID, state: RunState) 
         session.add(incident)
 
 
+def set_service(*, session: Session, incident_id: uuid.UUID, service: str) -> None:
+    """Record the catalog service the incident belongs to (found by triage)."""
+    incident = session.get(Incident, incident_id)
+    if incident is not None and incident.service != service:
+        incident.service = service
+        session.add(incident)
+
+
 def set_slack_thread(
     *, session: Session, incident_id: uuid.UUID, channel: str, thread_ts: str
 ) -> None:

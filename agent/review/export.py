@@ -194,7 +194,8 @@ def _summary(review: Review, decision: dict[str, Any] | None) -> str:
     what = "The agent took no decision."
     diagnosis = review.diagnosis()
     if diagnosis:
-        what = f"Diagnosis **{diagnosis.get('kind')}**: {diagnosis.get('summary')}."
+        explained = diagnosis.get("explanation") or diagnosis.get("summary")
+        what = f"Diagnosis **{diagnosis.get('kind')}**: {explained}."
     if decision:
         what += f" {str(decision.get('summary', '')).capitalize()}."
     outcomes = [
