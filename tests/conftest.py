@@ -20,6 +20,8 @@ from agent.db import make_engine, upgrade
 from agent.settings import Settings
 from audit.models import AuditEvent
 from sandbox.aws import SANDBOX_CREDENTIALS, demo_log_lines, seed_log_lines
+from sandbox.openai_server import create_openai_app
+from sandbox.openai_state import OpenAIServerState
 from sandbox.server import EmulatorServer
 from sandbox.stack import SandboxStack
 
@@ -139,6 +141,15 @@ def start_service(tmp_path: Path) -> Iterator[ServiceFactory]:
 def service(start_service: ServiceFactory, sandbox: SandboxStack) -> RunningService:
     """The service wired to every sandbox emulator."""
     return start_service(**sandbox_overrides(sandbox))
+
+
+@pytest.fixture(scope="module")
+def openai_server(request: pytest.FixtureRequest) -> Iterator[tuple[OpenAIServerState, str]]:
+    """An OpenAI-compatible sandbox server for one test module, accepting the module's KEY."""
+    state = OpenAIServerState(api_keys={request.module.KEY})
+    running = EmulatorServer(create_openai_app(state)).start()
+    yield state, running.url
+    running.stop()
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ import base64
 import math
 import struct
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -15,8 +14,7 @@ import pytest
 from langchain_openai import ChatOpenAI, OpenAIEmbeddings
 from pydantic import BaseModel, SecretStr
 
-from sandbox.openai_server import OpenAIServerState, ToolCall, create_openai_app
-from sandbox.server import EmulatorServer
+from sandbox.openai_server import OpenAIServerState, ToolCall
 
 KEY = "sk-sandbox-test-key"
 CHAT = "support-bot-v1"
@@ -25,17 +23,9 @@ EMBED = "embed-small"
 Emulator = tuple[OpenAIServerState, str]
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[Emulator]:
-    state = OpenAIServerState(api_keys={KEY})
-    running = EmulatorServer(create_openai_app(state)).start()
-    yield state, running.url
-    running.stop()
-
-
 @pytest.fixture
-def emulator(server: Emulator) -> Emulator:
-    state, url = server
+def emulator(openai_server: Emulator) -> Emulator:
+    state, url = openai_server
     state.reset()
     state.add_chat_model(
         CHAT,

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import json
 import socket
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from sandbox.openai_server import OpenAIServerState, ToolCall, create_openai_app
-from sandbox.server import EmulatorServer
+from sandbox.openai_server import OpenAIServerState, ToolCall
 from tools.llm_analyst import TOOL_NAME, LlmAnalyst, pack_evidence
 from tools.protocols import IncidentAnalyst
 from tools.result import ToolResult
@@ -43,17 +41,9 @@ EVIDENCE = [
 ]
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[Emulator]:
-    state = OpenAIServerState(api_keys={KEY})
-    running = EmulatorServer(create_openai_app(state)).start()
-    yield state, running.url
-    running.stop()
-
-
 @pytest.fixture
-def emulator(server: Emulator) -> Emulator:
-    state, url = server
+def emulator(openai_server: Emulator) -> Emulator:
+    state, url = openai_server
     state.reset()
     state.add_chat_model(MODEL, default=ToolCall(TOOL_NAME, answer()))
     return state, url

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import json
 import socket
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from sandbox.openai_server import OpenAIServerState, create_openai_app
-from sandbox.server import EmulatorServer
+from sandbox.openai_server import OpenAIServerState
 from tools.probe_embeddings import (
     DEFAULT_CANARIES,
     EmbeddingProbe,
@@ -30,17 +28,9 @@ FAST_RETRY = RetryPolicy(attempts=3, base_seconds=0.001)
 Emulator = tuple[OpenAIServerState, str]
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[Emulator]:
-    state = OpenAIServerState(api_keys={KEY})
-    running = EmulatorServer(create_openai_app(state)).start()
-    yield state, running.url
-    running.stop()
-
-
 @pytest.fixture
-def emulator(server: Emulator) -> Emulator:
-    state, url = server
+def emulator(openai_server: Emulator) -> Emulator:
+    state, url = openai_server
     state.reset()
     state.add_embedding_model(MODEL, dimension=16)
     return state, url

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from sandbox.openai_server import OpenAIServerState, create_openai_app
-from sandbox.server import EmulatorServer
+from sandbox.openai_server import OpenAIServerState
 from tools.probe_endpoint import DEFAULT_PROMPTS, DiagnosticPrompt, EndpointProbe
 from tools.protocols import HealthProbe
 from tools.retry import RetryPolicy
@@ -22,17 +20,9 @@ RIGHT = {"17 + 25": "42", "capital of France": "Paris.", "READY": "READY"}
 Emulator = tuple[OpenAIServerState, str]
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[Emulator]:
-    state = OpenAIServerState(api_keys={KEY})
-    running = EmulatorServer(create_openai_app(state)).start()
-    yield state, running.url
-    running.stop()
-
-
 @pytest.fixture
-def emulator(server: Emulator) -> Emulator:
-    state, url = server
+def emulator(openai_server: Emulator) -> Emulator:
+    state, url = openai_server
     state.reset()
     state.add_chat_model(MODEL, default="I do not know.", rules=dict(RIGHT))
     return state, url
