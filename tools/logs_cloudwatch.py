@@ -163,14 +163,7 @@ class CloudWatchLogSource:
             if all(term in row.get("@message", "") for term in terms)
         ]
         errors = [_message_of(line) for line in lines if ERROR_PATTERN.search(line)]
-        groups: Counter[str] = Counter(VOLATILE.sub("#", text)[:MESSAGE_CHARS] for text in errors)
-        examples: dict[str, str] = {}
-        for text in errors:
-            examples.setdefault(VOLATILE.sub("#", text)[:MESSAGE_CHARS], text[:MESSAGE_CHARS])
-        top: list[dict[str, Any]] = [
-            {"count": count, "message": examples[shape]}
-            for shape, count in groups.most_common(TOP_ERRORS)
-        ]
+        top = top_errors(errors)
         evidence = {"lines": len(lines), "error_lines": len(errors), "top_errors": top}
         if not lines:
             status, summary = ToolStatus.no_data, "no log lines for this model in the window"
@@ -187,6 +180,18 @@ class CloudWatchLogSource:
             evidence=evidence,
             latency_ms=latency,
         )
+
+
+def top_errors(messages: list[str]) -> list[dict[str, Any]]:
+    """Group error messages that differ only in ids, numbers and times; the most frequent first."""
+    groups: Counter[str] = Counter(VOLATILE.sub("#", text)[:MESSAGE_CHARS] for text in messages)
+    examples: dict[str, str] = {}
+    for text in messages:
+        examples.setdefault(VOLATILE.sub("#", text)[:MESSAGE_CHARS], text[:MESSAGE_CHARS])
+    return [
+        {"count": count, "message": examples[shape]}
+        for shape, count in groups.most_common(TOP_ERRORS)
+    ]
 
 
 def _message_of(line: str) -> str:

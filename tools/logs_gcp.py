@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import re
 import time
-from collections import Counter
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from itertools import islice
@@ -26,7 +25,7 @@ from google.auth.exceptions import GoogleAuthError
 from google.auth.transport.requests import AuthorizedSession
 from google.cloud.logging import DESCENDING, Client
 
-from tools.logs_cloudwatch import MESSAGE_CHARS, TOP_ERRORS, VOLATILE
+from tools.logs_cloudwatch import MESSAGE_CHARS, top_errors
 from tools.protocols import LogQuery
 from tools.result import Stopwatch, ToolResult, ToolStatus
 from tools.retry import NO_RETRY, RetryPolicy, Verdict, call_with_retry, verdict_for_status
@@ -231,15 +230,7 @@ class GcpLogSource:
         asked: dict[str, Any],
         latency: float,
     ) -> ToolResult:
-        messages = [_message(entry) for entry in errors]
-        shapes: Counter[str] = Counter(VOLATILE.sub("#", text)[:MESSAGE_CHARS] for text in messages)
-        examples: dict[str, str] = {}
-        for text in messages:
-            examples.setdefault(VOLATILE.sub("#", text)[:MESSAGE_CHARS], text[:MESSAGE_CHARS])
-        top: list[dict[str, Any]] = [
-            {"count": count, "message": examples[shape]}
-            for shape, count in shapes.most_common(TOP_ERRORS)
-        ]
+        top = top_errors([_message(entry) for entry in errors])
         slow = self._slow_requests([*errors, *sample])
         evidence: dict[str, Any] = {
             "lines": len(sample),
