@@ -190,6 +190,7 @@ class SandboxStack:
                         "model": DEMO_SERVICE,
                         "region": "eu-west-1",
                         "api_key_env": "SANDBOX_OPENAI_KEY",
+                        "latency_budget_ms": 10000,
                         "prompts": [
                             {
                                 "prompt": "What is 17 + 25? Answer with the number only.",
@@ -210,6 +211,8 @@ class SandboxStack:
                             "collection": COLLECTION,
                             "canary_file": str(canary_file),
                             "owner": "search-platform",
+                            # Generous budgets: a loaded test machine must not look like a fault.
+                            "latency_budget_ms": 5000,
                         },
                         "embeddings": {
                             "base_url": self.urls["openai"] + "/v1",
@@ -217,6 +220,7 @@ class SandboxStack:
                             "api_key_env": "SANDBOX_OPENAI_KEY",
                             "golden_file": str(folder / "baselines" / "golden.json"),
                             "owner": "ml-platform",
+                            "latency_budget_ms": 5000,
                         },
                     },
                     "failover": {

@@ -155,7 +155,9 @@ def test_a_resolved_breach_resolves_the_pages_and_fails_back(
 ) -> None:
     world.gateway.failing_regions["eu-west-1"] = 503
     alert = breach()
-    incident_id, _ = run_incident(agent, alert)
+    incident_id, opened = run_incident(agent, alert)
+    assert data(opened, "diagnosis.made")["kind"] == "endpoint_isolated"
+    assert world.gateway.routes[DEMO_SERVICE]["region"] == "us-east-1"
     world.gateway.failing_regions.clear()
 
     resolved = agent.wait_alert(agent.post_alert(dict(alert, status="Healthy")).json()["alert_id"])
