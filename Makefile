@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint format bench clean
+.PHONY: install demo test eval lint format bench bench-quick clean
 
 install: $(STAMP)
 
@@ -21,8 +21,14 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/pytest
 
+eval: $(STAMP)
+	$(BIN)/remediator eval scenarios
+
 bench: $(STAMP)
-	$(BIN)/python bench/audit_verify.py
+	$(BIN)/python bench/run_all.py
+
+bench-quick: $(STAMP)
+	$(BIN)/python bench/run_all.py --quick
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -345,6 +345,47 @@ def runbooks_validate(
     typer.echo(f"{len(runbooks)} runbook(s) valid in {target}: {names}")
 
 
+@app.command("eval")
+def evaluate(
+    paths: Annotated[
+        list[Path] | None,
+        typer.Argument(help="Scenario folders, or folders of them [default: scenarios/]."),
+    ] = None,
+    llm: Annotated[
+        bool, typer.Option("--llm", help="Give the agent the sandbox's scripted LLM analyst.")
+    ] = False,
+    json_file: Annotated[
+        Path | None, typer.Option("--json", help="Also write the results as JSON here.")
+    ] = None,
+) -> None:
+    """Run scored scenarios against the sandbox and print a table; exit 1 if any fails."""
+    from agent.evaluation import find_scenarios, format_table, run_all, to_json
+
+    folders: list[Path] = []
+    for path in paths or [Path("scenarios")]:
+        if not path.is_dir():
+            typer.echo(f"error: {path} is not a folder", err=True)
+            raise typer.Exit(2)
+        folders += [path] if (path / "world.yaml").exists() else find_scenarios(path)
+    if not folders:
+        typer.echo("error: no scenario (a folder with world.yaml) found", err=True)
+        raise typer.Exit(2)
+
+    def progress(done: int, total: int, name: str) -> None:
+        bar = "#" * (20 * done // total)
+        typer.echo(f"\r[{bar:<20}] {done}/{total} {name:<40}", nl=False, err=True)
+
+    results = run_all(folders, llm=llm, progress=progress)
+    typer.echo("", err=True)
+    typer.echo(format_table(results))
+    if json_file is not None:
+        json_file.write_text(to_json(results), encoding="utf-8")
+    failed = [r for r in results if not r.passed]
+    if failed:
+        typer.echo(f"\n{len(failed)} of {len(results)} scenario(s) failed", err=True)
+        raise typer.Exit(1)
+
+
 @app.command()
 def sandbox(
     workdir: Annotated[Path, typer.Option(help="Where certificates are written.")] = Path(

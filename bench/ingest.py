@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 import httpx
 import uvicorn
@@ -115,11 +115,12 @@ class Server:
             argv, env=dict(env), cwd=workdir, stdout=self._log, stderr=subprocess.STDOUT
         )
 
-    def wait_ready(self, path: str) -> Server:
+    def wait_ready(self, path: str) -> Self:
         """Poll `path` until it answers 200; raise with the log's tail if it never does."""
         deadline = time.monotonic() + READY_TIMEOUT
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
+                self.stop()
                 raise RuntimeError(f"{self.name} exited ({self.process.returncode}): {self.tail()}")
             try:
                 if httpx.get(self.url + path, timeout=2).status_code == 200:
@@ -127,6 +128,7 @@ class Server:
             except httpx.TransportError:
                 pass
             time.sleep(0.1)
+        self.stop()
         raise RuntimeError(f"{self.name} not ready within {READY_TIMEOUT:.0f}s: {self.tail()}")
 
     def tail(self) -> str:
@@ -151,7 +153,7 @@ class Server:
                 self.process.wait(timeout=10)
         self._log.close()
 
-    def __enter__(self) -> Server:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(
@@ -367,7 +369,10 @@ def _measure(
     server: Server, path: str, headers: Mapping[str, str], bodies: list[bytes], connections: int
 ) -> LoadResult:
     drive(server.url, path, headers, bodies[:WARMUP], connections=connections)
-    return drive(server.url, path, headers, bodies[WARMUP:], connections=connections)
+    result = drive(server.url, path, headers, bodies[WARMUP:], connections=connections)
+    rate = max(result.statuses.values(), default=0) / result.seconds
+    say("ingest", f"{server.name}: {rate:,.0f}/s, p99 {result.percentile_ms(0.99):.1f} ms")
+    return result
 
 
 def run(alerts: int = 5_000, connections: int = 64) -> list[Row]:
@@ -380,15 +385,9 @@ def run(alerts: int = 5_000, connections: int = 64) -> list[Row]:
         argv = [sys.executable, str(Path(__file__).resolve()), "--serve-bare", str(port)]
         with Server("bare", argv, base_env(), port, workdir).wait_ready("/readyz") as bare:
             base = _measure(bare, "/webhooks/arize", json_headers, arize, connections)
-        say(
-            "ingest",
-            f"bare FastAPI: {base.rate(202):,.0f}/s, p99 {base.percentile_ms(0.99):.1f} ms",
-        )
         (workdir / "ours").mkdir()
-        service = Service(workdir / "ours", worker=False, extra_env={})
-        with service.wait_ready("/readyz"):
-            ours = _measure(service, "/webhooks/arize", service.headers, arize, connections)
-        say("ingest", f"remediator: {ours.rate(202):,.0f}/s, p99 {ours.percentile_ms(0.99):.1f} ms")
+        with Service(workdir / "ours", worker=False, extra_env={}).wait_ready("/readyz") as ours:
+            mine = _measure(ours, "/webhooks/arize", ours.headers, arize, connections)
         binary = alertmanager_binary()
         peer = None
         if binary is None:
@@ -400,11 +399,7 @@ def run(alerts: int = 5_000, connections: int = 64) -> list[Row]:
             bodies = [alertmanager_body(i) for i in range(WARMUP + alerts)]
             with start_alertmanager(binary, workdir) as manager:
                 peer = _measure(manager, "/api/v2/alerts", json_headers, bodies, connections)
-            say(
-                "ingest",
-                f"Alertmanager: {peer.rate(200):,.0f}/s, p99 {peer.percentile_ms(0.99):.1f} ms",
-            )
-    return _rows(ours, base, peer, alerts, connections)
+    return _rows(mine, base, peer, alerts, connections)
 
 
 def _rows(

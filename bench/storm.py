@@ -1,0 +1,254 @@
+"""Benchmark: an alert storm, --alerts alerts over --fingerprints fingerprints within --seconds.
+
+The sandbox plays the demo's world (the vector index answers wrongly: every incident pages the
+vector DB's owner and posts to Slack). `remediator serve` runs with its worker on its defaults
+(group wait 0, idle poll 0.5 s) on SQLite. The bench offers the alerts at an even pace over
+--seconds on 16 keep-alive connections, alert i from monitor i mod F (F fingerprints), each body
+distinct; then waits, bounded by --drain-timeout, until every alert is processed and every
+investigation is over. It checks, against the service's database and the emulators:
+- exactly F investigations (`runbook.matched` audit events);
+- at most F PagerDuty triggers, counting triggers and distinct dedup keys;
+- Slack at most one message per second per channel once its burst allowance is spent, and no
+  message given up (`notification.failed`); the bench wraps the emulator's list to time each;
+- nothing lost: every alert answered 202 has its row and it is `done`;
+- peak RSS of the service process (VmHWM from /proc) at most 300 MB, beside its idle RSS.
+
+    .venv/bin/python bench/storm.py [--alerts 10000] [--fingerprints 100] [--seconds 60]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+from ingest import LoadResult, Row, Service, arize_body, drive, load_average, print_table, say
+from sqlalchemy import Engine, func
+from sqlmodel import Session, col, select
+from time_to_page import FINISHED, World, audit_events, start_world
+
+from agent.alerts.models import Alert
+from agent.db import make_engine
+from agent.incidents.models import Incident
+
+RSS_TARGET_MB = 300
+CONNECTIONS = 16
+
+
+def drained(engine: Engine, accepted: int) -> bool:
+    """Tell whether every accepted alert is processed and no investigation is pending or running."""
+    with Session(engine) as session:
+        rows = session.exec(select(func.count()).select_from(Alert)).one()
+        waiting = session.exec(
+            select(func.count()).where(col(Alert.state).not_in(("done", "failed")))
+        ).one()
+        running = session.exec(
+            select(func.count()).where(col(Incident.run_state).not_in(FINISHED))
+        ).one()
+    return bool(rows >= accepted and waiting == 0 and running == 0)
+
+
+def slack_pace(world: World) -> tuple[int, float, int]:
+    """Return the messages, their rate once the burst is spent, and the most in any 1 s window."""
+    by_channel: dict[str, list[float]] = defaultdict(list)
+    for moment, message in world.messages.timed():
+        by_channel[message["channel"]].append(moment)
+    burst = world.stack.slack.burst
+    worst_rate, worst_window = 0.0, 0
+    for times in by_channel.values():
+        times.sort()
+        if len(times) > burst and times[-1] > times[0]:
+            worst_rate = max(worst_rate, (len(times) - burst) / (times[-1] - times[0]))
+        for i, start in enumerate(times):
+            window = sum(1 for t in times[i:] if t < start + 1.0)
+            worst_window = max(worst_window, window)
+    return len(world.messages), worst_rate, worst_window
+
+
+@dataclass
+class Outcome:
+    """What the storm left behind in the database and the emulators."""
+
+    load: LoadResult
+    drain_s: float | None
+    idle_kb: int
+    peak_kb: int
+    investigations: int
+    incidents: int
+    lost: int
+    not_done: int
+    triggers: int
+    dedup_keys: int
+    slack_messages: int
+    slack_rate: float
+    slack_window: int
+    slack_refused: int
+    slack_failed: int
+    first_page_s: float | None
+
+
+def inspect(
+    engine: Engine,
+    world: World,
+    load: LoadResult,
+    times: tuple[float, float | None],
+    memory: tuple[int, int],
+) -> Outcome:
+    """Count investigations, incidents, lost alerts, pages and Slack messages."""
+    ids = {uuid.UUID(json.loads(body)["alert_id"]) for body in load.bodies if b"alert_id" in body}
+    with Session(engine) as session:
+        states = dict(session.exec(select(Alert.id, Alert.state)).all())
+        incidents = session.exec(select(func.count()).select_from(Incident)).one()
+    triggers = [e for e in list(world.pages) if e.get("event_action") == "trigger"]
+    calls = world.stack.slack.snapshot()["calls"]
+    posts = sum(1 for call in calls if call["method"] == "chat.postMessage")
+    messages, rate, window = slack_pace(world)
+    first = min(
+        (t for t, e in world.pages.timed() if e.get("event_action") == "trigger"), default=None
+    )
+    wall_start, drain_s = times
+    return Outcome(
+        load=load,
+        drain_s=drain_s,
+        idle_kb=memory[0],
+        peak_kb=memory[1],
+        investigations=len(audit_events(engine, "runbook.matched")),
+        incidents=int(incidents),
+        lost=sum(1 for i in ids if i not in states),
+        not_done=sum(1 for i in ids if i in states and states[i] != "done"),
+        triggers=len(triggers),
+        dedup_keys=len({e["dedup_key"] for e in triggers}),
+        slack_messages=messages,
+        slack_rate=rate,
+        slack_window=window,
+        slack_refused=posts - messages,
+        slack_failed=len(audit_events(engine, "notification.failed")),
+        first_page_s=None if first is None else first - wall_start,
+    )
+
+
+def run(
+    alerts: int = 10_000, fingerprints: int = 100, seconds: float = 60.0, drain_timeout: float = 900
+) -> list[Row]:
+    """Play the storm and return the table's rows."""
+    with tempfile.TemporaryDirectory() as folder:
+        workdir = Path(folder).resolve()
+        world = start_world(workdir)
+        try:
+            with Service(workdir, worker=True, extra_env=world.env).wait_ready(
+                "/readyz"
+            ) as service:
+                idle_kb = service.memory_kb("VmRSS")
+                bodies = [
+                    arize_body(
+                        i,
+                        monitor=f"mon-storm-{i % fingerprints:04d}",
+                        triggered_at=world.breach_time,
+                    )
+                    for i in range(alerts)
+                ]
+                started, wall_start = time.monotonic(), time.time()
+                load = drive(
+                    service.url,
+                    "/webhooks/arize",
+                    service.headers,
+                    bodies,
+                    connections=CONNECTIONS,
+                    over_seconds=seconds,
+                    keep_bodies=True,
+                )
+                say("storm", f"{alerts:,} alerts sent in {load.seconds:.1f}s; {load.statuses}")
+                engine = make_engine(service.database_url)
+                drain_s = None
+                while time.monotonic() - started < drain_timeout:
+                    if drained(engine, load.statuses[202]):
+                        drain_s = time.monotonic() - started
+                        break
+                    time.sleep(0.5)
+                say("storm", f"drained in {drain_s:.1f}s" if drain_s else "not drained in time")
+                memory = (idle_kb, service.memory_kb("VmHWM"))
+                outcome = inspect(engine, world, load, (wall_start, drain_s), memory)
+                engine.dispose()
+        finally:
+            world.stack.stop()
+    return rows(outcome, alerts, fingerprints, seconds)
+
+
+def rows(o: Outcome, alerts: int, fingerprints: int, seconds: float) -> list[Row]:
+    """Turn the storm's outcome into table rows."""
+    accepted = o.load.statuses[202]
+    trouble = o.load.problems(202)
+    late = f", over the {seconds:g}s asked" if o.load.seconds > seconds * 1.05 else ""
+    drain = "not drained in time: counts are partial" if o.drain_s is None else ""
+    size = f"{alerts:,} alerts / {fingerprints} fingerprints"
+    return [
+        (
+            f"storm investigations ({size})",
+            f"{o.investigations} runbook.matched",
+            f"exactly {fingerprints}",
+            f"{fingerprints} fingerprints sent; {o.incidents} incidents opened"
+            + (f"; {drain}" if drain else ""),
+            "PASS" if o.investigations == fingerprints and not drain else "MISS",
+        ),
+        (
+            "storm PagerDuty triggers",
+            f"{o.triggers} triggers, {o.dedup_keys} distinct dedup keys",
+            f"<= {fingerprints}",
+            f"{o.investigations} investigations",
+            "PASS" if o.triggers <= fingerprints and o.dedup_keys <= fingerprints else "MISS",
+        ),
+        (
+            "storm Slack pace (per channel)",
+            f"{o.slack_rate:.2f} msg/s after the burst, peak {o.slack_window} in 1 s",
+            "<= 1 msg/s, none given up",
+            f"{o.slack_messages} messages for {o.incidents} incidents; {o.slack_refused} "
+            f"answered 429; {o.slack_failed} notification.failed",
+            "PASS" if o.slack_rate <= 1.01 and o.slack_failed == 0 else "MISS",
+        ),
+        (
+            "storm lost alerts",
+            f"{o.lost} lost, {o.not_done} not done of {accepted:,} accepted (202)",
+            "0 lost",
+            f"{alerts:,} sent in {o.load.seconds:.1f}s{late}"
+            + (f" [{trouble}]" if trouble else ""),
+            "PASS" if o.lost == 0 and o.not_done == 0 and accepted == alerts else "MISS",
+        ),
+        (
+            "storm peak RSS (service process)",
+            f"{o.peak_kb / 1024:.0f} MB (VmHWM)",
+            f"<= {RSS_TARGET_MB} MB",
+            f"idle after start {o.idle_kb / 1024:.0f} MB; peak {o.peak_kb / o.idle_kb:.2f}x",
+            "PASS" if o.peak_kb / 1024 <= RSS_TARGET_MB else "MISS",
+        ),
+        (
+            "storm drain time",
+            ("not drained" if o.drain_s is None else f"{o.drain_s:.1f}s to process everything")
+            + ("; no page" if o.first_page_s is None else f"; first page at {o.first_page_s:.1f}s"),
+            "no target",
+            f"alerts offered over {seconds:g}s, sent in {o.load.seconds:.1f}s; "
+            f"ack p50 {o.load.percentile_ms(0.5):.0f} ms, p99 {o.load.percentile_ms(0.99):.0f} ms",
+            "info",
+        ),
+    ]
+
+
+def main() -> None:
+    """Run the storm benchmark and print its table."""
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--alerts", type=int, default=10_000, help="alerts in the storm")
+    parser.add_argument("--fingerprints", type=int, default=100, help="distinct fingerprints")
+    parser.add_argument("--seconds", type=float, default=60.0, help="offer them over this long")
+    parser.add_argument("--drain-timeout", type=float, default=900.0, help="give up after this")
+    args = parser.parse_args()
+    result = run(args.alerts, args.fingerprints, args.seconds, args.drain_timeout)
+    print(load_average())
+    print_table(result)
+
+
+if __name__ == "__main__":
+    main()
