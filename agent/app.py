@@ -80,6 +80,7 @@ def create_app(
                 analyst=build_analyst(settings),
                 env=dict(os.environ),
             )
+            context.warm_up()
             runner = GraphRunner(context, make_checkpointer(settings))
             worker = Worker(settings=settings, engine=engine, audit=audit, runner=runner, now=now)
             thread, stop = start_worker_thread(worker)

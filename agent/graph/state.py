@@ -84,6 +84,11 @@ class RunContext:
                 )
             return self._service_tools[service]
 
+    def warm_up(self) -> None:
+        """Build every catalogued service's adapters now, so the first incident is not slower."""
+        for service in self.catalog.services if self.catalog is not None else []:
+            self.service_tools(service)
+
     def changes(self) -> DeploymentChangeSource:
         """Return the recent-deployments probe (our own database)."""
         return DeploymentChangeSource(self.engine)
