@@ -359,7 +359,16 @@ def evaluate(
     ] = None,
 ) -> None:
     """Run scored scenarios against the sandbox and print a table; exit 1 if any fails."""
+    import logging
+
+    import structlog
+
     from agent.evaluation import find_scenarios, format_table, run_all, to_json
+
+    # The table is the output: the service's own logs would drown it.
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+    for name in ("uvicorn", "uvicorn.error", "botocore", "httpx"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
 
     folders: list[Path] = []
     for path in paths or [Path("scenarios")]:

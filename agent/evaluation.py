@@ -43,13 +43,14 @@ from agent.settings import Settings
 from audit.models import AuditEvent
 from sandbox.aws import SANDBOX_CREDENTIALS, SANDBOX_REGION
 from sandbox.server import EmulatorServer
-from sandbox.stack import SandboxStack
+from sandbox.stack import DEMO_LOG_GROUP, SandboxStack
 
 __all__ = [
     "Scenario",
     "ScenarioError",
     "ScenarioResult",
     "format_table",
+    "find_scenarios",
     "load_scenario",
     "run_all",
     "run_scenario",
@@ -57,6 +58,7 @@ __all__ = [
 ]
 
 FINISHED = ("completed", "failed", "skipped")
+ACTION_ORDER = ("failover", "rollback", "failback", "page", "notify")
 Outcome = Literal["pass", "fail", "skip"]
 
 
@@ -168,6 +170,9 @@ def _action_text(kind: str, status: str) -> str:
 
 
 def _line(diagnoses: list[str], actions: list[str], pages: list[str]) -> str:
+    # Remedies first, then who is told (the order runbooks list actions in).
+    rank = {kind: i for i, kind in enumerate(ACTION_ORDER)}
+    actions = sorted(actions, key=lambda text: rank.get(text.split(":")[0], len(rank)))
     return (
         f"{', '.join(diagnoses)} | {', '.join(actions) or 'no action'} | "
         f"{'paged ' + ', '.join(pages) if pages else 'no page'}"
@@ -324,19 +329,17 @@ def run_scenario(scenario: Scenario, *, workdir: Path, llm: bool = False) -> Sce
         )
     workdir.mkdir(parents=True, exist_ok=True)
     breach_time = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=1)
-    bodies = [
-        (AlertStep.model_validate(step.model_dump() | {"body": step.timed(breach_time)}), step)
-        for step in scenario.steps
-    ]
+    steps = [step.model_copy(update={"body": step.timed(breach_time)}) for step in scenario.steps]
     failures: list[str] = []
     observation: Observation | None = None
     elapsed = 0.0
-    stack = SandboxStack(workdir / "sandbox")
+    # moto keeps its state per process, not per server: a log group of its own keeps one
+    # scenario's log lines out of the next one's investigation.
+    stack = SandboxStack(workdir / "sandbox", log_group=f"{DEMO_LOG_GROUP}/{secrets.token_hex(6)}")
     try:
         stack.start()
-        staged = stage_world(
-            stack, scenario.world, workdir, breach=bodies[0][0].breaches()[0], llm=llm
-        )
+        breach = steps[0].breaches()[0]
+        staged = stage_world(stack, scenario.world, workdir, breach=breach, llm=llm)
         with _sandbox_environment(stack):
             settings = _settings(scenario, stack, staged, workdir, llm=llm)
             server = EmulatorServer(create_app(settings), lifespan="on").start()
@@ -345,7 +348,7 @@ def run_scenario(scenario: Scenario, *, workdir: Path, llm: bool = False) -> Sce
                 client.deploy(scenario, breach_time)
                 clock = time.monotonic()
                 deadline = clock + scenario.world.timeout_seconds
-                failures += client.play([timed for timed, _ in bodies], deadline)
+                failures += client.play(steps, deadline)
                 elapsed = time.monotonic() - clock
                 observation = _observe(settings, stack, staged)
             finally:
@@ -368,6 +371,11 @@ def run_scenario(scenario: Scenario, *, workdir: Path, llm: bool = False) -> Sce
         llm_calls=observation.llm_calls if observation is not None else 0,
         observation=observation,
     )
+
+
+def find_scenarios(folder: Path) -> list[Path]:
+    """Return the scenario folders (those holding a world.yaml) under `folder`, sorted by name."""
+    return sorted(path.parent for path in Path(folder).glob("*/world.yaml"))
 
 
 def run_all(
@@ -558,14 +566,10 @@ def _observe(settings: Settings, stack: SandboxStack, staged: StagedWorld) -> Ob
         for incident in incidents
     ]
     teams = {key: team for team, key in stack.team_keys.items()} | {stack.routing_key: "on-call"}
-    primary = staged.routes["primary"]
     failovers = []
     for change in stack.gateway.changes():
         route = change["route"]
-        if (
-            route.get("region") == primary.region
-            and staged.upstream.get(route["model"]) == "primary"
-        ):
+        if staged.upstream.get(route["model"]) == "primary":
             continue  # a failback to the route from before the incident
         failovers.append(
             {

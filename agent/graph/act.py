@@ -287,22 +287,45 @@ def verify(state: IncidentState, runtime: Runtime[RunContext]) -> dict[str, Any]
         ctx.record(state, "verification.passed", VERIFIER, result.audit_data())
         return {"verification": {"status": "passed", "summary": result.summary}}
     ctx.record(state, "verification.failed", VERIFIER, result.audit_data())
-    escalation = _page(
-        ctx,
-        state,
-        {
-            "kind": "page",
+    verification = {"status": "failed", "summary": result.summary}
+    # Escalate only as the runbook allows: a page (at critical) if it lists one for the
+    # diagnosis, else a Slack notice if it lists that, else nothing beyond the audit trail.
+    runbook = runbook_of(ctx, state["runbook"])
+    kind = state["diagnosis"]["kind"]
+    why = "the endpoint still fails after the failover"
+    if runbook.permits(kind, "page"):
+        escalation = _page(
+            ctx,
+            state,
+            {
+                "kind": "page",
+                "approval": "auto",
+                "status": "planned",
+                "severity": "critical",
+                "team": _owner_team(ctx, state),
+                "reason": why,
+            },
+        )
+        return {"verification": verification, "actions": [escalation]}
+    if runbook.permits(kind, "notify"):
+        notice = {
+            "kind": "notify",
             "approval": "auto",
-            "status": "planned",
+            "status": "done",
             "severity": "critical",
-            "team": _owner_team(ctx, state),
-            "reason": "the endpoint still fails after the failover",
+            "summary": f"escalated in the Slack thread: {why}",
+        }
+        ctx.record(state, "action.escalated", VERIFIER, notice)
+        return {"verification": verification, "actions": [notice]}
+    ctx.record(
+        state,
+        "action.not_taken",
+        VERIFIER,
+        {
+            "summary": f"no escalation: {runbook.ref} allows no page and no notice for {kind}",
         },
     )
-    return {
-        "verification": {"status": "failed", "summary": result.summary},
-        "actions": [escalation],
-    }
+    return {"verification": verification}
 
 
 def pager_for(ctx: RunContext, service: str | None, team: str | None) -> Pager | None:

@@ -11,7 +11,8 @@ precedence (the first that holds is the diagnosis):
 2. suspect_change: a deployment of the service or model happened at most `change_window_minutes`
    before the breach (a deployment after the breach cannot have caused it) and the service itself
    misbehaves: the endpoint probe is degraded or down, or the logs hold at least `min_error_lines`
-   error lines. The most recent such deployment is the suspect.
+   error lines, or the breach is of cost or token usage (which no probe sees: the breach itself
+   is the misbehaviour). The most recent such deployment is the suspect.
 3. endpoint_isolated: the endpoint probe is degraded or down (a `down` after timeouts counts).
 4. segment_only: the breach carries a segment key listed in `segment_keys` and the endpoint
    probe ran and answered ok: the service as a whole is proven healthy, so the breach is
@@ -41,7 +42,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from runbooks.schema import Diagnosis as DiagnosisKind
-from runbooks.schema import DiagnosisRules
+from runbooks.schema import DiagnosisRules, normalise_metric
 
 Verdict = Literal["chosen", "outranked", "rejected"]
 
@@ -55,6 +56,7 @@ PRECEDENCE: tuple[DiagnosisKind, ...] = (
     "no_fault_found",
 )
 FAULTY = frozenset({"degraded", "down"})
+SPEND_METRICS = frozenset({"cost_per_query", "token_usage"})
 # Statuses that carry a finding, ranked so the worst result of a probe speaks for it.
 _RANK = {"down": 4, "degraded": 3, "ok": 2, "no_data": 1}
 _MENTIONS = {
@@ -233,6 +235,10 @@ def _facts(
     endpoint = probes["endpoint"].status
     misbehaving = [f"endpoint {endpoint}"] if endpoint in FAULTY else []
     misbehaving += [log_noise] if log_noise else []
+    # A cost or token breach is itself the misbehaviour: no probe measures spend.
+    metric = normalise_metric(str(breach.get("metric") or ""))
+    if metric in SPEND_METRICS:
+        misbehaving.append(f"the breach itself: {metric} is over its threshold")
     faulty = sorted(
         (d for d in DEPENDENCIES if probes[d].status in FAULTY),
         key=lambda d: (probes[d].status != "down", DEPENDENCIES.index(d)),

@@ -54,7 +54,7 @@ def resolve_outside(ctx: RunContext, run: dict[str, Any], incident: Incident) ->
     """Resolve the incident's pages, fail back per the runbook, and say so in the thread."""
     actions = run.get("actions", [])
     teams = {a.get("team") for a in actions if a.get("kind") == "page" and a["status"] == "done"}
-    for team in teams or {None}:
+    for team in teams:
         pager = pager_for(ctx, run.get("service"), team)
         if pager is None:
             continue
@@ -118,9 +118,10 @@ def _failback(
 
 
 def _tell(ctx: RunContext, run: dict[str, Any], incident: Incident, text: str) -> None:
+    """Reply in the incident's thread; an incident nobody was told about gets no reply."""
     chat = ctx.tools.chat
     channel = incident.slack_channel or channel_for(ctx, run.get("service"))
-    if chat is None or channel is None:
+    if chat is None or channel is None or not incident.slack_thread_ts:
         return
     result = chat.post(
         channel=channel, text=ctx.audit.redactor.text(text), thread_ts=incident.slack_thread_ts

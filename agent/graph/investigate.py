@@ -119,10 +119,11 @@ def probe(task: ProbeTask, runtime: Runtime[RunContext]) -> dict[str, Any]:
     try:
         results = future.result(timeout=task["timeout"])
     except FutureTimeout:
+        # Too slow to answer within its deadline is a fault of what was probed, not a shrug.
         results = [
             ToolResult(
                 tool=task["probe"],
-                status=ToolStatus.error,
+                status=ToolStatus.down,
                 summary=f"{task['probe']} probe timed out after {task['timeout']:g}s",
                 error="timeout",
                 latency_ms=task["timeout"] * 1000,

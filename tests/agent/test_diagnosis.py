@@ -404,3 +404,19 @@ def test_segment_only_needs_the_endpoint_probed_healthy() -> None:
     assert any(
         "not probed healthy" in e for e in candidate(unproven, "segment_only").evidence_against
     )
+
+
+def test_a_cost_breach_after_a_deployment_is_a_suspect_change_without_errors() -> None:
+    deployed = result(
+        "changes",
+        "ok",
+        evidence={
+            "deployments": [{"kind": "prompt", "version": "p-9", "minutes_before_breach": 15}]
+        },
+    )
+    cost = {**BREACH, "metric": "cost_per_query_usd", "segment": {}}
+
+    diagnosis = run(healthy(changes=[deployed]), breach=cost)
+
+    assert diagnosis.kind == "suspect_change"
+    assert diagnosis.change is not None and diagnosis.change["version"] == "p-9"
