@@ -36,6 +36,7 @@ class EmulatorServer:
         config = uvicorn.Config(
             app,
             log_level="warning",
+            log_config=None,  # leave logging to the host process (tests, eval, demo)
             access_log=False,
             ssl_certfile=str(certfile) if certfile else None,
             ssl_keyfile=str(keyfile) if keyfile else None,
