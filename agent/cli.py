@@ -389,7 +389,7 @@ def evaluate(
     typer.echo(format_table(results))
     if json_file is not None:
         json_file.write_text(to_json(results), encoding="utf-8")
-    failed = [r for r in results if not r.passed]
+    failed = [r for r in results if r.outcome == "fail"]
     if failed:
         typer.echo(f"\n{len(failed)} of {len(results)} scenario(s) failed", err=True)
         raise typer.Exit(1)

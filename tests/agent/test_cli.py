@@ -171,3 +171,10 @@ def test_runbooks_validate_accepts_the_shipped_ones_and_names_a_mistake(tmp_path
     code, _, err = run("runbooks", "validate", str(tmp_path))
     assert code == 1
     assert f"{tmp_path / 'bad.yaml'}:4: colour: unknown key" in err
+
+
+def test_eval_refuses_a_missing_folder_and_an_empty_one(tmp_path: Path) -> None:
+    code, _, err = run("eval", str(tmp_path / "nope"))
+    assert code == 2 and "is not a folder" in err
+    code, _, err = run("eval", str(tmp_path))
+    assert code == 2 and "no scenario" in err
