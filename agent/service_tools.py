@@ -19,6 +19,7 @@ from google.auth.credentials import AnonymousCredentials
 
 from agent.settings import Settings
 from runbooks.catalog import Catalog, Service
+from tools.cloudwatch_more import CloudWatchEventsLogSource, CloudWatchMetricSource, MetricSpec
 from tools.failover_file import FileFailoverBackend
 from tools.failover_gateway import GatewayFailoverBackend
 from tools.failover_ssm import SsmFailoverBackend, make_ssm_client
@@ -101,13 +102,30 @@ def _logs(settings: Settings, spec: Service, tools: ServiceTools) -> None:
                 retries={"mode": "standard", "max_attempts": 3},
             ),
         )
+        source = (
+            CloudWatchEventsLogSource
+            if spec.logs.cloudwatch.mode == "filter"
+            else CloudWatchLogSource
+        )
         tools.logs.append(
-            CloudWatchLogSource(
+            source(
                 client,
                 spec.logs.cloudwatch.log_groups,
                 timeout_seconds=settings.logs_query_timeout_seconds,
             )
         )
+        if spec.logs.cloudwatch.metrics:
+            metrics = boto3.client(
+                "cloudwatch",
+                region_name=spec.logs.cloudwatch.region or settings.aws_region,
+                endpoint_url=settings.aws_endpoint_url,
+            )
+            tools.logs.append(
+                CloudWatchMetricSource(
+                    metrics,
+                    [MetricSpec(**m.model_dump()) for m in spec.logs.cloudwatch.metrics],
+                )
+            )
     if spec.logs.gcp is not None:
         gcp = spec.logs.gcp
         tools.logs.append(

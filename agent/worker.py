@@ -53,6 +53,7 @@ class Worker:
         self._audit = audit
         self._runner = runner
         self._now = now
+        self._turn = False
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
     def run(self, stop: threading.Event) -> None:
@@ -74,8 +75,18 @@ class Worker:
         log.info("worker.stopped", worker_id=self.worker_id)
 
     def run_once(self) -> bool:
-        """Correlate one alert, else run one due investigation; False when there was nothing."""
-        return self._alert_once() or self._incident_once()
+        """Correlate an alert or run a due investigation, taking turns; False when idle.
+
+        Taking turns keeps a storm of alerts from starving the investigations (and the pages)
+        that the first of them made due, and keeps long runs from delaying correlation.
+        """
+        self._turn = not self._turn
+        first, second = (
+            (self._alert_once, self._incident_once)
+            if self._turn
+            else (self._incident_once, self._alert_once)
+        )
+        return first() or second()
 
     def _incident_once(self) -> bool:
         """Claim one incident whose investigation is due and run (or resume) its graph."""

@@ -30,11 +30,24 @@ class Team(Strict):
     approvers: list[str] = Field(default_factory=list)
 
 
+class CloudWatchMetric(Strict):
+    """A CloudWatch metric read for the breach window; over `threshold` counts as breached."""
+
+    namespace: str
+    name: str
+    stat: str = "Average"
+    dimensions: dict[str, str] = Field(default_factory=dict)
+    threshold: float | None = None
+    period_seconds: int = Field(60, ge=1)
+
+
 class CloudWatchLogs(Strict):
-    """CloudWatch Logs Insights over these log groups."""
+    """CloudWatch Logs over these log groups (Insights, or filter_log_events), and metrics."""
 
     log_groups: list[str] = Field(min_length=1)
     region: str | None = None
+    mode: Literal["insights", "filter"] = "insights"
+    metrics: list[CloudWatchMetric] = Field(default_factory=list)
 
 
 class GcpLogs(Strict):
