@@ -18,6 +18,8 @@ from audit.redact import PayloadPolicy, Redactor, apply_payload_fields
 from audit.service import append_checkpoint_file, append_event, write_checkpoint
 from audit.sqltypes import utcnow
 
+STRICTNESS: dict[str, int] = {"full": 0, "hash": 1, "none": 2}
+
 
 @dataclass(frozen=True)
 class AuditLog:
@@ -37,14 +39,19 @@ class AuditLog:
         actor: str,
         incident_id: uuid.UUID | None = None,
         alert_id: uuid.UUID | None = None,
+        payload_policy: PayloadPolicy | None = None,
     ) -> AuditEvent:
-        """Append one event inside the caller's transaction."""
+        """Append one event inside the caller's transaction.
+
+        `payload_policy` (a runbook's) tightens the service's policy for prompts and responses;
+        the stricter of the two applies, never the looser.
+        """
         return append_event(
             session=session,
             key=self.key,
             kind=kind,
             actor=self.redactor.text(actor),
-            data=cast(dict[str, Any], self._clean(data)),
+            data=cast(dict[str, Any], self._clean(data, payload_policy)),
             incident_id=incident_id,
             alert_id=alert_id,
             now=self.now,
@@ -59,16 +66,26 @@ class AuditLog:
         actor: str,
         incident_id: uuid.UUID | None = None,
         alert_id: uuid.UUID | None = None,
+        payload_policy: PayloadPolicy | None = None,
     ) -> AuditEvent:
         """Append one event in a transaction of its own."""
         with session_scope(engine) as session:
             return self.record(
-                session, kind, data, actor=actor, incident_id=incident_id, alert_id=alert_id
+                session,
+                kind,
+                data,
+                actor=actor,
+                incident_id=incident_id,
+                alert_id=alert_id,
+                payload_policy=payload_policy,
             )
 
-    def _clean(self, data: dict[str, Any]) -> object:
+    def _clean(self, data: dict[str, Any], tighter: PayloadPolicy | None) -> object:
         """Apply the prompt/response policy, then mask secrets and PII everywhere else."""
-        kept = apply_payload_fields(data, self.payload_policy, redactor=self.redactor)
+        policy = self.payload_policy
+        if tighter is not None and STRICTNESS[tighter] > STRICTNESS[policy]:
+            policy = tighter
+        kept = apply_payload_fields(data, policy, redactor=self.redactor)
         return self.redactor.value(kept)
 
     def checkpoint(self, engine: Engine, copy_to: Path | None = None) -> AuditCheckpoint:

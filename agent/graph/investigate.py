@@ -114,7 +114,7 @@ def fan_out(state: IncidentState) -> list[Send] | Literal["diagnose"]:
 def probe(task: ProbeTask, runtime: Runtime[RunContext]) -> dict[str, Any]:
     """Run one probe within its deadline; a failure or a timeout is evidence, never a crash."""
     ctx = runtime.context
-    state: IncidentState = {"incident_id": task["incident_id"]}
+    state: IncidentState = {"incident_id": task["incident_id"], "runbook": task["runbook"]}
     future = _PROBES.submit(_run_probe, ctx, task)
     try:
         results = future.result(timeout=task["timeout"])

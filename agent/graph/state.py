@@ -68,9 +68,15 @@ class RunContext:
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def record(self, state: IncidentState, kind: str, actor: str, data: dict[str, Any]) -> None:
-        """Append an audit event for this run's incident in a transaction of its own."""
+        """Append an audit event for this run's incident, under its runbook's payload policy."""
+        runbook = self.runbook(state.get("runbook", ""))
         self.audit.record_now(
-            self.engine, kind, data, actor=actor, incident_id=uuid.UUID(state["incident_id"])
+            self.engine,
+            kind,
+            data,
+            actor=actor,
+            incident_id=uuid.UUID(state["incident_id"]),
+            payload_policy=runbook.payload_policy if runbook is not None else None,
         )
 
     def service_tools(self, service: str | None) -> ServiceTools | None:

@@ -53,3 +53,19 @@ def test_the_default_policy_keeps_only_a_hash(migrated_engine: Engine) -> None:
     case = json.loads(event.data)["evidence"]["cases"][0]
     assert set(case["response"]) == {"sha256", "chars"}
     assert "Bob" not in event.data
+
+
+@pytest.mark.parametrize(
+    ("service", "runbook", "kept"),
+    [("full", "none", "[OMITTED]"), ("none", "full", "[OMITTED]"), ("full", None, "Summarise")],
+)
+def test_a_runbook_can_tighten_the_policy_but_never_loosen_it(
+    migrated_engine: Engine, service: str, runbook: str | None, kept: str
+) -> None:
+    audit = AuditLog(key=b"k" * 32, payload_policy=service)  # type: ignore[arg-type]
+
+    event = audit.record_now(
+        migrated_engine, "probe.completed", PROBE, actor="agent", payload_policy=runbook
+    )  # type: ignore[arg-type]
+
+    assert json.loads(event.data)["evidence"]["cases"][0]["prompt"].startswith(kept)
