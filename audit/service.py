@@ -186,6 +186,34 @@ def verify_chain(
     return VerifyResult(True, checked, head.seq, checkpoints=len(checkpoints))
 
 
+EVENT_COLUMNS = (
+    AuditEvent.seq,
+    AuditEvent.ts,
+    AuditEvent.incident_id,
+    AuditEvent.alert_id,
+    AuditEvent.actor,
+    AuditEvent.kind,
+    AuditEvent.data,
+    AuditEvent.prev_hash,
+    AuditEvent.hash,
+)
+
+
+def read_batch(*, session: Session, from_seq: int) -> Sequence[Any]:
+    """Return up to VERIFY_BATCH events from `from_seq` on, as plain rows in chain order."""
+    # Core rows, not ORM objects: verification reads every event and must stay fast.
+    return (
+        session.connection()
+        .execute(
+            select(*EVENT_COLUMNS)  # type: ignore[call-overload]
+            .where(col(AuditEvent.seq) >= from_seq)
+            .order_by(col(AuditEvent.seq))
+            .limit(VERIFY_BATCH)
+        )
+        .all()
+    )
+
+
 def _walk(
     session: Session,
     key: bytes,
@@ -194,31 +222,10 @@ def _walk(
     progress: Callable[[int, int], None] | None,
 ) -> tuple[int, str] | VerifyResult:
     """Check the links in order, in batches of plain rows; return (count, last hash) or failure."""
-    columns = (
-        AuditEvent.seq,
-        AuditEvent.ts,
-        AuditEvent.incident_id,
-        AuditEvent.alert_id,
-        AuditEvent.actor,
-        AuditEvent.kind,
-        AuditEvent.data,
-        AuditEvent.prev_hash,
-        AuditEvent.hash,
-    )
     expected_seq = 1
     prev_hash = GENESIS_HASH
     while True:
-        # Core rows, not ORM objects: verification reads every event and must stay fast.
-        batch = (
-            session.connection()
-            .execute(
-                select(*columns)  # type: ignore[call-overload]
-                .where(col(AuditEvent.seq) >= expected_seq)
-                .order_by(col(AuditEvent.seq))
-                .limit(VERIFY_BATCH)
-            )
-            .all()
-        )
+        batch = read_batch(session=session, from_seq=expected_seq)
         if not batch:
             return expected_seq - 1, prev_hash
         for seq, ts, incident_id, alert_id, actor, kind, data, stored_prev, stored_hash in batch:

@@ -17,13 +17,13 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import insert, select, text, update
-from sqlmodel import Session, col
+from sqlalchemy import insert, text, update
+from sqlmodel import Session
 
 from agent.db import make_engine, upgrade
 from audit.chain import canonical_json, event_digest
 from audit.models import GENESIS_HASH, AuditEvent, AuditHead
-from audit.service import VERIFY_BATCH, verify_chain
+from audit.service import read_batch, verify_chain
 
 KEY = b"bench-key-0123456789abcdef0123456789"
 TARGET = 50_000
@@ -88,26 +88,7 @@ def scan(path: Path) -> int:
     seen, last = 0, 0
     with Session(engine) as session:
         while True:
-            batch = (
-                session.connection()
-                .execute(
-                    select(
-                        AuditEvent.seq,
-                        AuditEvent.ts,
-                        AuditEvent.incident_id,
-                        AuditEvent.alert_id,
-                        AuditEvent.actor,
-                        AuditEvent.kind,
-                        AuditEvent.data,
-                        AuditEvent.prev_hash,
-                        AuditEvent.hash,
-                    )  # type: ignore[call-overload]
-                    .where(col(AuditEvent.seq) > last)
-                    .order_by(col(AuditEvent.seq))
-                    .limit(VERIFY_BATCH)
-                )
-                .all()
-            )
+            batch = read_batch(session=session, from_seq=last + 1)
             if not batch:
                 break
             seen += len(batch)
