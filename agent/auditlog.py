@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -13,9 +13,16 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from agent.db import session_scope
+from audit.chain import canonical_json
 from audit.models import AuditCheckpoint, AuditEvent
-from audit.redact import PayloadPolicy, Redactor, apply_payload_fields
-from audit.service import append_checkpoint_file, append_event, write_checkpoint
+from audit.redact import PayloadPolicy, Redactor
+from audit.service import (
+    NewEvent,
+    append_checkpoint_file,
+    append_event,
+    append_events,
+    write_checkpoint,
+)
 from audit.sqltypes import utcnow
 
 STRICTNESS: dict[str, int] = {"full": 0, "hash": 1, "none": 2}
@@ -57,6 +64,29 @@ class AuditLog:
             now=self.now,
         )
 
+    def prepare(
+        self,
+        kind: str,
+        data: dict[str, Any],
+        *,
+        actor: str,
+        incident_id: uuid.UUID | None = None,
+        alert_id: uuid.UUID | None = None,
+        payload_policy: PayloadPolicy | None = None,
+    ) -> NewEvent:
+        """Redact an event now, outside any transaction, to be chained later by `record_many`."""
+        return NewEvent(
+            kind=kind,
+            actor=self.redactor.text(actor),
+            data=canonical_json(self._clean(data, payload_policy)),
+            incident_id=incident_id,
+            alert_id=alert_id,
+        )
+
+    def record_many(self, session: Session, events: Sequence[NewEvent]) -> list[int]:
+        """Append prepared events in this order inside the caller's transaction; return seqs."""
+        return append_events(session=session, key=self.key, events=events, now=self.now)
+
     def record_now(
         self,
         engine: Engine,
@@ -85,8 +115,7 @@ class AuditLog:
         policy = self.payload_policy
         if tighter is not None and STRICTNESS[tighter] > STRICTNESS[policy]:
             policy = tighter
-        kept = apply_payload_fields(data, policy, redactor=self.redactor)
-        return self.redactor.value(kept)
+        return self.redactor.clean(data, policy)
 
     def checkpoint(self, engine: Engine, copy_to: Path | None = None) -> AuditCheckpoint:
         """Sign the chain's head now; also append it to a file kept outside the database."""

@@ -12,7 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import or_
+from sqlalchemy import bindparam, insert, or_, update
 from sqlmodel import Session, col, select
 
 from audit.chain import canonical_json, checkpoint_signature, event_digest
@@ -20,6 +20,17 @@ from audit.models import GENESIS_HASH, AuditCheckpoint, AuditEvent, AuditHead
 from audit.sqltypes import utcnow
 
 VERIFY_BATCH = 5000
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    """An event ready to be chained: its data already redacted and in canonical JSON."""
+
+    kind: str
+    actor: str
+    data: str
+    incident_id: uuid.UUID | None = None
+    alert_id: uuid.UUID | None = None
 
 
 def append_event(
@@ -34,38 +45,102 @@ def append_event(
     now: Callable[[], datetime] = utcnow,
 ) -> AuditEvent:
     """Add one event at the head of the chain inside the caller's transaction."""
-    head = session.exec(select(AuditHead).where(AuditHead.id == 1).with_for_update()).one()
-    seq = head.seq + 1
-    ts = now()
-    data_text = canonical_json(data)
-    digest = event_digest(
-        key=key,
-        prev_hash=head.hash,
-        seq=seq,
-        ts=ts,
-        incident_id=incident_id,
-        alert_id=alert_id,
-        actor=actor,
-        kind=kind,
-        data=data_text,
-    )
-    event = AuditEvent(
-        seq=seq,
-        ts=ts,
-        incident_id=incident_id,
-        alert_id=alert_id,
-        actor=actor,
-        kind=kind,
-        data=data_text,
-        prev_hash=head.hash,
-        hash=digest,
-    )
-    head.seq = seq
-    head.hash = digest
+    seq, prev_hash = lock_head(session=session)
+    new = NewEvent(kind, actor, canonical_json(data), incident_id, alert_id)
+    [row] = _link(seq, prev_hash, key, [new], now)
+    _move_head(session, row)
+    event = AuditEvent(**row)
     session.add(event)
-    session.add(head)
     session.flush()
     return event
+
+
+def append_events(
+    *,
+    session: Session,
+    key: bytes,
+    events: Sequence[NewEvent],
+    now: Callable[[], datetime] = utcnow,
+) -> list[int]:
+    """Add events at the head in this order inside the caller's transaction; return their seqs.
+
+    One head update and one multi-row insert however many events: the cost of a group commit.
+    """
+    if not events:
+        return []
+    seq, prev_hash = lock_head(session=session)
+    rows = _link(seq, prev_hash, key, events, now)
+    _move_head(session, rows[-1])
+    # Core, not ORM objects: the rows are final, and ingest writes hundreds per transaction.
+    session.connection().execute(insert(AuditEvent.__table__), rows)  # type: ignore[attr-defined]
+    return [row["seq"] for row in rows]
+
+
+# The head is read and moved with Core statements built once, never as an ORM object: no
+# session can then hold a stale copy of it, and ingest pays no ORM cost per transaction.
+_LOCK_HEAD = select(AuditHead.seq, AuditHead.hash).where(AuditHead.id == 1).with_for_update()
+_READ_HEAD = select(AuditHead.seq, AuditHead.hash).where(AuditHead.id == 1)
+_MOVE_HEAD = (
+    update(AuditHead)
+    .where(col(AuditHead.id) == 1)
+    .values(seq=bindparam("new_seq"), hash=bindparam("new_hash"))
+)
+
+
+def lock_head(*, session: Session) -> tuple[int, str]:
+    """Lock the chain's head until the transaction ends; return its (seq, hash), freshly read.
+
+    Every writer of the chain takes this lock first, so it also serialises whatever a writer
+    checks before appending (such as whether an alert was already stored).
+    """
+    seq, head_hash = session.connection().execute(_LOCK_HEAD).one()
+    return int(seq), str(head_hash)
+
+
+def read_head(*, session: Session) -> tuple[int, str]:
+    """Return the chain head's (seq, hash) without locking it."""
+    seq, head_hash = session.connection().execute(_READ_HEAD).one()
+    return int(seq), str(head_hash)
+
+
+def _move_head(session: Session, last: dict[str, Any]) -> None:
+    session.connection().execute(_MOVE_HEAD, {"new_seq": last["seq"], "new_hash": last["hash"]})
+
+
+def _link(
+    seq: int, prev_hash: str, key: bytes, events: Sequence[NewEvent], now: Callable[[], datetime]
+) -> list[dict[str, Any]]:
+    """Chain events after the head (seq, prev_hash), in order; return their rows."""
+    rows = []
+    for new in events:
+        seq += 1
+        ts = now()
+        digest = event_digest(
+            key=key,
+            prev_hash=prev_hash,
+            seq=seq,
+            ts=ts,
+            incident_id=new.incident_id,
+            alert_id=new.alert_id,
+            actor=new.actor,
+            kind=new.kind,
+            data=new.data,
+        )
+        rows.append(
+            {
+                "seq": seq,
+                "ts": ts,
+                "incident_id": new.incident_id,
+                "alert_id": new.alert_id,
+                "actor": new.actor,
+                "kind": new.kind,
+                "data": new.data,
+                "prev_hash": prev_hash,
+                "hash": digest,
+            }
+        )
+        prev_hash = digest
+    return rows
 
 
 def events_for(
@@ -106,14 +181,14 @@ def write_checkpoint(
     *, session: Session, key: bytes, now: Callable[[], datetime] = utcnow
 ) -> AuditCheckpoint:
     """Sign and store the chain's current head inside the caller's transaction."""
-    head = session.exec(select(AuditHead).where(AuditHead.id == 1)).one()
+    head_seq, head_hash = read_head(session=session)
     created_at = now()
     checkpoint = AuditCheckpoint(
         created_at=created_at,
-        head_seq=head.seq,
-        head_hash=head.hash,
+        head_seq=head_seq,
+        head_hash=head_hash,
         signature=checkpoint_signature(
-            key=key, head_seq=head.seq, head_hash=head.hash, created_at=created_at
+            key=key, head_seq=head_seq, head_hash=head_hash, created_at=created_at
         ),
     )
     session.add(checkpoint)
@@ -139,7 +214,7 @@ def verify_chain(
     Signed checkpoints (stored, and any kept outside the database) make a removed tail visible:
     the chain must reach every checkpoint's head with the hash it recorded.
     """
-    head = session.exec(select(AuditHead).where(AuditHead.id == 1)).one()
+    head_seq, head_hash = read_head(session=session)
     checkpoints = [*stored_checkpoints(session=session), *extra_checkpoints]
     for checkpoint in checkpoints:
         expected = checkpoint_signature(
@@ -152,14 +227,14 @@ def verify_chain(
             return VerifyResult(
                 False,
                 0,
-                head.seq,
+                head_seq,
                 checkpoint.head_seq,
                 f"the {checkpoint.origin} checkpoint of event {checkpoint.head_seq} "
                 "has a bad signature (forged or edited)",
                 len(checkpoints),
             )
     wanted = {c.head_seq: c for c in checkpoints}
-    walked = _walk(session, key, head.seq, wanted, progress)
+    walked = _walk(session, key, head_seq, wanted, progress)
     if isinstance(walked, VerifyResult):
         return replace(walked, checkpoints=len(checkpoints))
     checked, last_hash = walked
@@ -168,22 +243,22 @@ def verify_chain(
         return VerifyResult(
             False,
             checked,
-            head.seq,
+            head_seq,
             checked + 1,
             f"chain ends at event {checked} but a signed checkpoint recorded {furthest}: "
             "the tail was removed",
             len(checkpoints),
         )
-    if checked != head.seq or last_hash != head.hash:
+    if checked != head_seq or last_hash != head_hash:
         return VerifyResult(
             False,
             checked,
-            head.seq,
+            head_seq,
             checked + 1,
-            f"chain ends at event {checked} but the head records {head.seq}: events were removed",
+            f"chain ends at event {checked} but the head records {head_seq}: events were removed",
             len(checkpoints),
         )
-    return VerifyResult(True, checked, head.seq, checkpoints=len(checkpoints))
+    return VerifyResult(True, checked, head_seq, checkpoints=len(checkpoints))
 
 
 EVENT_COLUMNS = (
