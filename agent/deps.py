@@ -32,10 +32,12 @@ class Services:
     """The doctor's cached rows (agent.doctor.CachedChecks), shown on /readyz."""
     worker_alive: Any = None
     """A callable telling whether the in-process worker runs; None when there is none."""
+    intake: Any = None
+    """The group-commit writer of accepted alerts (agent.alerts.intake.AlertIntake)."""
 
 
-def get_services(request: Request) -> Services:
-    """Return the service's parts."""
+async def get_services(request: Request) -> Services:
+    """Return the service's parts (async: FastAPI would run a plain def in a thread)."""
     services: Services = request.app.state.services
     return services
 
@@ -71,10 +73,19 @@ def bearer_token(request: Request) -> str:
     return token.strip()
 
 
-def require_webhook_token(request: Request, services: ServicesDep) -> None:
-    """Let the request through only with the webhook token (compared in constant time)."""
+async def require_webhook_token(request: Request, services: ServicesDep) -> None:
+    """Let the request through only with the webhook token (compared in constant time).
+
+    Async, though it never awaits: FastAPI runs a plain def dependency in a worker thread,
+    and that hop cost more than the check.
+    """
+    check_webhook_token(request, services.settings)
+
+
+def check_webhook_token(request: Request, settings: Settings) -> None:
+    """Answer 401 unless the request carries the webhook token (compared in constant time)."""
     given = bearer_token(request).encode()
-    expected = services.settings.webhook_token.get_secret_value().encode()
+    expected = settings.webhook_token.get_secret_value().encode()
     if not hmac.compare_digest(given, expected):
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,

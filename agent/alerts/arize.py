@@ -144,12 +144,16 @@ def map_arize_payload(payload: Mapping[str, Any], field_paths: Mapping[str, list
 
 def _first(payload: Mapping[str, Any], candidates: list[str]) -> Any:
     for path in candidates:
-        node: Any = payload
-        for part in path.split("."):
-            if not isinstance(node, Mapping) or part not in node:
-                node = None
-                break
-            node = node[part]
+        node: Any
+        if "." not in path:
+            node = payload.get(path)  # most paths are top-level: skip the walk (a hot path)
+        else:
+            node = payload
+            for part in path.split("."):
+                if not isinstance(node, Mapping) or part not in node:
+                    node = None
+                    break
+                node = node[part]
         if node is not None and node != "":
             return node
     return None

@@ -3,25 +3,102 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import and_, bindparam, insert, or_
 from sqlmodel import Session, col, select
 
 from agent.alerts.models import Alert, AlertState, Breach
 from agent.auditlog import AuditLog
+from audit.service import NewEvent, lock_head
 
 INGRESS_ACTOR = "ingress"
+LOOKUP_CHUNK = 500
 
 
-def find_delivery(*, session: Session, monitor_key: str, body_sha256: str) -> Alert | None:
-    """Return the alert already stored for this exact delivery, if any."""
-    return session.exec(
-        select(Alert).where(Alert.monitor_key == monitor_key, Alert.body_sha256 == body_sha256)
-    ).first()
+@dataclass(frozen=True)
+class Delivery:
+    """One received alert made ready to store: its row and its redacted `alert.received` event."""
+
+    monitor_key: str
+    body_sha256: str
+    row: dict[str, Any]
+    event: NewEvent
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """What became of a delivery: its alert, and whether this delivery created it."""
+
+    alert_id: uuid.UUID
+    created: bool
+    incident_id: uuid.UUID | None = None
+
+
+def prepare_delivery(
+    *, audit: AuditLog, breach: Breach, payload: dict[str, Any], body_sha256: str
+) -> Delivery:
+    """Do a delivery's CPU work (mapping to columns, redaction) before any transaction."""
+    alert_id = uuid.uuid4()
+    row = {
+        "id": alert_id,
+        "source": breach.source,
+        "monitor_key": breach.monitor_key,
+        "body_sha256": body_sha256,
+        "status": breach.status,
+        "fingerprint": breach.fingerprint(),
+        "breach_json": breach.model_dump_json(),
+        "state": AlertState.pending.value,
+        "attempts": 0,
+    }
+    event = audit.prepare(
+        "alert.received",
+        {
+            "summary": f"{breach.source} alert {breach.status}: {breach.title()}",
+            "breach": breach.model_dump(mode="json"),
+            "body_sha256": body_sha256,
+            "raw": payload,
+        },
+        actor=INGRESS_ACTOR,
+        alert_id=alert_id,
+    )
+    return Delivery(breach.monitor_key, body_sha256, row, event)
+
+
+def accept_alerts(
+    *, session: Session, audit: AuditLog, deliveries: Sequence[Delivery]
+) -> list[Receipt]:
+    """Store new deliveries and their events in the caller's transaction; one receipt each.
+
+    A delivery already stored, or repeated earlier in `deliveries`, is a re-delivery: it gets
+    the first copy's alert and writes nothing.
+    """
+    # The head lock comes first: every writer of alerts takes it, so no other transaction can
+    # store one of these deliveries between the lookup below and the insert.
+    lock_head(session=session)
+    known = _stored(session, {(d.monitor_key, d.body_sha256) for d in deliveries})
+    receipts = []
+    rows = []
+    events = []
+    for delivery in deliveries:
+        key = (delivery.monitor_key, delivery.body_sha256)
+        if key in known:
+            receipts.append(known[key])
+            continue
+        receipt = Receipt(delivery.row["id"], created=True)
+        known[key] = Receipt(receipt.alert_id, created=False)
+        receipts.append(receipt)
+        rows.append(delivery.row)
+        events.append(delivery.event)
+    if rows:
+        moment = audit.now()
+        connection = session.connection()
+        connection.execute(insert(Alert.__table__), [{**r, "received_at": moment} for r in rows])  # type: ignore[attr-defined]
+        audit.record_many(session, events)
+    return receipts
 
 
 def accept_alert(
@@ -32,47 +109,42 @@ def accept_alert(
     payload: dict[str, Any],
     body_sha256: str,
 ) -> tuple[Alert, bool]:
-    """Store the alert and its `alert.received` event in one transaction; False if a re-delivery."""
-    existing = find_delivery(
-        session=session, monitor_key=breach.monitor_key, body_sha256=body_sha256
+    """Store one alert and its `alert.received` event in the caller's transaction.
+
+    Return the alert and whether this delivery created it (False for a re-delivery).
+    """
+    delivery = prepare_delivery(
+        audit=audit, breach=breach, payload=payload, body_sha256=body_sha256
     )
-    if existing is not None:
-        return existing, False
-    alert = Alert(
-        source=breach.source,
-        monitor_key=breach.monitor_key,
-        body_sha256=body_sha256,
-        status=breach.status,
-        fingerprint=breach.fingerprint(),
-        breach_json=breach.model_dump_json(),
-        received_at=audit.now(),
-    )
-    try:
-        # A savepoint: losing a race must not undo the other alerts of this transaction.
-        with session.begin_nested():
-            session.add(alert)
-            session.flush()
-    except IntegrityError:
-        # The same delivery raced in on another connection and won.
-        existing = find_delivery(
-            session=session, monitor_key=breach.monitor_key, body_sha256=body_sha256
-        )
-        if existing is None:
-            raise
-        return existing, False
-    audit.record(
-        session,
-        "alert.received",
-        {
-            "summary": f"{breach.source} alert {breach.status}: {breach.title()}",
-            "breach": breach.model_dump(mode="json"),
-            "body_sha256": body_sha256,
-            "raw": payload,
-        },
-        actor=INGRESS_ACTOR,
-        alert_id=alert.id,
-    )
-    return alert, True
+    [receipt] = accept_alerts(session=session, audit=audit, deliveries=[delivery])
+    alert = session.get(Alert, receipt.alert_id)
+    assert alert is not None, "an accepted alert is in this transaction"
+    return alert, receipt.created
+
+
+_STORED = select(Alert.body_sha256, Alert.id, Alert.incident_id).where(
+    col(Alert.monitor_key) == bindparam("monitor_key"),
+    col(Alert.body_sha256).in_(bindparam("digests", expanding=True)),
+)
+
+
+def _stored(session: Session, keys: set[tuple[str, str]]) -> dict[tuple[str, str], Receipt]:
+    """Return the receipts of the deliveries among `keys` that are already stored."""
+    by_monitor: dict[str, list[str]] = {}
+    for monitor_key, body_sha256 in keys:
+        by_monitor.setdefault(monitor_key, []).append(body_sha256)
+    found: dict[tuple[str, str], Receipt] = {}
+    # One indexed lookup per monitor (a storm comes from few monitors). A row-value IN over
+    # both columns would be one query, but SQLite answers it with a full scan of the table.
+    for monitor_key, digests in by_monitor.items():
+        for start in range(0, len(digests), LOOKUP_CHUNK):
+            rows = session.connection().execute(
+                _STORED,
+                {"monitor_key": monitor_key, "digests": digests[start : start + LOOKUP_CHUNK]},
+            )
+            for body_sha256, alert_id, incident_id in rows:
+                found[(monitor_key, body_sha256)] = Receipt(alert_id, False, incident_id)
+    return found
 
 
 def get_alert(*, session: Session, alert_id: uuid.UUID) -> Alert | None:
