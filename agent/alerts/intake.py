@@ -126,18 +126,23 @@ class AlertIntake:
                 outcomes.append(NotStored(f"the alert could not be prepared: {exc}"))
         try:
             stored = self._commit(list(units.values()))
-        except (IntegrityError, DataError):
+        except (IntegrityError, DataError) as exc:
+            # Logged without the traceback: SQLAlchemy's would carry every alert of the batch.
+            log.warning("intake.refused", requests=len(units), reason=str(exc.orig))
             if len(units) == 1:
                 return self._failed(outcomes, units, "the database refused the alert")
             # A row the database refuses aborts the whole transaction: store each request
             # alone, so one bad alert cannot fail its companions.
-            log.warning("intake.batch_refused", requests=len(units), exc_info=True)
             for index, unit in units.items():
                 try:
                     [outcomes[index]] = self._commit([unit])
-                except Exception:
-                    log.exception("intake.store_failed")
-                    outcomes[index] = NotStored("the database refused the alert")
+                except Exception as alone:
+                    log.warning(
+                        "intake.refused", requests=1, reason=str(getattr(alone, "orig", alone))
+                    )
+                    outcomes[index] = NotStored(
+                        "the database refused the alert; nothing was accepted"
+                    )
             return outcomes
         except Exception:
             log.exception("intake.store_failed", requests=len(units))
