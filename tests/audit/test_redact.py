@@ -5,11 +5,12 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+from functools import partial
 from typing import Any
 
 import pytest
 
-from audit.redact import DEFAULT_SENSITIVE_FIELDS, Redactor, apply_payload_policy
+from audit.redact import DEFAULT_SENSITIVE_FIELDS, PayloadPolicy, Redactor, apply_payload_policy
 
 R = Redactor()
 
@@ -391,3 +392,74 @@ def test_payload_fields_follow_the_policy_at_any_depth() -> None:
     assert case["latency_ms"] == 812
     assert dropped["evidence"]["cases"][0]["response"] == "[OMITTED]"  # type: ignore[index]
     assert data["evidence"]["cases"][0]["prompt"] == "Who is alice@example.com?"  # type: ignore[index]
+
+
+CORPUS = [
+    f"Authorization: Bearer {JWT}",
+    f"authorization=BEARER {JWT}",
+    f"curl -H 'Cookie: session=abc; id=7' -H \"X-Api-Key: {OPENAI_KEY}\"",
+    f"routing_key={ROUTING_KEY} and Token token={ROUTING_KEY}",
+    f"aws_secret_access_key = {AWS_SECRET} id {AWS_KEY_ID}",
+    f"slack {SLACK_TOKEN} via https://hooks.slack.com/services/T000/B000/XXXX",
+    "mail alice@example.com or call +44 20 7946 0958 or (415) 555-0132 or 030 1234 5678",
+    "card 4111 1111 1111 1111, not 1700000000000 (epoch ms)",
+    '{"password": "hunter2", "token": "abc", "secret": "x y"}',
+    "PASSWORD: plain words with no digits",
+    "support-bot p95 latency",
+    "arize alert triggered: latency_p95_ms breach on support-bot v2026-11-20: 4870 > 2000",
+    "api_\u212aey: kelvin-sign-key-0123456789",
+    "\u017fecret=long-s-value",
+    f"sha {SHA256_HEX} and uuid 7f3c2a9e-1b4d-4e8f-9a6b-2c5d8e0f1a3b",
+    "",
+]
+
+
+def every_rule(redactor: Redactor, text: str) -> str:
+    """The reference without gates: each rule applied in turn, on the text as it stands."""
+    for rule in redactor._rules:
+        text = rule.pattern.sub(partial(redactor._replace, rule=rule), text)
+    return text
+
+
+@pytest.mark.parametrize(
+    "redactor", [R, Redactor(mask="<{kind}:x=1>"), Redactor(field_names=frozenset({"region"}))]
+)
+@pytest.mark.parametrize("text", CORPUS)
+def test_gates_change_nothing_that_the_rules_would_mask(redactor: Redactor, text: str) -> None:
+    assert redactor.text(text) == every_rule(redactor, text)
+    assert redactor.text(text) == every_rule(redactor, text)  # again, now maybe remembered
+
+
+@pytest.mark.parametrize("text", CORPUS)
+def test_every_match_of_a_rule_contains_its_gate(text: str) -> None:
+    for rule in R._rules:
+        for match in rule.pattern.finditer(text):
+            assert rule.gate.search(match.group(0)), (rule.kind, match.group(0))
+
+
+def test_a_secret_is_masked_every_time_it_is_seen() -> None:
+    redactor = Redactor()
+    line = f"token={OPENAI_KEY}"
+
+    assert [redactor.text(line) for _ in range(3)] == [redactor.text(line)] * 3
+    assert OPENAI_KEY not in redactor.text(line)
+    assert redactor.text("support-bot") == "support-bot"
+
+
+@pytest.mark.parametrize("policy", ["full", "hash", "none"])
+def test_clean_is_the_payload_policy_then_redaction_in_one_walk(policy: PayloadPolicy) -> None:
+    from types import MappingProxyType
+
+    from audit.redact import apply_payload_fields
+
+    data = {
+        "summary": f"Bearer {JWT}",
+        "prompt": "Who is alice@example.com?",
+        "nested": ({"response": ["a", {"x": 1}], "token": "t"}, [None, 2.5, True]),
+        "proxy": MappingProxyType({"prompt": "kept as text here", "secret": "s"}),
+        "tags": {AWS_KEY_ID, "plain"},
+        3: "a non-text key",
+        "Messages": [{"role": "user", "content": "call +44 20 7946 0958"}],
+    }
+
+    assert R.clean(data, policy) == R.value(apply_payload_fields(data, policy, redactor=R))
