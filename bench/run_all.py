@@ -21,7 +21,7 @@ import audit_verify
 import ingest
 import storm
 import time_to_page
-from ingest import Row, load_average, print_table, say
+from harness import Row, load_average, print_table, say
 from sqlalchemy import text
 
 from agent.db import make_engine

@@ -27,7 +27,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from ingest import LoadResult, Row, Service, arize_body, drive, load_average, print_table, say
+from harness import LoadResult, Row, Service, arize_body, drive, load_average, print_table, say
 from sqlalchemy import Engine, func
 from sqlmodel import Session, col, select
 from time_to_page import FINISHED, World, audit_events, start_world

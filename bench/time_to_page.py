@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from ingest import Row, Service, arize_body, load_average, print_table, say
+from harness import Row, Service, arize_body, load_average, print_table, say
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
