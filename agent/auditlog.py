@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from sqlalchemy import Engine
 from sqlmodel import Session
@@ -19,8 +19,8 @@ from audit.redact import PayloadPolicy, Redactor
 from audit.service import (
     NewEvent,
     append_checkpoint_file,
-    append_event,
     append_events,
+    append_prepared,
     write_checkpoint,
 )
 from audit.sqltypes import utcnow
@@ -53,16 +53,15 @@ class AuditLog:
         `payload_policy` (a runbook's) tightens the service's policy for prompts and responses;
         the stricter of the two applies, never the looser.
         """
-        return append_event(
-            session=session,
-            key=self.key,
-            kind=kind,
-            actor=self.redactor.text(actor),
-            data=cast(dict[str, Any], self._clean(data, payload_policy)),
+        new = self.prepare(
+            kind,
+            data,
+            actor=actor,
             incident_id=incident_id,
             alert_id=alert_id,
-            now=self.now,
+            payload_policy=payload_policy,
         )
+        return append_prepared(session=session, key=self.key, event=new, now=self.now)
 
     def prepare(
         self,

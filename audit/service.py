@@ -45,14 +45,21 @@ def append_event(
     now: Callable[[], datetime] = utcnow,
 ) -> AuditEvent:
     """Add one event at the head of the chain inside the caller's transaction."""
-    seq, prev_hash = lock_head(session=session)
     new = NewEvent(kind, actor, canonical_json(data), incident_id, alert_id)
-    [row] = _link(seq, prev_hash, key, [new], now)
+    return append_prepared(session=session, key=key, event=new, now=now)
+
+
+def append_prepared(
+    *, session: Session, key: bytes, event: NewEvent, now: Callable[[], datetime] = utcnow
+) -> AuditEvent:
+    """Add one prepared event at the head of the chain inside the caller's transaction."""
+    seq, prev_hash = lock_head(session=session)
+    [row] = _link(seq, prev_hash, key, [event], now)
     _move_head(session, row)
-    event = AuditEvent(**row)
-    session.add(event)
+    stored = AuditEvent(**row)
+    session.add(stored)
     session.flush()
-    return event
+    return stored
 
 
 def append_events(
