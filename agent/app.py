@@ -15,6 +15,7 @@ from starlette.requests import Request
 from agent import __version__
 from agent.alerts.arize import load_field_paths
 from agent.alerts.routes import router as alerts_router
+from agent.approvals.routes import router as approvals_router
 from agent.auditlog import AuditLog
 from agent.changes.routes import router as changes_router
 from agent.db import make_engine, upgrade
@@ -60,6 +61,7 @@ def create_app(
         integrations={
             name: "live" if live else "dry-run" for name, live in tools.configured().items()
         },
+        group_members=tools.chat.group_members if tools.chat is not None else None,
     )
 
     @asynccontextmanager
@@ -85,6 +87,7 @@ def create_app(
             worker = Worker(settings=settings, engine=engine, audit=audit, runner=runner, now=now)
             thread, stop = start_worker_thread(worker)
             services.worker_alive = thread.is_alive
+            services.wake_worker = worker.wake
         try:
             yield
         finally:
@@ -101,6 +104,7 @@ def create_app(
     )
     app.state.services = services
     app.include_router(alerts_router)
+    app.include_router(approvals_router)
     app.include_router(changes_router)
     app.include_router(health_router)
     app.include_router(review_router)

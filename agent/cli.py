@@ -1,4 +1,4 @@
-"""The `remediator` command: serve, database, audit, sandbox and demo."""
+"""The `remediator` command: serve, approvals, database, audit, sandbox and demo."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from pydantic import ValidationError
 
+from agent.approvals import commands as approvals_commands
 from agent.settings import Settings
 
 if TYPE_CHECKING:
@@ -27,6 +28,8 @@ baseline_app = typer.Typer(help="Baselines of healthy dependencies.", no_args_is
 runbooks_app = typer.Typer(
     help="Runbooks: what the agent may do, per diagnosis.", no_args_is_help=True
 )
+app.command("approve")(approvals_commands.approve)
+app.command("approvals")(approvals_commands.approvals)
 app.add_typer(db_app, name="db")
 app.add_typer(audit_app, name="audit")
 app.add_typer(baseline_app, name="baseline")

@@ -32,6 +32,10 @@ class Services:
     """The doctor's cached rows (agent.doctor.CachedChecks), shown on /readyz."""
     worker_alive: Any = None
     """A callable telling whether the in-process worker runs; None when there is none."""
+    wake_worker: Any = None
+    """A callable that makes the in-process worker look for work now (after a decision)."""
+    group_members: Any = None
+    """A callable returning a Slack user group's members (approvers), when Slack is set up."""
 
 
 def get_services(request: Request) -> Services:
@@ -50,6 +54,24 @@ def get_session(services: ServicesDep) -> Iterator[Session]:
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
+
+
+async def read_bounded(request: Request, limit: int) -> bytes:
+    """Read the raw body, answering 413 as soon as it passes `limit` (chunked bodies too)."""
+    too_large = HTTPException(
+        status.HTTP_413_CONTENT_TOO_LARGE, f"body larger than the limit of {limit} bytes"
+    )
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise too_large
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def bearer_token(request: Request) -> str:

@@ -151,6 +151,16 @@ class Settings(BaseSettings):
         1.0, ge=0, description="Messages to one channel are paced this far apart (Slack: ~1/s)."
     )
 
+    slack_signing_secret: SecretStr | None = Field(
+        None,
+        description="The Slack app's signing secret; unset means POST /slack/interactions is off.",
+    )
+    approver_token: SecretStr | None = Field(
+        None,
+        description="Bearer token of POST /approvals/{id} (approvals without Slack); "
+        "unset means that route is off.",
+    )
+
     @field_validator("cloudwatch_log_groups", "redact_fields", mode="before")
     @classmethod
     def _split_groups(cls, value: object) -> object:
@@ -162,7 +172,7 @@ class Settings(BaseSettings):
     def _refuse_placeholder_secrets(self) -> Settings:
         if self.env == "dev":
             return self
-        for name in ("webhook_token", "audit_key", "viewer_token"):
+        for name in ("webhook_token", "audit_key", "viewer_token", "approver_token"):
             secret = getattr(self, name)
             if secret is None:
                 continue

@@ -16,6 +16,7 @@ from sqlmodel import col, select
 
 from agent.alerts.models import Alert, Breach
 from agent.alerts.service import claim_next_alert, finish_alert
+from agent.approvals.service import wake_incident
 from agent.auditlog import AuditLog
 from agent.db import session_scope
 from agent.graph.followup import renotify, resolve_outside
@@ -26,6 +27,7 @@ from agent.incidents.service import (
     claim_due_incident,
     find_open_incident,
     open_incident,
+    park_incident,
     resolve_incident,
     set_run_state,
 )
@@ -54,6 +56,7 @@ class Worker:
         self._runner = runner
         self._now = now
         self._turn = False
+        self._wake = threading.Event()
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
     def run(self, stop: threading.Event) -> None:
@@ -71,8 +74,14 @@ class Worker:
                 log.exception("worker.error", worker_id=self.worker_id)
                 worked = False
             if not worked:
-                stop.wait(self._settings.worker_poll_seconds)
+                # Sleep until the poll interval passes, or until a decision wakes us sooner.
+                self._wake.wait(self._settings.worker_poll_seconds)
+                self._wake.clear()
         log.info("worker.stopped", worker_id=self.worker_id)
+
+    def wake(self) -> None:
+        """Look for work now instead of at the next poll (an approval was just decided)."""
+        self._wake.set()
 
     def run_once(self) -> bool:
         """Correlate an alert or run a due investigation, taking turns; False when idle.
@@ -90,6 +99,7 @@ class Worker:
 
     def _incident_once(self) -> bool:
         """Claim one incident whose investigation is due and run (or resume) its graph."""
+        claimed_at = self._now()
         with session_scope(self._engine) as session:
             incident = claim_due_incident(
                 session=session,
@@ -99,14 +109,16 @@ class Worker:
             )
             if incident is None:
                 return False
-            incident_id, status = incident.id, incident.status
+            incident_id, status, run_state = incident.id, incident.status, incident.run_state
             first = session.exec(
                 select(Alert)
                 .where(Alert.incident_id == incident_id)
                 .order_by(col(Alert.received_at))
             ).first()
             breach = first.breach() if first is not None else None
-        if status != IncidentStatus.open or breach is None:
+        # A paused run of a resolved incident is resumed, so its approval is cancelled and the
+        # run ends; one that never started has nothing to do.
+        if breach is None or (status != IncidentStatus.open and run_state != RunState.waiting):
             with session_scope(self._engine) as session:
                 set_run_state(session=session, incident_id=incident_id, state=RunState.skipped)
                 self._audit.record(
@@ -118,7 +130,7 @@ class Worker:
                 )
             return True
         try:
-            self._run_graph(incident_id, breach)
+            self._run_graph(incident_id, breach, claimed_at)
         except Exception:
             log.exception("incident.run_failed", incident_id=str(incident_id))
         return True
@@ -174,6 +186,8 @@ class Worker:
                     resolve_incident(
                         session=session, audit=self._audit, alert=alert, incident=open_one
                     )
+                    # A run paused for an approval resumes now, to cancel it and finish.
+                    wake_incident(session=session, incident_id=open_one.id, now=self._now())
                     resolved = open_one
                 elif open_one is not None:
                     attach_alert(session=session, audit=self._audit, alert=alert, incident=open_one)
@@ -196,11 +210,11 @@ class Worker:
         with session_scope(self._engine) as session:
             finish_alert(session=session, alert_id=alert_id, now=self._now)
 
-    def _run_graph(self, incident_id: uuid.UUID, breach: Breach) -> None:
+    def _run_graph(self, incident_id: uuid.UUID, breach: Breach, claimed_at: datetime) -> None:
         with session_scope(self._engine) as session:
             set_run_state(session=session, incident_id=incident_id, state=RunState.running)
         try:
-            self._runner.run(incident_id, breach)
+            outcome = self._runner.run(incident_id, breach)
         except Exception as exc:
             with session_scope(self._engine) as session:
                 set_run_state(session=session, incident_id=incident_id, state=RunState.failed)
@@ -212,6 +226,20 @@ class Worker:
                     incident_id=incident_id,
                 )
             raise
+        if outcome.waiting_until is not None:
+            with session_scope(self._engine) as session:
+                park_incident(
+                    session=session,
+                    incident_id=incident_id,
+                    wake=outcome.waiting_until,
+                    claimed_at=claimed_at,
+                )
+            log.info(
+                "incident.waiting_for_approval",
+                incident_id=str(incident_id),
+                until=outcome.waiting_until.isoformat(),
+            )
+            return
         with session_scope(self._engine) as session:
             set_run_state(session=session, incident_id=incident_id, state=RunState.completed)
             self._audit.record(
@@ -243,9 +271,21 @@ class Worker:
 
 def start_worker_thread(worker: Worker) -> tuple[threading.Thread, threading.Event]:
     """Run a worker on a daemon thread; set the returned event to stop it."""
-    stop = threading.Event()
+    stop = _StopEvent(worker)
     thread = threading.Thread(
         target=worker.run, args=(stop,), name="remediator-worker", daemon=True
     )
     thread.start()
     return thread, stop
+
+
+class _StopEvent(threading.Event):
+    """The worker's stop flag; setting it also ends the worker's wait for work at once."""
+
+    def __init__(self, worker: Worker) -> None:
+        super().__init__()
+        self._worker = worker
+
+    def set(self) -> None:
+        super().set()
+        self._worker.wake()

@@ -83,9 +83,14 @@ class RunningService:
 
     def __init__(self, settings: Settings, server: EmulatorServer) -> None:
         self.settings = settings
+        self.server = server
         self.url = server.url
         self.engine: Engine = make_engine(settings.database_url)
         self.auth = {"Authorization": f"Bearer {settings.webhook_token.get_secret_value()}"}
+
+    def stop(self) -> None:
+        """Stop the service (its worker finishes its step first), e.g. to restart it."""
+        self.server.stop()
 
     def post_alert(self, payload: Any, **kwargs: Any) -> httpx.Response:
         """POST a JSON alert with the webhook token."""

@@ -145,6 +145,15 @@ class SlackChat:
             lambda: self._client.chat_update(channel=channel, ts=ts, text=text, blocks=blocks),
         )
 
+    def group_members(self, group_id: str) -> set[str] | None:
+        """Return the users of a Slack user group (usergroups.users.list), None on any error."""
+        try:
+            answer = self._client.usergroups_users_list(usergroup=group_id)
+        except (SlackClientError, OSError, ValueError):
+            return None
+        users = answer.get("users")
+        return {str(user) for user in users} if isinstance(users, list) else None
+
     def _send(
         self, asked: dict[str, Any], what: str, done: str, call: Callable[[], SlackResponse]
     ) -> ToolResult:

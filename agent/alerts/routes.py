@@ -17,7 +17,7 @@ from agent.alerts.arize import BreachMappingError, map_arize_payload
 from agent.alerts.models import AlertRead, Breach
 from agent.alerts.service import accept_alert, get_alert
 from agent.db import session_scope
-from agent.deps import Services, ServicesDep, SessionDep, WebhookAuth
+from agent.deps import Services, ServicesDep, SessionDep, WebhookAuth, read_bounded
 from agent.incidents.models import Incident
 from audit.chain import canonical_json
 
@@ -60,7 +60,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 async def receive_arize_alert(request: Request, services: ServicesDep) -> JSONResponse:
     """Accept an Arize monitor alert: 202 once it is stored, 200 for a re-delivery."""
     _require_json(request)
-    body = await _read_bounded(request, services.settings.max_body_bytes)
+    body = await read_bounded(request, services.settings.max_body_bytes)
     payload = _parse_object(body)
     try:
         breach = map_arize_payload(payload, services.field_paths)
@@ -101,7 +101,7 @@ class AcceptedGroup(BaseModel):
 async def receive_alertmanager_alerts(request: Request, services: ServicesDep) -> JSONResponse:
     """Accept a Prometheus Alertmanager webhook (version 4): every alert of the group, or none."""
     _require_json(request)
-    payload = _parse_object(await _read_bounded(request, services.settings.max_body_bytes))
+    payload = _parse_object(await read_bounded(request, services.settings.max_body_bytes))
     try:
         mapped = map_alertmanager_payload(payload)
     except BreachMappingError as exc:
@@ -170,23 +170,6 @@ def _require_json(request: Request) -> None:
             status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
             f"Content-Type must be application/json, got {content_type or 'none'}",
         )
-
-
-async def _read_bounded(request: Request, limit: int) -> bytes:
-    too_large = HTTPException(
-        status.HTTP_413_CONTENT_TOO_LARGE, f"body larger than the limit of {limit} bytes"
-    )
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise too_large
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise too_large
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _parse_object(body: bytes) -> dict[str, Any]:

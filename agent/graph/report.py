@@ -10,6 +10,7 @@ from langgraph.runtime import Runtime
 from agent.alerts.models import Breach
 from agent.db import session_scope
 from agent.graph.state import IncidentState, RunContext
+from agent.incidents.models import Incident
 from agent.incidents.service import set_slack_thread
 
 REPORTER = "agent.report"
@@ -42,7 +43,12 @@ def report(state: IncidentState, runtime: Runtime[RunContext]) -> dict[str, Any]
             },
         )
         return {"report": {"status": "dry_run"}}
-    result = chat.post(channel=channel, text=text, blocks=blocks)
+    # An approval request may have opened the incident's thread already: reply in it.
+    with session_scope(ctx.engine) as session:
+        incident = session.get(Incident, uuid.UUID(state["incident_id"]))
+        thread = incident.slack_thread_ts if incident is not None else None
+        channel = (incident.slack_channel if incident is not None else None) or channel
+    result = chat.post(channel=channel, text=text, blocks=blocks, thread_ts=thread)
     if result.status != "ok":
         ctx.record(state, "notification.failed", REPORTER, result.audit_data())
         return {"report": {"status": "failed", "error": result.error}}

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import sqlite3
 import uuid
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.sqlite import SqliteSaver
+from langgraph.types import Command
 
 from agent.alerts.models import Breach
 from agent.graph.builder import build_graph
@@ -31,6 +34,15 @@ def make_checkpointer(settings: Settings) -> BaseCheckpointSaver[Any]:
     return saver
 
 
+@dataclass(frozen=True)
+class RunOutcome:
+    """Where a run stopped: at its end, or paused for an approval until `waiting_until`."""
+
+    state: dict[str, Any]
+    waiting_until: datetime | None = None
+    """When the pending approval expires (the run is due again then, or on a decision)."""
+
+
 class GraphRunner:
     """Drive incident runs to the end; a run interrupted by a crash continues where it stopped."""
 
@@ -48,16 +60,28 @@ class GraphRunner:
         config: dict[str, Any] = {"configurable": {"thread_id": str(incident_id)}}
         return dict(self._graph.get_state(config).values)
 
-    def run(self, incident_id: uuid.UUID, breach: Breach) -> dict[str, Any]:
-        """Start the run of a new incident, or resume its unfinished run; return the final state."""
+    def run(self, incident_id: uuid.UUID, breach: Breach) -> RunOutcome:
+        """Start the run of a new incident, or resume its unfinished or paused run.
+
+        A run paused for an approval is resumed whenever it is claimed: the `approve` node reads
+        the decision (or the expiry) from the database and pauses again if there is none yet.
+        """
         config: dict[str, Any] = {"configurable": {"thread_id": str(incident_id)}}
         snapshot = self._graph.get_state(config)
         if snapshot.values and not snapshot.next:
-            return dict(snapshot.values)
-        initial = None
-        if not snapshot.values:
-            initial = {"incident_id": str(incident_id), "breach": breach.model_dump(mode="json")}
+            return RunOutcome(dict(snapshot.values))
+        start: Any = None
+        if snapshot.interrupts:
+            start = Command(resume={"resumed_at": self._context.now().isoformat()})
+        elif not snapshot.values:
+            start = {"incident_id": str(incident_id), "breach": breach.model_dump(mode="json")}
         result: dict[str, Any] = self._graph.invoke(
-            initial, config, context=self._context, durability="sync"
+            start, config, context=self._context, durability="sync"
         )
-        return result
+        paused = self._graph.get_state(config)
+        if paused.interrupts:
+            wake = min(
+                datetime.fromisoformat(str(i.value["expires_at"])) for i in paused.interrupts
+            )
+            return RunOutcome(dict(paused.values), wake)
+        return RunOutcome(result)

@@ -110,7 +110,7 @@ def claim_due_incident(
     due = session.exec(
         select(Incident)
         .where(
-            col(Incident.run_state).in_([RunState.pending, RunState.running]),
+            col(Incident.run_state).in_([RunState.pending, RunState.running, RunState.waiting]),
             col(Incident.run_after) <= moment,
             or_(col(Incident.lease_until).is_(None), col(Incident.lease_until) < moment),
         )
@@ -124,6 +124,25 @@ def claim_due_incident(
     due.lease_until = moment + lease
     session.add(due)
     return due
+
+
+def park_incident(
+    *, session: Session, incident_id: uuid.UUID, wake: datetime, claimed_at: datetime
+) -> None:
+    """Pause a run for an approval: due again at `wake`, or sooner if a decision came meanwhile.
+
+    A decision recorded while the run was still going sets `run_after` after the claim; keeping
+    that earlier time means the run resumes at once instead of at the expiry.
+    """
+    incident = session.get(Incident, incident_id)
+    if incident is None:
+        return
+    decided_meanwhile = incident.run_after is not None and incident.run_after > claimed_at
+    incident.run_after = min(wake, incident.run_after) if decided_meanwhile else wake  # type: ignore[type-var]
+    incident.run_state = RunState.waiting
+    incident.lease_until = None
+    incident.claimed_by = None
+    session.add(incident)
 
 
 def set_run_state(*, session: Session, incident_id: uuid.UUID, state: RunState) -> None:
