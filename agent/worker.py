@@ -19,7 +19,7 @@ from agent.alerts.service import claim_next_alert, finish_alert
 from agent.approvals.service import wake_incident
 from agent.auditlog import AuditLog
 from agent.db import session_scope
-from agent.graph.followup import renotify, resolve_outside
+from agent.graph.followup import renotify, resolve_outside, settle_failbacks
 from agent.graph.runner import GraphRunner
 from agent.incidents.models import Incident, IncidentStatus, RunState
 from agent.incidents.service import (
@@ -116,6 +116,13 @@ class Worker:
                 .order_by(col(Alert.received_at))
             ).first()
             breach = first.breach() if first is not None else None
+        if (
+            status == IncidentStatus.resolved
+            and run_state == RunState.waiting
+            and self._runner.finished(incident_id)
+        ):
+            self._settle_failbacks(incident_id, claimed_at)
+            return True
         # A paused run of a resolved incident is resumed, so its approval is cancelled and the
         # run ends; one that never started has nothing to do.
         if breach is None or (status != IncidentStatus.open and run_state != RunState.waiting):
@@ -204,7 +211,13 @@ class Worker:
                         alert_id=alert.id,
                     )
         if resolved is not None:
-            resolve_outside(self._runner.context, self._runner.state(resolved.id), resolved)
+            before = self._now()
+            wake = resolve_outside(self._runner.context, self._runner.state(resolved.id), resolved)
+            if wake is not None:  # a failback waits for its approval
+                with session_scope(self._engine) as session:
+                    park_incident(
+                        session=session, incident_id=resolved.id, wake=wake, claimed_at=before
+                    )
         if repeat is not None:
             renotify(self._runner.context, self._runner.state(repeat.id), repeat, breach)
         with session_scope(self._engine) as session:
@@ -250,6 +263,21 @@ class Worker:
                 incident_id=incident_id,
             )
         log.info("incident.run_completed", incident_id=str(incident_id))
+
+    def _settle_failbacks(self, incident_id: uuid.UUID, claimed_at: datetime) -> None:
+        """Carry out the decided failbacks of a resolved incident; wait again for the rest."""
+        with session_scope(self._engine) as session:
+            incident = session.get(Incident, incident_id)
+            assert incident is not None
+            session.expunge(incident)
+        wake = settle_failbacks(self._runner.context, self._runner.state(incident_id), incident)
+        with session_scope(self._engine) as session:
+            if wake is not None:
+                park_incident(
+                    session=session, incident_id=incident_id, wake=wake, claimed_at=claimed_at
+                )
+            else:
+                set_run_state(session=session, incident_id=incident_id, state=RunState.completed)
 
     def _repeat_due(self, incident: Incident) -> bool:
         """Tell whether the last notice is older than the repeat interval (Alertmanager's)."""

@@ -47,6 +47,8 @@ class Approval(SQLModel, table=True):
     reason: str | None = Field(default=None, sa_column=Column(Text))
     slack_channel: str | None = Field(default=None, max_length=64)
     slack_ts: str | None = Field(default=None, max_length=64)
+    settled_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    """When a decision taken outside the graph run (a failback's) was carried out or dropped."""
 
     @property
     def decided(self) -> bool:

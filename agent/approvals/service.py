@@ -21,7 +21,7 @@ from sqlmodel import Session, col, select
 
 from agent.approvals.models import Approval, ApprovalStatus
 from agent.auditlog import AuditLog
-from agent.incidents.models import Incident, RunState
+from agent.incidents.models import Incident
 from audit.chain import canonical_json
 
 APPROVAL_ACTOR = "approvals"
@@ -266,13 +266,14 @@ def close_if_due(
 
 
 def wake_incident(*, session: Session, incident_id: uuid.UUID, now: datetime) -> None:
-    """Make a paused run due now, so a free worker resumes it."""
+    """Make a paused run due now, so a free worker resumes it.
+
+    Set whatever the run's state: a worker about to pause the run (or to wait for a failback's
+    approval) sees the newer `run_after` and keeps it, so a decision that lands meanwhile is not
+    left waiting for the expiry. Only pending, running and waiting incidents are ever claimed.
+    """
     incident = session.get(Incident, incident_id)
-    if incident is not None and incident.run_state in (
-        RunState.waiting,
-        RunState.running,
-        RunState.pending,
-    ):
+    if incident is not None:
         incident.run_after = now
         session.add(incident)
 

@@ -47,7 +47,7 @@ def approve(state: IncidentState, runtime: Runtime[RunContext]) -> dict[str, Any
     plan = [dict(item) for item in state.get("plan", [])]
     approvers = approvers_for(ctx, runbook, state.get("service"))
     asked = [
-        (index, _ask(ctx, state, runbook, item, approvers))
+        (index, ask_approval(ctx, state, runbook, item, approvers))
         for index, item in enumerate(plan)
         if item["status"] == "needs_approval"
     ]
@@ -63,7 +63,7 @@ def approve(state: IncidentState, runtime: Runtime[RunContext]) -> dict[str, Any
         else:
             item.update(status=str(approval.status), reason=_why_not(approval))
             expired = expired or approval.status == ApprovalStatus.expired
-        _edit_request(ctx, state, approval, _next_step(approval, runbook))
+        edit_request(ctx, state, approval, _next_step(approval, runbook))
     if expired:
         plan.extend(timeout_branch(runbook, plan))
     ctx.record(
@@ -108,7 +108,7 @@ def timeout_branch(runbook: Runbook, plan: list[dict[str, Any]]) -> list[dict[st
     ]
 
 
-def _ask(
+def ask_approval(
     ctx: RunContext,
     state: IncidentState,
     runbook: Runbook,
@@ -235,7 +235,7 @@ def _next_step(approval: Approval, runbook: Runbook) -> str:
     return f"{approval.describe()} is NOT taken."
 
 
-def _edit_request(ctx: RunContext, state: IncidentState, approval: Approval, step: str) -> None:
+def edit_request(ctx: RunContext, state: IncidentState, approval: Approval, step: str) -> None:
     """Edit the request in place once answered (again after a crash: the same edit)."""
     chat = ctx.tools.chat
     if chat is None or approval.slack_ts is None or approval.slack_channel is None:

@@ -60,6 +60,12 @@ class GraphRunner:
         config: dict[str, Any] = {"configurable": {"thread_id": str(incident_id)}}
         return dict(self._graph.get_state(config).values)
 
+    def finished(self, incident_id: uuid.UUID) -> bool:
+        """Tell whether the incident's run has reached its end."""
+        config: dict[str, Any] = {"configurable": {"thread_id": str(incident_id)}}
+        snapshot = self._graph.get_state(config)
+        return bool(snapshot.values) and not snapshot.next
+
     def run(self, incident_id: uuid.UUID, breach: Breach) -> RunOutcome:
         """Start the run of a new incident, or resume its unfinished or paused run.
 

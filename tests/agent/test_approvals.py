@@ -45,7 +45,7 @@ actions:
   endpoint_isolated:
     failover: {{target: backup-region, approval: required}}
   no_fault_found: {{notify: {{severity: warning}}}}
-failback: auto
+failback: {failback}
 approval:
   ttl_seconds: {ttl}
   approvers: {approvers}
@@ -73,10 +73,13 @@ def start_agent(
     *,
     ttl: int = 600,
     approvers: str = f"[{APPROVER}, S0ONCALL]",
+    failback: str = "auto",
 ) -> RunningService:
     runbooks = folder / f"runbooks-{secrets.token_hex(3)}"
     runbooks.mkdir()
-    (runbooks / "approval.yaml").write_text(RUNBOOK.format(ttl=ttl, approvers=approvers))
+    (runbooks / "approval.yaml").write_text(
+        RUNBOOK.format(ttl=ttl, approvers=approvers, failback=failback)
+    )
     return start_service(
         **sandbox_overrides(world),
         catalog_file=world.catalog_path,  # type: ignore[attr-defined]
@@ -375,3 +378,76 @@ def test_decisions_over_http_go_through_the_same_checks(
     finished(agent, alert_id)
     assert len(world.gateway.history) == 1
     assert approval_row(agent).decided_via == "api"
+
+
+def failback_request(world: SandboxStack, after: str) -> dict[str, Any]:
+    """Wait for the failback's request: a message with buttons other than the failover's."""
+
+    def find() -> dict[str, Any] | None:
+        for message in world.slack.snapshot()["messages"]:
+            if message["ts"] != after and "failback" in message.get("text", ""):
+                blocks = message.get("blocks") or []
+                blocks = json.loads(blocks) if isinstance(blocks, str) else blocks
+                if any(b.get("type") == "actions" for b in blocks):
+                    return dict(message, blocks=blocks)
+        return None
+
+    found: dict[str, Any] = wait_for(find, what="the failback request in Slack")
+    return found
+
+
+def test_a_failback_waits_for_its_own_approval_after_the_resolution(
+    world: SandboxStack, start_service: ServiceFactory, tmp_path: Path
+) -> None:
+    agent = start_agent(world, start_service, tmp_path, failback="approval")
+    alert = arize_alert(model_id=DEMO_SERVICE)
+    alert_id = agent.post_alert(alert).json()["alert_id"]
+    failover = request_message(world)
+    send(agent, interaction(failover, APPROVE_ACTION, APPROVER))
+    finished(agent, alert_id)
+    assert world.gateway.routes[DEMO_SERVICE]["region"] == "us-east-1"
+    world.gateway.failing_regions.clear()
+
+    agent.post_alert(dict(alert, status="Healthy"))
+    request = failback_request(world, after=failover["ts"])
+    assert world.gateway.routes[DEMO_SERVICE]["region"] == "us-east-1"  # not before approval
+    answer = send(agent, interaction(request, APPROVE_ACTION, APPROVER))
+
+    assert answer.json()["outcome"] == "approved"
+    wait_for(lambda: world.gateway.routes[DEMO_SERVICE]["region"] == "eu-west-1", what="failback")
+    wait_for(lambda: agent.wait_alert(alert_id, timeout=1)["incident_run_state"] == "completed")
+    assert len(world.gateway.history) == 2
+    assert send(agent, interaction(request, APPROVE_ACTION, APPROVER)).json()["outcome"] == (
+        "duplicate"
+    )
+    time.sleep(0.5)
+    assert len(world.gateway.history) == 2
+    edited = world.slack.message(request["ts"])
+    assert edited is not None and "Failback of support-bot: done" in json.dumps(edited["blocks"])
+
+
+def test_a_failback_nobody_approves_expires_and_leaves_the_route_alone(
+    world: SandboxStack, start_service: ServiceFactory, tmp_path: Path
+) -> None:
+    agent = start_agent(world, start_service, tmp_path, failback="approval", ttl=3)
+    alert = arize_alert(model_id=DEMO_SERVICE)
+    alert_id = agent.post_alert(alert).json()["alert_id"]
+    failover = request_message(world)
+    send(agent, interaction(failover, APPROVE_ACTION, APPROVER))
+    finished(agent, alert_id)
+    world.gateway.failing_regions.clear()
+
+    agent.post_alert(dict(alert, status="Healthy"))
+    failback_request(world, after=failover["ts"])
+    wait_for(
+        lambda: any(
+            "not taken: expired" in json.loads(e.data).get("summary", "")
+            for e in incident_events(agent)
+            if e.kind == "action.not_taken"
+        ),
+        what="the failback to expire",
+    )
+
+    assert world.gateway.routes[DEMO_SERVICE]["region"] == "us-east-1"
+    assert len(world.gateway.history) == 1
+    wait_for(lambda: agent.wait_alert(alert_id, timeout=1)["incident_run_state"] == "completed")

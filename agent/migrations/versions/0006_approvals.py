@@ -37,6 +37,7 @@ def upgrade() -> None:
         sa.Column("reason", sa.Text(), nullable=True),
         sa.Column("slack_channel", sa.String(64), nullable=True),
         sa.Column("slack_ts", sa.String(64), nullable=True),
+        sa.Column("settled_at", TS, nullable=True),
         sa.UniqueConstraint("incident_id", "action_key", name="uq_approval_action"),
     )
     op.create_index("ix_approval_incident_id", "approval", ["incident_id"])
