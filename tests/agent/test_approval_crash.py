@@ -66,7 +66,9 @@ class ServeProcess:
     def __init__(self, world: SandboxStack, folder: Path) -> None:
         runbooks = folder / "runbooks"
         runbooks.mkdir(exist_ok=True)
-        (runbooks / "approval.yaml").write_text(RUNBOOK.format(ttl=600, approvers=f"[{APPROVER}]"))
+        (runbooks / "approval.yaml").write_text(
+            RUNBOOK.format(ttl=600, approvers=f"[{APPROVER}]", failback="auto")
+        )
         values: dict[str, Any] = {
             **sandbox_overrides(world),
             "catalog_file": world.catalog_path,  # type: ignore[attr-defined]

@@ -10,6 +10,8 @@ from __future__ import annotations
 import random
 import secrets
 import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -17,10 +19,12 @@ import httpx
 import pytest
 from slack_sdk.signature import Clock, SignatureVerifier
 
+from agent.app import create_app
 from agent.approvals.slack_signing import check_slack_signature
 from audit.models import AuditEvent
+from sandbox.server import EmulatorServer
 from sandbox.slack import sign
-from tests.conftest import RunningService, ServiceFactory
+from tests.conftest import RunningService, ServiceFactory, make_settings
 
 # From Slack's "Verifying requests from Slack" page.
 DOC_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
@@ -90,9 +94,19 @@ def test_signature_verifier_agrees_on_random_requests() -> None:
     assert disagreements == []
 
 
+FROZEN = datetime(2026, 11, 27, 12, 0, 0, tzinfo=UTC)
+NOW = int(FROZEN.timestamp())
+
+
 @pytest.fixture
-def agent(start_service: ServiceFactory, tmp_path: Path) -> RunningService:
-    return start_service(slack_signing_secret="signing-" + secrets.token_hex(8))
+def agent(tmp_path: Path) -> Iterator[RunningService]:
+    """The API with its clock stopped at NOW, so the 300 s window is exact."""
+    settings = make_settings(tmp_path, slack_signing_secret="signing-" + secrets.token_hex(8))
+    server = EmulatorServer(
+        create_app(settings, run_worker=False, now=lambda: FROZEN), lifespan="on"
+    ).start()
+    yield RunningService(settings, server)
+    server.stop()
 
 
 def post(agent: RunningService, body: bytes, sent: dict[str, str]) -> httpx.Response:
@@ -113,7 +127,7 @@ def test_the_endpoint_accepts_299s_and_refuses_301s_either_way(agent: RunningSer
     assert secret is not None
     key = secret.get_secret_value()
     body = urlencode({"payload": '{"type": "view_closed"}'}).encode()
-    now = int(time.time())
+    now = NOW
 
     accepted = post(agent, body, signed(key, now - 299, body))
     old = post(agent, body, signed(key, now - 301, body))
@@ -132,7 +146,7 @@ def test_the_endpoint_refuses_tampered_unsigned_and_wrongly_keyed_requests(
     assert secret is not None
     key = secret.get_secret_value()
     body = urlencode({"payload": '{"type": "block_actions", "actions": []}'}).encode()
-    now = int(time.time())
+    now = NOW
     before = agent.count(AuditEvent)
 
     tampered = post(agent, body.replace(b"block", b"blocc"), signed(key, now, body))
@@ -152,7 +166,7 @@ def test_a_signed_but_malformed_interaction_is_a_400(agent: RunningService) -> N
     secret = agent.settings.slack_signing_secret
     assert secret is not None
     key = secret.get_secret_value()
-    now = int(time.time())
+    now = NOW
     no_payload = b"foo=bar"
     bad_json = urlencode({"payload": "{nope"}).encode()
     bad_value = urlencode(
