@@ -71,6 +71,8 @@ def serve(
         host=host or settings.host,
         port=settings.port if port is None else port,
         log_level=settings.log_level,
+        # JSON logs: uvicorn's records go through the root logger's JSON handler.
+        log_config=None if settings.log_format == "json" else uvicorn.config.LOGGING_CONFIG,
         timeout_graceful_shutdown=30,
     )
 

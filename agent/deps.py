@@ -11,6 +11,7 @@ from fastapi import Depends, HTTPException, Request, status
 from sqlalchemy import Engine
 from sqlmodel import Session
 
+from agent import metrics
 from agent.auditlog import AuditLog
 from agent.settings import Settings
 
@@ -56,6 +57,7 @@ def bearer_token(request: Request) -> str:
     """Return the request's bearer token, or answer 401 saying what is missing."""
     header = request.headers.get("authorization")
     if not header:
+        _count_bad_token(request)
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
             "missing Authorization header: send 'Authorization: Bearer <webhook token>'",
@@ -63,6 +65,7 @@ def bearer_token(request: Request) -> str:
         )
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
+        _count_bad_token(request)
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
             "Authorization header must be 'Bearer <webhook token>'",
@@ -76,6 +79,7 @@ def require_webhook_token(request: Request, services: ServicesDep) -> None:
     given = bearer_token(request).encode()
     expected = services.settings.webhook_token.get_secret_value().encode()
     if not hmac.compare_digest(given, expected):
+        _count_bad_token(request)
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
             "invalid webhook token",
@@ -84,6 +88,11 @@ def require_webhook_token(request: Request, services: ServicesDep) -> None:
 
 
 WebhookAuth = Depends(require_webhook_token)
+
+
+def _count_bad_token(request: Request) -> None:
+    """Count a webhook delivery refused for its token (other routes' 401s are not alerts)."""
+    metrics.count_refused(request.url.path, "bad_token")
 
 
 VIEWER_COOKIE = "remediator_viewer"
