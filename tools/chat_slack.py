@@ -221,30 +221,14 @@ class CountedRetries(RetryHandler):
         self._inner = inner
         self._system = system
 
-    def can_retry(
-        self,
-        *,
-        state: RetryState,
-        request: HttpRequest,
-        response: HttpResponse | None = None,
-        error: Exception | None = None,
-    ) -> bool:
+    def can_retry(self, **kwargs: Any) -> bool:
         """Ask the wrapped handler."""
-        return self._inner.can_retry(state=state, request=request, response=response, error=error)
+        return self._inner.can_retry(**kwargs)
 
-    def prepare_for_next_attempt(
-        self,
-        *,
-        state: RetryState,
-        request: HttpRequest,
-        response: HttpResponse | None = None,
-        error: Exception | None = None,
-    ) -> None:
+    def prepare_for_next_attempt(self, **kwargs: Any) -> None:
         """Count the retry, then let the wrapped handler wait as it would."""
         count_retry(self._system)
-        self._inner.prepare_for_next_attempt(
-            state=state, request=request, response=response, error=error
-        )
+        self._inner.prepare_for_next_attempt(**kwargs)
 
 
 class ProportionalJitter(Jitter):
