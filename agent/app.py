@@ -24,6 +24,7 @@ from agent.doctor import CachedChecks, run_checks
 from agent.graph.runner import GraphRunner, make_checkpointer
 from agent.graph.state import RunContext
 from agent.health import router as health_router
+from agent.metrics.routes import router as metrics_router
 from agent.review.pages import router as pages_router
 from agent.review.routes import router as review_router
 from agent.review.service import ChainStatus
@@ -107,6 +108,7 @@ def create_app(
     app.include_router(approvals_router)
     app.include_router(changes_router)
     app.include_router(health_router)
+    app.include_router(metrics_router)
     app.include_router(review_router)
     app.include_router(pages_router)
 

@@ -74,6 +74,8 @@ def serve(
         host=host or settings.host,
         port=settings.port if port is None else port,
         log_level=settings.log_level,
+        # JSON logs: uvicorn's records go through the root logger's JSON handler.
+        log_config=None if settings.log_format == "json" else uvicorn.config.LOGGING_CONFIG,
         timeout_graceful_shutdown=30,
     )
 
@@ -406,12 +408,31 @@ def sandbox(
     pagerduty_port: Annotated[int, typer.Option(help="PagerDuty emulator (HTTPS).")] = 8443,
     slack_port: Annotated[int, typer.Option(help="Slack emulator.")] = 8444,
     aws_port: Annotated[int, typer.Option(help="moto (AWS) server.")] = 8445,
+    host: Annotated[
+        str, typer.Option(help="Address the emulators listen on (0.0.0.0: every interface).")
+    ] = "127.0.0.1",
+    public_host: Annotated[
+        str | None,
+        typer.Option(
+            help="Name the service reaches the emulators by, in the printed URLs and the "
+            "certificate (e.g. the compose service name) [default: --host]."
+        ),
+    ] = None,
+    env_file: Annotated[
+        Path | None,
+        typer.Option(help="Also write the printed settings to this file (NAME=value lines)."),
+    ] = None,
 ) -> None:
     """Run the emulators standalone and print the settings that point the service at them."""
     from sandbox.stack import SandboxStack
 
+    if env_file is not None:
+        env_file.unlink(missing_ok=True)  # a stale file would name the last run's secrets
     stack = SandboxStack(
-        workdir, ports={"pagerduty": pagerduty_port, "slack": slack_port, "aws": aws_port}
+        workdir.resolve(),
+        host=host,
+        public_host=public_host,
+        ports={"pagerduty": pagerduty_port, "slack": slack_port, "aws": aws_port},
     )
     try:
         stack.start()
@@ -427,6 +448,11 @@ def sandbox(
     }
     for name, value in exports.items():
         typer.echo(f"export {name}={value}")
+    if env_file is not None:
+        # Written last and whole: its presence tells a waiting service the emulators are up.
+        partial = env_file.with_name(env_file.name + ".tmp")
+        partial.write_text("".join(f"{name}={value}\n" for name, value in exports.items()))
+        partial.replace(env_file)
     typer.echo("\nPress Ctrl-C to stop.")
     try:
         while True:

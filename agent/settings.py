@@ -62,8 +62,21 @@ class Settings(BaseSettings):
         "hash (sha256 and length) or none.",
     )
     max_body_bytes: int = Field(256 * 1024, gt=0, description="Largest accepted webhook body.")
-    host: str = Field("127.0.0.1", description="Address `remediator serve` listens on.")
+    host: str = Field(
+        "127.0.0.1",
+        description="Address `remediator serve` (and a worker's metrics server) listens on.",
+    )
     port: int = Field(8080, ge=0, le=65535, description="Port `remediator serve` listens on.")
+    metrics_port: int | None = Field(
+        None,
+        ge=0,
+        le=65535,
+        description="Port of the metrics server of a process without the API (`remediator "
+        "worker`); unset: none. The API serves GET /metrics on its own port.",
+    )
+    metrics_token: SecretStr | None = Field(
+        None, description="Bearer token Prometheus must send to read /metrics; unset: open."
+    )
     log_format: Literal["console", "json"] = Field("console", description="Log renderer.")
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info", description="Log level."
@@ -172,7 +185,8 @@ class Settings(BaseSettings):
     def _refuse_placeholder_secrets(self) -> Settings:
         if self.env == "dev":
             return self
-        for name in ("webhook_token", "audit_key", "viewer_token", "approver_token"):
+        secrets = ("webhook_token", "audit_key", "viewer_token", "approver_token", "metrics_token")
+        for name in secrets:
             secret = getattr(self, name)
             if secret is None:
                 continue

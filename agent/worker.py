@@ -14,6 +14,7 @@ import structlog
 from sqlalchemy import Engine
 from sqlmodel import col, select
 
+from agent import metrics
 from agent.alerts.models import Alert, Breach
 from agent.alerts.service import claim_next_alert, finish_alert
 from agent.approvals.service import wake_incident
@@ -31,6 +32,7 @@ from agent.incidents.service import (
     resolve_incident,
     set_run_state,
 )
+from agent.logsetup import log_ids
 from agent.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -165,6 +167,7 @@ class Worker:
             self._fail(alert_id, f"{type(exc).__name__}: {exc}")
         return True
 
+    @log_ids
     def _process(self, alert_id: uuid.UUID) -> None:
         resolved: Incident | None = None
         repeat: Incident | None = None
@@ -223,6 +226,8 @@ class Worker:
         with session_scope(self._engine) as session:
             finish_alert(session=session, alert_id=alert_id, now=self._now)
 
+    @metrics.RUNS_IN_FLIGHT.track_inprogress()
+    @log_ids
     def _run_graph(self, incident_id: uuid.UUID, breach: Breach, claimed_at: datetime) -> None:
         with session_scope(self._engine) as session:
             set_run_state(session=session, incident_id=incident_id, state=RunState.running)
@@ -285,6 +290,7 @@ class Worker:
         elapsed = (self._now() - last).total_seconds()
         return elapsed >= self._settings.repeat_interval_seconds
 
+    @log_ids
     def _fail(self, alert_id: uuid.UUID, reason: str) -> None:
         with session_scope(self._engine) as session:
             finish_alert(session=session, alert_id=alert_id, now=self._now, error=reason)

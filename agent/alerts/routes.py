@@ -7,11 +7,12 @@ import json
 import uuid
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Request, status
+from fastapi import APIRouter, Depends, HTTPException, Request, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
+from agent import metrics
 from agent.alerts.alertmanager import map_alertmanager_payload
 from agent.alerts.arize import BreachMappingError, map_arize_payload
 from agent.alerts.models import AlertRead, Breach
@@ -44,12 +45,20 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
+def _count_received(request: Request) -> None:
+    """Count the delivery before anything else looks at it (listed before the token check)."""
+    metrics.count_received(request.url.path)
+
+
+Received = Depends(_count_received)
+
+
 @router.post(
     "/webhooks/arize",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=Accepted,
     responses={200: {"model": Accepted, "description": "The same delivery again"}, **ERRORS},
-    dependencies=[WebhookAuth],
+    dependencies=[Received, WebhookAuth],
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -60,17 +69,19 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 async def receive_arize_alert(request: Request, services: ServicesDep) -> JSONResponse:
     """Accept an Arize monitor alert: 202 once it is stored, 200 for a re-delivery."""
     _require_json(request)
-    body = await read_bounded(request, services.settings.max_body_bytes)
-    payload = _parse_object(body)
+    body = await _read_bounded(request, services.settings.max_body_bytes)
+    payload = _parse_object(request, body)
     try:
         breach = map_arize_payload(payload, services.field_paths)
     except BreachMappingError as exc:
+        _refused(request, "unmapped")
         return JSONResponse(
             status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
             content={"detail": str(exc), "missing": exc.missing or None},
         )
     digest = hashlib.sha256(body).hexdigest()
     [answer] = await run_in_threadpool(_store, services, [(breach, payload, digest)])
+    metrics.count_stored("arize", [answer.status])
     return JSONResponse(
         status_code=status.HTTP_202_ACCEPTED if answer.status == "accepted" else status.HTTP_200_OK,
         content=answer.model_dump(mode="json"),
@@ -90,7 +101,7 @@ class AcceptedGroup(BaseModel):
     status_code=status.HTTP_202_ACCEPTED,
     response_model=AcceptedGroup,
     responses={200: {"model": AcceptedGroup, "description": "Every alert seen before"}, **ERRORS},
-    dependencies=[WebhookAuth],
+    dependencies=[Received, WebhookAuth],
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -101,10 +112,11 @@ class AcceptedGroup(BaseModel):
 async def receive_alertmanager_alerts(request: Request, services: ServicesDep) -> JSONResponse:
     """Accept a Prometheus Alertmanager webhook (version 4): every alert of the group, or none."""
     _require_json(request)
-    payload = _parse_object(await read_bounded(request, services.settings.max_body_bytes))
+    payload = _parse_object(request, await _read_bounded(request, services.settings.max_body_bytes))
     try:
         mapped = map_alertmanager_payload(payload)
     except BreachMappingError as exc:
+        _refused(request, "unmapped")
         return JSONResponse(
             status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
             content={"detail": str(exc), "missing": exc.missing or None},
@@ -114,6 +126,7 @@ async def receive_alertmanager_alerts(request: Request, services: ServicesDep) -
         for breach, item in mapped
     ]
     answers = await run_in_threadpool(_store, services, items)
+    metrics.count_stored("alertmanager", [a.status for a in answers])
     accepted = sum(1 for a in answers if a.status == "accepted")
     group = AcceptedGroup(alerts=answers, accepted=accepted, duplicates=len(answers) - accepted)
     return JSONResponse(
@@ -166,32 +179,46 @@ def _require_json(request: Request) -> None:
     content_type = request.headers.get("content-type", "")
     media_type = content_type.split(";", 1)[0].strip().lower()
     if media_type != "application/json" and not media_type.endswith("+json"):
+        _refused(request, "wrong_content_type")
         raise HTTPException(
             status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
             f"Content-Type must be application/json, got {content_type or 'none'}",
         )
 
 
-def _parse_object(body: bytes) -> dict[str, Any]:
+async def _read_bounded(request: Request, limit: int) -> bytes:
+    return await read_bounded(request, limit, on_too_large=lambda: _refused(request, "too_large"))
+
+
+def _parse_object(request: Request, body: bytes) -> dict[str, Any]:
     if not body.strip():
+        _refused(request, "bad_json")
         raise HTTPException(status.HTTP_400_BAD_REQUEST, "empty body: expected a JSON object")
     try:
         payload = json.loads(body.decode("utf-8"), parse_constant=_refuse_constant)
     except UnicodeDecodeError:
+        _refused(request, "bad_json")
         raise HTTPException(status.HTTP_400_BAD_REQUEST, "body is not UTF-8 text") from None
     except json.JSONDecodeError as exc:
+        _refused(request, "bad_json")
         raise HTTPException(
             status.HTTP_400_BAD_REQUEST,
             f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
         ) from None
     except (ValueError, RecursionError) as exc:
+        _refused(request, "bad_json")
         raise HTTPException(status.HTTP_400_BAD_REQUEST, f"malformed JSON: {exc}") from None
     if not isinstance(payload, dict):
+        _refused(request, "not_object")
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT,
             f"alert body must be a JSON object, got {type(payload).__name__}",
         )
     return payload
+
+
+def _refused(request: Request, reason: str) -> None:
+    metrics.count_refused(request.url.path, reason)
 
 
 def _refuse_constant(name: str) -> Any:

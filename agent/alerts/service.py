@@ -11,6 +11,7 @@ from sqlalchemy import and_, or_
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from agent import metrics
 from agent.alerts.models import Alert, AlertState, Breach
 from agent.auditlog import AuditLog
 
@@ -102,6 +103,8 @@ def claim_next_alert(
     ).first()
     if alert is None:
         return None
+    if alert.state == AlertState.claimed:
+        metrics.LEASE_EXPIRIES.labels("alert").inc()
     alert.state = AlertState.claimed
     alert.claimed_by = worker_id
     alert.lease_until = moment + lease

@@ -19,6 +19,7 @@ from typing import Any, Literal
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 
+from agent import metrics
 from agent.approvals.models import Approval, ApprovalStatus
 from agent.auditlog import AuditLog
 from agent.incidents.models import Incident
@@ -213,6 +214,8 @@ def decide(
             reason=reason,
         )
     session.refresh(approval)
+    waited = (now - approval.requested_at).total_seconds()
+    metrics.APPROVAL_WAIT_SECONDS.labels(outcome=str(status)).observe(waited)
     audit.record(
         session,
         f"approval.{status}",
@@ -221,7 +224,7 @@ def decide(
             + (f": {reason}" if reason else ""),
             "approved_by" if status == ApprovalStatus.approved else "rejected_by": user,
             "digest": approval.digest,
-            "waited_seconds": round((now - approval.requested_at).total_seconds(), 3),
+            "waited_seconds": round(waited, 3),
             **context,
         },
         actor=_actor(user, via),
@@ -251,6 +254,8 @@ def close_if_due(
     )
     session.refresh(approval)
     if getattr(won, "rowcount", 0) == 1:
+        waited = (now - approval.requested_at).total_seconds()
+        metrics.APPROVAL_WAIT_SECONDS.labels(outcome=str(status)).observe(waited)
         audit.record(
             session,
             f"approval.{status}",

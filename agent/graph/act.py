@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from langgraph.runtime import Runtime
 
+from agent import metrics
 from agent.alerts.models import Breach
 from agent.graph.policy import runbook_of
 from agent.graph.state import IncidentState, RunContext
@@ -144,6 +145,7 @@ def act(state: IncidentState, runtime: Runtime[RunContext]) -> dict[str, Any]:
                 "summary": f"told in the Slack thread ({item.get('severity', 'warning')})",
             }
         outcomes.append(outcome)
+    metrics.count_actions(outcomes)
     return {"actions": outcomes}
 
 
@@ -282,6 +284,7 @@ def verify(state: IncidentState, runtime: Runtime[RunContext]) -> dict[str, Any]
                 "reason": why,
             },
         )
+        metrics.count_actions([escalation])
         return {"verification": verification, "actions": [escalation]}
     if runbook.permits(kind, "notify"):
         notice = {
@@ -292,6 +295,7 @@ def verify(state: IncidentState, runtime: Runtime[RunContext]) -> dict[str, Any]
             "summary": f"escalated in the Slack thread: {why}",
         }
         ctx.record(state, "action.escalated", VERIFIER, notice)
+        metrics.count_actions([notice])
         return {"verification": verification, "actions": [notice]}
     ctx.record(
         state,

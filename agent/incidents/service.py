@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import or_
 from sqlmodel import Session, col, select
 
+from agent import metrics
 from agent.alerts.models import Alert, Breach
 from agent.auditlog import AuditLog
 from agent.incidents.models import Incident, IncidentStatus, RunState
@@ -120,6 +121,8 @@ def claim_due_incident(
     ).first()
     if due is None:
         return None
+    if due.lease_until is not None:
+        metrics.LEASE_EXPIRIES.labels("incident").inc()
     due.claimed_by = worker_id
     due.lease_until = moment + lease
     session.add(due)

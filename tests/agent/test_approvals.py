@@ -144,6 +144,14 @@ def finished(agent: RunningService, alert_id: str) -> dict[str, Any]:
     return result
 
 
+def approval_waits(agent: RunningService) -> float:
+    """Return how many approved waits /metrics has observed (its histogram's count)."""
+    text = httpx.get(f"{agent.url}/metrics", timeout=5).text
+    prefix = 'remediator_approval_wait_seconds_count{outcome="approved"} '
+    lines = [line for line in text.splitlines() if line.startswith(prefix)]
+    return float(lines[0][len(prefix) :]) if lines else 0.0
+
+
 def test_a_failover_waits_for_approval_then_runs_once_on_the_approvers_click(
     world: SandboxStack, start_service: ServiceFactory, tmp_path: Path
 ) -> None:
@@ -158,9 +166,11 @@ def test_a_failover_waits_for_approval_then_runs_once_on_the_approvers_click(
     assert world.gateway.history == []
     wait_for(lambda: agent.wait_alert(alert_id, timeout=1)["incident_run_state"] == "waiting")
 
+    waits_before = approval_waits(agent)
     answer = send(agent, interaction(message, APPROVE_ACTION, APPROVER))
     assert answer.status_code == 200 and answer.json()["outcome"] == "approved"
     finished(agent, alert_id)
+    assert approval_waits(agent) == waits_before + 1
 
     assert len(world.gateway.history) == 1
     assert world.gateway.routes[DEMO_SERVICE]["region"] == "us-east-1"
