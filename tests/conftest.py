@@ -158,6 +158,18 @@ def openai_server(request: pytest.FixtureRequest) -> Iterator[tuple[OpenAIServer
 
 
 @pytest.fixture
+def catalog_world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[SandboxStack]:
+    """A fresh sandbox per test, its catalog written and its secrets in the environment."""
+    stack = SandboxStack(tmp_path / "sandbox").start()
+    catalog = stack.write_catalog(tmp_path / "services.yaml")
+    for name, value in stack.catalog_env().items():
+        monkeypatch.setenv(name, value)
+    stack.catalog_path = catalog  # type: ignore[attr-defined]
+    yield stack
+    stack.stop()
+
+
+@pytest.fixture
 def migrated_engine(tmp_path: Path) -> Engine:
     """A migrated SQLite database of its own."""
     engine = make_engine(f"sqlite:///{tmp_path / 'audit.db'}")

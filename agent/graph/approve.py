@@ -25,10 +25,9 @@ from agent.approvals.models import Approval, ApprovalStatus
 from agent.approvals.service import close_if_due, request_approval, set_message
 from agent.db import session_scope
 from agent.graph.policy import runbook_of
-from agent.graph.report import channel_for
+from agent.graph.report import post_to_incident
 from agent.graph.state import IncidentState, RunContext
 from agent.incidents.models import Incident, IncidentStatus
-from agent.incidents.service import set_slack_thread
 from runbooks.schema import Runbook
 
 ACTOR = "agent.approve"
@@ -158,35 +157,18 @@ def _post_request(ctx: RunContext, state: IncidentState, approval: Approval) -> 
         ],
         blast_radius=blast_radius(ctx, state, approval),
     )
-    text = ctx.audit.redactor.text(text)
-    blocks = cast(list[dict[str, Any]], ctx.audit.redactor.value(blocks))
-    chat, channel = ctx.tools.chat, channel_for(ctx, state.get("service"))
-    if chat is None or channel is None:
-        ctx.record(
-            state,
-            "notification.dry_run",
-            ACTOR,
-            {
-                "summary": "dry-run: would post the approval request (Slack not configured); "
-                f"decide with `remediator approve {approval.id} --as USER`",
-                "approval_id": str(approval.id),
-            },
-        )
-        return
-    incident_id = uuid.UUID(state["incident_id"])
-    with session_scope(ctx.engine) as session:
-        incident = session.get(Incident, incident_id)
-        thread = incident.slack_thread_ts if incident is not None else None
-        channel = (incident.slack_channel if incident is not None else None) or channel
-    result = chat.post(channel=channel, text=text, blocks=blocks, thread_ts=thread)
-    if result.status != "ok":
-        ctx.record(state, "notification.failed", ACTOR, result.audit_data())
-        return
-    posted, ts = str(result.evidence["channel"]), str(result.evidence["ts"])
-    with session_scope(ctx.engine) as session:
-        set_message(session=session, approval_id=approval.id, channel=posted, ts=ts)
-        set_slack_thread(session=session, incident_id=incident_id, channel=posted, thread_ts=ts)
-    ctx.record(state, "notification.sent", ACTOR, result.audit_data())
+    posted = post_to_incident(
+        ctx,
+        state,
+        text,
+        blocks,
+        actor=ACTOR,
+        dry_run="dry-run: would post the approval request (Slack not configured); "
+        f"decide with `remediator approve {approval.id} --as USER`",
+    )
+    if isinstance(posted, tuple):
+        with session_scope(ctx.engine) as session:
+            set_message(session=session, approval_id=approval.id, channel=posted[0], ts=posted[1])
 
 
 def _wait_for(ctx: RunContext, state: IncidentState, approval_id: uuid.UUID) -> None:

@@ -11,7 +11,6 @@ import json
 import secrets
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -54,16 +53,10 @@ approval:
 
 
 @pytest.fixture
-def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[SandboxStack]:
+def world(catalog_world: SandboxStack) -> SandboxStack:
     """A fresh sandbox whose endpoint fails in eu-west-1, so the runbook wants a failover."""
-    stack = SandboxStack(tmp_path / "sandbox").start()
-    catalog = stack.write_catalog(tmp_path / "services.yaml")
-    for name, value in stack.catalog_env().items():
-        monkeypatch.setenv(name, value)
-    stack.catalog_path = catalog  # type: ignore[attr-defined]
-    stack.gateway.failing_regions["eu-west-1"] = 503
-    yield stack
-    stack.stop()
+    catalog_world.gateway.failing_regions["eu-west-1"] = 503
+    return catalog_world
 
 
 def start_agent(
