@@ -120,7 +120,7 @@ def ask_approval(
     target = planned_target.get("name") if isinstance(planned_target, dict) else None
     params = {k: v for k, v in item.items() if k in ("severity", "team", "target", "version")}
     with session_scope(ctx.engine) as session:
-        approval, _ = request_approval(
+        approval, created = request_approval(
             session=session,
             audit=ctx.audit,
             incident_id=incident_id,
@@ -133,7 +133,9 @@ def ask_approval(
             ttl=timedelta(seconds=runbook.approval.ttl_seconds),
         )
         session.expunge(approval)
-    if approval.slack_ts is None:
+    # Post once: again only when an earlier post did not get through (Slack was down, or the
+    # process died before storing its ts); a resumed run without Slack records nothing new.
+    if approval.slack_ts is None and (created or ctx.tools.chat is not None):
         _post_request(ctx, state, approval)
     return approval.id
 

@@ -454,3 +454,52 @@ def test_a_failback_nobody_approves_expires_and_leaves_the_route_alone(
     assert world.gateway.routes[DEMO_SERVICE]["region"] == "us-east-1"
     assert len(world.gateway.history) == 1
     wait_for(lambda: agent.wait_alert(alert_id, timeout=1)["incident_run_state"] == "completed")
+
+
+def test_without_slack_the_cli_approves_through_the_same_checks(
+    world: SandboxStack,
+    start_service: ServiceFactory,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from typer.testing import CliRunner
+
+    from agent.cli import app
+
+    runbooks = tmp_path / "runbooks-cli"
+    runbooks.mkdir()
+    (runbooks / "approval.yaml").write_text(
+        RUNBOOK.format(ttl=600, approvers=f"[{APPROVER}]", failback="auto")
+    )
+    overrides = {k: v for k, v in sandbox_overrides(world).items() if not k.startswith("slack_")}
+    agent = start_service(
+        **overrides,
+        catalog_file=world.catalog_path,
+        runbooks_dir=runbooks,  # type: ignore[attr-defined]
+    )
+    alert_id = agent.post_alert(arize_alert(model_id=DEMO_SERVICE)).json()["alert_id"]
+    wait_for(lambda: agent.wait_alert(alert_id, timeout=1)["incident_run_state"] == "waiting")
+    row = approval_row(agent)
+    for name, value in {
+        "REMEDIATOR_ENV": "dev",
+        "REMEDIATOR_DATABASE_URL": agent.settings.database_url,
+        "REMEDIATOR_AUDIT_KEY": agent.settings.audit_key.get_secret_value(),
+        "REMEDIATOR_WEBHOOK_TOKEN": agent.settings.webhook_token.get_secret_value(),
+    }.items():
+        monkeypatch.setenv(name, value)
+    runner = CliRunner()
+
+    listed = runner.invoke(app, ["approvals"])
+    stranger = runner.invoke(app, ["approve", str(row.id), "--as", "U0MALLORY"])
+    approved = runner.invoke(app, ["approve", str(row.id), "--as", APPROVER])
+    again = runner.invoke(app, ["approve", str(row.id), "--as", APPROVER])
+    finished(agent, alert_id)
+
+    assert str(row.id) in listed.output and "failover to backup-region" in listed.output
+    assert stranger.exit_code == 1 and "U0MALLORY is not an approver" in stranger.output
+    assert approved.exit_code == 0 and "approved: failover to backup-region" in approved.output
+    assert again.exit_code == 0 and "nothing changed" in again.output
+    assert len(world.gateway.history) == 1
+    assert approval_row(agent).decided_via == "cli"
+    dry_runs = [e for e in incident_events(agent) if e.kind == "notification.dry_run"]
+    assert len(dry_runs) == 2  # the request, then the summary: nothing again on resume
