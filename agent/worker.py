@@ -7,7 +7,8 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 
 import structlog
@@ -25,10 +26,12 @@ from agent.incidents.service import (
     attach_alert,
     claim_due_incident,
     find_open_incident,
+    lock_fingerprint,
     open_incident,
     resolve_incident,
     set_run_state,
 )
+from agent.leases import Leased, heartbeat, release_lease
 from agent.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -54,6 +57,7 @@ class Worker:
         self._runner = runner
         self._now = now
         self._turn = False
+        self._holding: tuple[Leased, uuid.UUID] | None = None
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
     def run(self, stop: threading.Event) -> None:
@@ -106,6 +110,13 @@ class Worker:
                 .order_by(col(Alert.received_at))
             ).first()
             breach = first.breach() if first is not None else None
+        with self._leased(Incident, incident_id):
+            self._run_claimed(incident_id, status, breach)
+        return True
+
+    def _run_claimed(
+        self, incident_id: uuid.UUID, status: IncidentStatus, breach: Breach | None
+    ) -> None:
         if status != IncidentStatus.open or breach is None:
             with session_scope(self._engine) as session:
                 set_run_state(session=session, incident_id=incident_id, state=RunState.skipped)
@@ -116,12 +127,11 @@ class Worker:
                     actor=WORKER_ACTOR,
                     incident_id=incident_id,
                 )
-            return True
+            return
         try:
             self._run_graph(incident_id, breach)
         except Exception:
             log.exception("incident.run_failed", incident_id=str(incident_id))
-        return True
 
     def _alert_once(self) -> bool:
         """Claim and correlate one alert; return False when none was waiting."""
@@ -140,7 +150,8 @@ class Worker:
             self._fail(alert_id, f"gave up after {attempts - 1} attempts")
             return True
         try:
-            self._process(alert_id)
+            with self._leased(Alert, alert_id):
+                self._process(alert_id)
         except Exception as exc:
             log.exception("alert.failed", alert_id=str(alert_id))
             self._fail(alert_id, f"{type(exc).__name__}: {exc}")
@@ -161,6 +172,7 @@ class Worker:
                 if breach.status == "resolved" and incident.status == IncidentStatus.resolved:
                     resolved = incident
             else:
+                lock_fingerprint(session=session, fingerprint=alert.fingerprint)
                 open_one = find_open_incident(session=session, fingerprint=alert.fingerprint)
                 if breach.status == "triggered" and open_one is None:
                     open_incident(
@@ -222,6 +234,32 @@ class Worker:
                 incident_id=incident_id,
             )
         log.info("incident.run_completed", incident_id=str(incident_id))
+
+    @contextmanager
+    def _leased(self, model: Leased, item_id: uuid.UUID) -> Iterator[None]:
+        """Hold the claim's lease (heartbeat) while the block runs; remember it for release()."""
+        self._holding = (model, item_id)
+        try:
+            with heartbeat(
+                self._engine,
+                model,
+                item_id,
+                worker_id=self.worker_id,
+                lease=timedelta(seconds=self._settings.worker_lease_seconds),
+                now=self._now,
+            ):
+                yield
+        finally:
+            self._holding = None
+
+    def release(self) -> None:
+        """Give back the lease of the work in hand (shutdown), so another worker takes it now."""
+        holding = self._holding
+        if holding is not None and release_lease(self._engine, *holding, self.worker_id):
+            kind = holding[0].__name__.lower()
+            log.info(
+                "worker.lease_released", worker_id=self.worker_id, **{f"{kind}_id": str(holding[1])}
+            )
 
     def _repeat_due(self, incident: Incident) -> bool:
         """Tell whether the last notice is older than the repeat interval (Alertmanager's)."""

@@ -13,6 +13,7 @@ from sqlmodel import Session, col, select
 
 from agent.alerts.models import Alert, AlertState, Breach
 from agent.auditlog import AuditLog
+from agent.leases import note_lease_expired
 
 INGRESS_ACTOR = "ingress"
 
@@ -102,6 +103,8 @@ def claim_next_alert(
     ).first()
     if alert is None:
         return None
+    if alert.state == AlertState.claimed:
+        note_lease_expired("alert", alert.id, alert.claimed_by)
     alert.state = AlertState.claimed
     alert.claimed_by = worker_id
     alert.lease_until = moment + lease

@@ -14,20 +14,57 @@ from agent.graph.builder import build_graph
 from agent.graph.state import RunContext
 from agent.settings import Settings
 
+# Any fixed number: the advisory lock that lets one replica at a time create the tables.
+CHECKPOINT_SETUP_LOCK = 0x52454D31
 
-def make_checkpointer(settings: Settings) -> BaseCheckpointSaver[Any]:
-    """Return the checkpointer for the configured database (SQLite: the same file)."""
+
+def make_checkpointer(settings: Settings, *, connections: int = 4) -> BaseCheckpointSaver[Any]:
+    """Return the checkpointer for the configured database, its tables created if missing.
+
+    SQLite: the same file. PostgreSQL: LangGraph's `PostgresSaver` on a pool of up to
+    `connections` connections (each call borrows one, so one per worker thread is enough).
+    """
+    if settings.database_url.startswith("postgresql"):
+        return _postgres_checkpointer(settings.database_url, connections)
     path = settings.sqlite_path
     if path is None:
         raise ValueError(
-            "graph checkpoints are only stored in SQLite for now; "
-            "set REMEDIATOR_DATABASE_URL to a sqlite:/// URL"
+            "graph checkpoints are stored in SQLite or PostgreSQL: set REMEDIATOR_DATABASE_URL "
+            "to a sqlite:/// or postgresql+psycopg:// URL"
         )
     path.parent.mkdir(parents=True, exist_ok=True)
     connection = sqlite3.connect(str(path), check_same_thread=False, timeout=30)
     connection.execute("PRAGMA journal_mode=WAL")
     saver = SqliteSaver(connection)
     saver.setup()
+    return saver
+
+
+def _postgres_checkpointer(database_url: str, connections: int) -> BaseCheckpointSaver[Any]:
+    from langgraph.checkpoint.postgres import PostgresSaver
+    from psycopg import Connection
+    from psycopg.rows import dict_row
+    from psycopg_pool import ConnectionPool
+    from sqlalchemy import make_url
+
+    # libpq takes the URL without SQLAlchemy's "+psycopg" driver suffix.
+    conninfo = make_url(database_url).set(drivername="postgresql").render_as_string(False)
+    # PostgresSaver needs autocommit (its set-up DDL must persist) and dict rows (it reads
+    # columns by name); no prepared statements, so a pooler such as PgBouncer may sit between.
+    pool: ConnectionPool[Any] = ConnectionPool(
+        conninfo,
+        min_size=1,
+        max_size=max(connections, 1),
+        kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row},
+        open=True,
+    )
+    saver = PostgresSaver(pool)
+    with Connection.connect(conninfo, autocommit=True) as lock:
+        lock.execute("SELECT pg_advisory_lock(%s)", (CHECKPOINT_SETUP_LOCK,))
+        try:
+            saver.setup()
+        finally:
+            lock.execute("SELECT pg_advisory_unlock(%s)", (CHECKPOINT_SETUP_LOCK,))
     return saver
 
 
