@@ -152,3 +152,46 @@ def test_an_api_killed_right_after_its_202s_loses_no_alert(
         assert kinds.count("run.completed") == 1
         triggers, alerts = pagerduty_events(sandbox, page_dedup_key(incident_id))
         assert (len(triggers), len(alerts)) == (1, 1)
+
+
+def test_a_run_longer_than_its_lease_stays_with_its_worker(
+    fleet: Fleet, sandbox: SandboxStack
+) -> None:
+    api = fleet.api("api")
+    fleet.worker("worker-1")
+    fleet.worker("worker-2")
+    sandbox.pagerduty.hold_next(4 * float(LEASE), when="after")  # the run outlives its lease
+    answer = fleet.post(api, arize_alert())
+    incident_id = wait_for(lambda: incident_of(fleet, answer.json()["alert_id"]), 60, "incident")
+
+    wait_for(lambda: run_state(fleet, incident_id) == "completed", 120, "the run to complete")
+
+    triggers, alerts = pagerduty_events(sandbox, page_dedup_key(incident_id))
+    assert (len(triggers), len(alerts)) == (1, 1)
+    assert fleet.kinds(incident_id).count("runbook.matched") == 1
+    for name in ("worker-1", "worker-2"):
+        assert "worker.lease_expired" not in fleet.log(name)
+
+
+def test_sigterm_hands_the_run_in_hand_to_another_worker_at_once(
+    fleet: Fleet, sandbox: SandboxStack
+) -> None:
+    fleet.env["REMEDIATOR_WORKER_SHUTDOWN_SECONDS"] = "1"
+    fleet.env["REMEDIATOR_WORKER_LEASE_SECONDS"] = "600"  # only a release lets worker-2 in
+    api = fleet.api("api")
+    first = fleet.worker("worker-1")
+    sandbox.pagerduty.hold_next(40, when="before")
+    answer = fleet.post(api, arize_alert())
+    incident_id = wait_for(lambda: incident_of(fleet, answer.json()["alert_id"]), 60, "incident")
+    wait_for(lambda: sandbox.pagerduty.held, 60, "the worker's page to be held")
+
+    first.send_signal(signal.SIGTERM)
+    assert first.wait(timeout=60) == 0
+    fleet.worker("worker-2")
+    wait_for(lambda: run_state(fleet, incident_id) == "completed", 120, "the run to complete")
+
+    assert "worker.lease_released" in fleet.log("worker-1")
+    assert "worker.lease_expired" not in fleet.log("worker-2")
+    triggers, alerts = pagerduty_events(sandbox, page_dedup_key(incident_id))
+    assert (len(triggers), len(alerts)) == (1, 1)
+    assert fleet.kinds(incident_id).count("decision.made") == 1
