@@ -38,13 +38,16 @@ def fleet(tmp_path: Path, postgres_url: str, sandbox: SandboxStack) -> Iterator[
 
 
 def storm() -> list[dict[str, Any]]:
-    """Return 500 distinct deliveries: 10 per model, each a different moment of its breach."""
+    """Return 500 distinct deliveries: 10 per model in a row, each a different moment of it.
+
+    Repeats of one fingerprint arrive together, so workers correlate them at the same time.
+    """
     start = datetime.now(UTC) - timedelta(minutes=5)
     models = [arize_alert()["model_id"] for _ in range(FINGERPRINTS)]
     return [
         arize_alert(model_id=model, triggered_at=(start + timedelta(seconds=n)).isoformat())
-        for n in range(PER_FINGERPRINT)
         for model in models
+        for n in range(PER_FINGERPRINT)
     ]
 
 
