@@ -20,6 +20,7 @@ from sqlmodel import Session, col, select
 from agent.alerts.models import Alert
 from agent.incidents.models import Incident, page_dedup_key
 from audit.models import AuditEvent
+from audit.service import verify_chain
 from sandbox.stack import SandboxStack
 from tests.fleet import Fleet, wait_for
 from tests.sample import arize_alert
@@ -32,7 +33,15 @@ PER_FINGERPRINT = 10
 
 @pytest.fixture
 def fleet(tmp_path: Path, postgres_url: str, sandbox: SandboxStack) -> Iterator[Fleet]:
-    running = Fleet(tmp_path, postgres_url, sandbox, REMEDIATOR_WORKER_LEASE_SECONDS="10")
+    running = Fleet(
+        tmp_path,
+        postgres_url,
+        sandbox,
+        REMEDIATOR_WORKER_LEASE_SECONDS="10",
+        # Slack takes ~1 message a second per channel and each process paces its own posts:
+        # with 2 worker processes, each posts at most every 2 seconds.
+        REMEDIATOR_SLACK_MIN_INTERVAL_SECONDS="2",
+    )
     yield running
     running.stop()
 
@@ -90,7 +99,10 @@ def test_two_apis_and_two_workers_investigate_each_fingerprint_once(
         matched = session.exec(
             select(AuditEvent.incident_id).where(col(AuditEvent.kind) == "runbook.matched")
         ).all()
+        chain = verify_chain(session=session, key=fleet.env["REMEDIATOR_AUDIT_KEY"].encode())
     seen = sandbox.pagerduty.snapshot()
+    posts = [str(m["blocks"]) for m in sandbox.slack.snapshot()["messages"]]
+    threads = [sum(1 for p in posts if str(i.id) in p) for i in incidents]
     keys = {page_dedup_key(i.id) for i in incidents}
     triggers = [e for e in seen["accepted"] if e["dedup_key"] in keys]
     held = [a for a in seen["alerts"] if a["dedup_key"] in keys]
@@ -98,10 +110,12 @@ def test_two_apis_and_two_workers_investigate_each_fingerprint_once(
         f"\nscale: {len(payloads)} alerts over {FINGERPRINTS} fingerprints to 2 APIs, "
         f"2 workers x 2 loops: accepted in {accepted_in:.1f}s, drained in {drained_in:.1f}s, "
         f"{len(incidents)} incidents, {len(matched)} investigations, {len(triggers)} PagerDuty "
-        f"triggers, {len(held)} PagerDuty alerts"
+        f"triggers, {len(held)} PagerDuty alerts, {sum(threads)} Slack threads"
     )
     assert {str(a.id) for a in alerts} == accepted
     assert all(a.state == "done" and a.incident_id is not None for a in alerts)
     assert len(incidents) == FINGERPRINTS
     assert sorted(str(i) for i in matched) == sorted(str(i.id) for i in incidents)
     assert len(triggers) == len(held) == FINGERPRINTS
+    assert threads == [1] * FINGERPRINTS  # one Slack thread opened per incident
+    assert chain.ok, chain
