@@ -77,6 +77,15 @@ def run_workers(
     settings: Settings, concurrency: int, *, now: Callable[[], datetime] = utcnow
 ) -> None:
     """Run `concurrency` worker loops until SIGTERM or SIGINT, then stop them gracefully."""
+    # Handlers first: a SIGTERM while the process is still starting stops it cleanly too.
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        log.info("workers.stopping", signal=signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
     engine = make_engine(settings.database_url)
     if settings.auto_migrate:
         upgrade(engine)
@@ -103,14 +112,6 @@ def run_workers(
         )
         for n in range(concurrency)
     ]
-    stop = threading.Event()
-
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        log.info("workers.stopping", signal=signal.Signals(signum).name)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
     threads = [
         threading.Thread(target=w.run, args=(stop,), name=f"remediator-worker-{n}", daemon=True)
         for n, w in enumerate(workers)

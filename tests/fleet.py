@@ -11,13 +11,13 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import httpx
 from sqlalchemy import Engine, func
 from sqlmodel import Session, col, select
 
-from agent.db import make_engine, upgrade
+from agent.db import make_engine
 from audit.models import AuditEvent
 from sandbox.stack import SandboxStack
 
@@ -62,51 +62,66 @@ class Fleet:
             "REMEDIATOR_WEBHOOK_TOKEN": self.token,
             "REMEDIATOR_AUDIT_KEY": secrets.token_urlsafe(32),
             "REMEDIATOR_RUNBOOKS_DIR": str(runbooks),
-            "REMEDIATOR_AUTO_MIGRATE": "false",
             "REMEDIATOR_WORKER_POLL_SECONDS": "0.1",
             "REMEDIATOR_SLACK_MIN_INTERVAL_SECONDS": "0",
             "REMEDIATOR_LOG_FORMAT": "json",
             **settings,
         }
-        self.engine: Engine = make_engine(database_url)
-        upgrade(self.engine)
+        self.engine: Engine = make_engine(database_url)  # the processes migrate it
         self.processes: list[subprocess.Popen[bytes]] = []
+        self._starting: list[tuple[str, subprocess.Popen[bytes], str | None]] = []
+        self._logs: list[IO[bytes]] = []
 
     def _spawn(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
-        log = open(self.workdir / f"{name}.log", "wb")  # noqa: SIM115 (closed with the process)
+        log = open(self.workdir / f"{name}.log", "wb")
+        self._logs.append(log)
         process = subprocess.Popen(
             [str(REMEDIATOR), *args], env=self.env, cwd=self.workdir, stdout=log, stderr=log
         )
         self.processes.append(process)
         return process
 
-    def api(self, name: str) -> str:
-        """Start an API replica without a worker; return its URL once it answers /healthz."""
+    def start_api(self, name: str) -> str:
+        """Start an API replica without a worker; return its URL (see wait_started)."""
         port = free_port()
-        process = self._spawn(name, ["serve", "--no-worker", "--port", str(port)])
         url = f"http://127.0.0.1:{port}"
+        process = self._spawn(name, ["serve", "--no-worker", "--port", str(port)])
+        self._starting.append((name, process, url))
+        return url
 
-        def healthy() -> bool:
-            if process.poll() is not None:
-                raise AssertionError(f"{name} exited: {self.log(name)[-2000:]}")
-            try:
-                return httpx.get(f"{url}/healthz", timeout=2).status_code == 200
-            except httpx.TransportError:
-                return False
+    def start_worker(self, name: str, concurrency: int = 1) -> subprocess.Popen[bytes]:
+        """Start a worker process (see wait_started)."""
+        process = self._spawn(name, ["worker", "--concurrency", str(concurrency)])
+        self._starting.append((name, process, None))
+        return process
 
-        wait_for(healthy, 60, f"{name} to answer /healthz")
+    def wait_started(self) -> None:
+        """Wait until every process started answers /healthz (APIs) or logged its start."""
+        for name, process, url in self._starting:
+
+            def up(name: str = name, process: Any = process, url: str | None = url) -> bool:
+                if process.poll() is not None:
+                    raise AssertionError(f"{name} exited: {self.log(name)[-2000:]}")
+                if url is None:
+                    return "workers.started" in self.log(name)
+                try:
+                    return httpx.get(f"{url}/healthz", timeout=2).status_code == 200
+                except httpx.TransportError:
+                    return False
+
+            wait_for(up, 90, f"{name} to start")
+        self._starting.clear()
+
+    def api(self, name: str) -> str:
+        """Start an API replica and wait until it answers."""
+        url = self.start_api(name)
+        self.wait_started()
         return url
 
     def worker(self, name: str, concurrency: int = 1) -> subprocess.Popen[bytes]:
-        """Start a worker process; return once it logged that its loops started."""
-        process = self._spawn(name, ["worker", "--concurrency", str(concurrency)])
-
-        def started() -> bool:
-            if process.poll() is not None:
-                raise AssertionError(f"{name} exited: {self.log(name)[-2000:]}")
-            return "workers.started" in self.log(name)
-
-        wait_for(started, 60, f"{name} to start")
+        """Start a worker process and wait until its loops run."""
+        process = self.start_worker(name, concurrency)
+        self.wait_started()
         return process
 
     def log(self, name: str) -> str:
@@ -134,6 +149,12 @@ class Fleet:
             query = select(func.count()).select_from(model).where(*where)
             return int(session.exec(query).one())
 
+    def __enter__(self) -> Fleet:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
     def stop(self) -> None:
         """SIGTERM every process still running, then SIGKILL what does not exit."""
         for process in self.processes:
@@ -145,4 +166,6 @@ class Fleet:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+        for log in self._logs:
+            log.close()
         self.engine.dispose()

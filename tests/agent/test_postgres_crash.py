@@ -33,15 +33,11 @@ LEASE = "3"  # seconds: short, so a dead worker's run is taken over soon
 
 @pytest.fixture
 def fleet(tmp_path: Path, postgres_url: str, sandbox: SandboxStack) -> Iterator[Fleet]:
-    running = Fleet(
-        tmp_path,
-        postgres_url,
-        sandbox,
-        REMEDIATOR_WORKER_LEASE_SECONDS=LEASE,
-        REMEDIATOR_PAGERDUTY_TIMEOUT_SECONDS="60",
-    )
-    yield running
-    running.stop()
+    timeout = {"REMEDIATOR_PAGERDUTY_TIMEOUT_SECONDS": "60"}  # longer than any hold
+    with Fleet(
+        tmp_path, postgres_url, sandbox, REMEDIATOR_WORKER_LEASE_SECONDS=LEASE, **timeout
+    ) as f:
+        yield f
     sandbox.pagerduty.holds.clear()
 
 

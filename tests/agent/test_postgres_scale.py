@@ -33,17 +33,11 @@ PER_FINGERPRINT = 10
 
 @pytest.fixture
 def fleet(tmp_path: Path, postgres_url: str, sandbox: SandboxStack) -> Iterator[Fleet]:
-    running = Fleet(
-        tmp_path,
-        postgres_url,
-        sandbox,
-        REMEDIATOR_WORKER_LEASE_SECONDS="10",
-        # Slack takes ~1 message a second per channel and each process paces its own posts:
-        # with 2 worker processes, each posts at most every 2 seconds.
-        REMEDIATOR_SLACK_MIN_INTERVAL_SECONDS="2",
-    )
-    yield running
-    running.stop()
+    # Slack takes ~1 message a second per channel and each process paces its own posts:
+    # with 2 worker processes, each posts at most every 2 seconds.
+    pace = {"REMEDIATOR_SLACK_MIN_INTERVAL_SECONDS": "2"}
+    with Fleet(tmp_path, postgres_url, sandbox, REMEDIATOR_WORKER_LEASE_SECONDS="10", **pace) as f:
+        yield f
 
 
 def storm() -> list[dict[str, Any]]:
@@ -63,9 +57,11 @@ def storm() -> list[dict[str, Any]]:
 def test_two_apis_and_two_workers_investigate_each_fingerprint_once(
     fleet: Fleet, sandbox: SandboxStack
 ) -> None:
-    apis = [fleet.api("api-1"), fleet.api("api-2")]
-    fleet.worker("worker-1", concurrency=2)
-    fleet.worker("worker-2", concurrency=2)
+    # All four at once: they migrate the empty database and set up the checkpoints together.
+    apis = [fleet.start_api("api-1"), fleet.start_api("api-2")]
+    fleet.start_worker("worker-1", concurrency=2)
+    fleet.start_worker("worker-2", concurrency=2)
+    fleet.wait_started()
     payloads = storm()
     clients = [httpx.Client(timeout=60) for _ in apis]
 
