@@ -7,6 +7,10 @@ summary ≤ 1024, source and severity critical|error|warning|info; 202 with the 
 As in PagerDuty, a trigger that opens an alert opens an incident on the routing key's service with
 incident_key = dedup_key (or joins that service's open incident with that key); acknowledging or
 resolving the alert acknowledges or resolves the incident.
+
+Knobs for tests, on PagerDutyState: `fail_next` and `answer_malformed_next` (faults instead of
+processing), `delay_seconds` (latency on every event), `hold_next` (a crash window: hold one event
+before it takes effect, or hold its answer after it did).
 """
 
 from __future__ import annotations
