@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 import uuid
 from typing import Any
 
@@ -14,7 +15,7 @@ from agent.graph.builder import build_graph
 from agent.graph.state import RunContext
 from agent.settings import Settings
 
-# Any fixed number: the advisory lock that lets one replica at a time create the tables.
+# Any fixed number: the advisory lock that lets one replica at a time create the checkpoint tables.
 CHECKPOINT_SETUP_LOCK = 0x52454D31
 
 
@@ -60,7 +61,14 @@ def _postgres_checkpointer(database_url: str, connections: int) -> BaseCheckpoin
     )
     saver = PostgresSaver(pool)
     with Connection.connect(conninfo, autocommit=True) as lock:
-        lock.execute("SELECT pg_advisory_lock(%s)", (CHECKPOINT_SETUP_LOCK,))
+        # One replica at a time creates the tables. Poll, never wait in a statement: a waiting
+        # statement holds a snapshot, and the set-up's CREATE INDEX CONCURRENTLY waits for every
+        # older snapshot, so the lock's holder would wait for its waiter, forever.
+        while True:
+            row = lock.execute("SELECT pg_try_advisory_lock(%s)", (CHECKPOINT_SETUP_LOCK,))
+            if row.fetchone() == (True,):
+                break
+            time.sleep(0.2)
         try:
             saver.setup()
         finally:
