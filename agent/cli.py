@@ -80,6 +80,26 @@ def serve(
     )
 
 
+@app.command()
+def worker(
+    concurrency: Annotated[
+        int, typer.Option("--concurrency", "-c", min=1, help="Worker loops (threads) to run.")
+    ] = 1,
+) -> None:
+    """Run worker loops without the API; SIGTERM finishes or hands back the work in hand."""
+    from agent.logsetup import configure_logging
+    from agent.workers import run_workers
+    from runbooks.loader import ConfigError
+
+    settings = load_settings()
+    configure_logging(settings)
+    try:
+        run_workers(settings, concurrency)
+    except (ValueError, ConfigError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
 @db_app.command("upgrade")
 def db_upgrade(
     revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",

@@ -88,10 +88,17 @@ class Settings(BaseSettings):
     worker_lease_seconds: float = Field(
         300,
         gt=0,
-        description="How long a claimed alert stays claimed before another worker may retry it.",
+        description="How long a claim (an alert, an incident's run) outlives its worker's last "
+        "heartbeat; the worker renews it every third of this while it works.",
     )
     worker_max_attempts: int = Field(
         5, ge=1, description="Claims of one alert before it is failed."
+    )
+    worker_shutdown_seconds: float = Field(
+        20,
+        ge=0,
+        description="On SIGTERM, how long a worker may finish the work in hand before it gives "
+        "the lease back and exits.",
     )
 
     catalog_file: Path | None = Field(

@@ -7,7 +7,8 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 
 import structlog
@@ -27,11 +28,13 @@ from agent.incidents.service import (
     attach_alert,
     claim_due_incident,
     find_open_incident,
+    lock_fingerprint,
     open_incident,
     park_incident,
     resolve_incident,
     set_run_state,
 )
+from agent.leases import Leased, heartbeat, release_lease
 from agent.logsetup import log_ids
 from agent.settings import Settings
 
@@ -59,6 +62,7 @@ class Worker:
         self._now = now
         self._turn = False
         self._wake = threading.Event()
+        self._holding: tuple[Leased, uuid.UUID] | None = None
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
     def run(self, stop: threading.Event) -> None:
@@ -118,13 +122,25 @@ class Worker:
                 .order_by(col(Alert.received_at))
             ).first()
             breach = first.breach() if first is not None else None
+        with self._leased(Incident, incident_id):
+            self._run_claimed(incident_id, status, run_state, breach, claimed_at)
+        return True
+
+    def _run_claimed(
+        self,
+        incident_id: uuid.UUID,
+        status: IncidentStatus,
+        run_state: RunState,
+        breach: Breach | None,
+        claimed_at: datetime,
+    ) -> None:
         if (
             status == IncidentStatus.resolved
             and run_state == RunState.waiting
             and self._runner.finished(incident_id)
         ):
             self._settle_failbacks(incident_id, claimed_at)
-            return True
+            return
         # A paused run of a resolved incident is resumed, so its approval is cancelled and the
         # run ends; one that never started has nothing to do.
         if breach is None or (status != IncidentStatus.open and run_state != RunState.waiting):
@@ -137,12 +153,11 @@ class Worker:
                     actor=WORKER_ACTOR,
                     incident_id=incident_id,
                 )
-            return True
+            return
         try:
             self._run_graph(incident_id, breach, claimed_at)
         except Exception:
             log.exception("incident.run_failed", incident_id=str(incident_id))
-        return True
 
     def _alert_once(self) -> bool:
         """Claim and correlate one alert; return False when none was waiting."""
@@ -161,7 +176,8 @@ class Worker:
             self._fail(alert_id, f"gave up after {attempts - 1} attempts")
             return True
         try:
-            self._process(alert_id)
+            with self._leased(Alert, alert_id):
+                self._process(alert_id)
         except Exception as exc:
             log.exception("alert.failed", alert_id=str(alert_id))
             self._fail(alert_id, f"{type(exc).__name__}: {exc}")
@@ -183,6 +199,7 @@ class Worker:
                 if breach.status == "resolved" and incident.status == IncidentStatus.resolved:
                     resolved = incident
             else:
+                lock_fingerprint(session=session, fingerprint=alert.fingerprint)
                 open_one = find_open_incident(session=session, fingerprint=alert.fingerprint)
                 if breach.status == "triggered" and open_one is None:
                     open_incident(
@@ -283,6 +300,32 @@ class Worker:
                 )
             else:
                 set_run_state(session=session, incident_id=incident_id, state=RunState.completed)
+
+    @contextmanager
+    def _leased(self, model: Leased, item_id: uuid.UUID) -> Iterator[None]:
+        """Hold the claim's lease (heartbeat) while the block runs; remember it for release()."""
+        self._holding = (model, item_id)
+        try:
+            with heartbeat(
+                self._engine,
+                model,
+                item_id,
+                worker_id=self.worker_id,
+                lease=timedelta(seconds=self._settings.worker_lease_seconds),
+                now=self._now,
+            ):
+                yield
+        finally:
+            self._holding = None
+
+    def release(self) -> None:
+        """Give back the lease of the work in hand (shutdown), so another worker takes it now."""
+        holding = self._holding
+        if holding is not None and release_lease(self._engine, *holding, self.worker_id):
+            kind = holding[0].__name__.lower()
+            log.info(
+                "worker.lease_released", worker_id=self.worker_id, **{f"{kind}_id": str(holding[1])}
+            )
 
     def _repeat_due(self, incident: Incident) -> bool:
         """Tell whether the last notice is older than the repeat interval (Alertmanager's)."""

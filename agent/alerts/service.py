@@ -11,9 +11,9 @@ from sqlalchemy import and_, or_
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from agent import metrics
 from agent.alerts.models import Alert, AlertState, Breach
 from agent.auditlog import AuditLog
+from agent.leases import note_lease_expired
 
 INGRESS_ACTOR = "ingress"
 
@@ -104,7 +104,7 @@ def claim_next_alert(
     if alert is None:
         return None
     if alert.state == AlertState.claimed:
-        metrics.LEASE_EXPIRIES.labels("alert").inc()
+        note_lease_expired("alert", alert.id, alert.claimed_by)
     alert.state = AlertState.claimed
     alert.claimed_by = worker_id
     alert.lease_until = moment + lease

@@ -6,15 +6,29 @@ import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_
+from sqlalchemy import or_, text
 from sqlmodel import Session, col, select
 
-from agent import metrics
 from agent.alerts.models import Alert, Breach
 from agent.auditlog import AuditLog
 from agent.incidents.models import Incident, IncidentStatus, RunState
+from agent.leases import note_lease_expired
 
 CORRELATOR_ACTOR = "correlator"
+
+
+def lock_fingerprint(*, session: Session, fingerprint: str) -> None:
+    """Serialise correlation per fingerprint until the transaction ends.
+
+    Two workers correlating alerts of one fingerprint at once must not both find no open
+    incident and open two. SQLite's write transactions are serial already; PostgreSQL takes a
+    transaction-scoped advisory lock on the fingerprint.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.connection().execute(
+            text("SELECT pg_advisory_xact_lock(hashtextextended(:fingerprint, 0))"),
+            {"fingerprint": fingerprint},
+        )
 
 
 def find_open_incident(*, session: Session, fingerprint: str) -> Incident | None:
@@ -122,7 +136,8 @@ def claim_due_incident(
     if due is None:
         return None
     if due.lease_until is not None:
-        metrics.LEASE_EXPIRIES.labels("incident").inc()
+        # Finished runs and released ones have no lease: this one's runner stopped beating.
+        note_lease_expired("incident", due.id, due.claimed_by)
     due.claimed_by = worker_id
     due.lease_until = moment + lease
     session.add(due)
