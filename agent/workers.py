@@ -24,6 +24,7 @@ from agent.auditlog import AuditLog
 from agent.db import make_engine, upgrade
 from agent.graph.runner import GraphRunner, make_checkpointer
 from agent.graph.state import RunContext
+from agent.metrics.server import start_metrics_server
 from agent.settings import Settings
 from agent.toolbox import Toolbox, build_analyst, build_toolbox
 from agent.worker import Worker
@@ -118,12 +119,14 @@ def run_workers(
     ]
     for thread in threads:
         thread.start()
+    scrape = start_metrics_server(settings, engine)  # REMEDIATOR_METRICS_PORT, when set
     log.info(
         "workers.started",
         concurrency=concurrency,
         pid=os.getpid(),
         database=engine.dialect.name,
         lease_seconds=settings.worker_lease_seconds,
+        metrics_port=scrape.port if scrape is not None else None,
     )
     while not stop.is_set() and any(t.is_alive() for t in threads):
         stop.wait(1.0)
@@ -134,6 +137,8 @@ def run_workers(
     for worker in busy:
         worker.release()
     log.info("workers.stopped", finished=len(workers) - len(busy), released=len(busy))
+    if scrape is not None:
+        scrape.stop()
     if busy:
         # The loops still running hold no lease now: end them here, before they do more.
         sys.stdout.flush()

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 from datetime import timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlmodel import Session
 
@@ -82,12 +84,19 @@ def test_a_released_alert_is_claimed_at_once_and_not_counted_as_expired(parts: P
         assert stored is not None and stored.claimed_by == "w-2"
 
 
-def test_the_worker_command_stops_on_sigterm_with_exit_0(tmp_path: Path) -> None:
+def test_the_worker_command_serves_metrics_and_stops_on_sigterm_with_exit_0(
+    tmp_path: Path,
+) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
     env = {
         **os.environ,
         "REMEDIATOR_ENV": "dev",
         "REMEDIATOR_DATABASE_URL": f"sqlite:///{tmp_path / 'w.db'}",
         "REMEDIATOR_LOG_FORMAT": "json",
+        "REMEDIATOR_HOST": "127.0.0.1",
+        "REMEDIATOR_METRICS_PORT": str(port),
     }
     log = tmp_path / "worker.log"
     with open(log, "wb") as out:
@@ -102,6 +111,8 @@ def test_the_worker_command_stops_on_sigterm_with_exit_0(tmp_path: Path) -> None
         while "workers.started" not in log.read_text() and time.monotonic() < deadline:
             assert process.poll() is None, log.read_text()
             time.sleep(0.1)
+        scraped = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10)
+        assert scraped.status_code == 200 and "remediator_incidents" in scraped.text
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=60) == 0
     text = log.read_text()
