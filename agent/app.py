@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gc
-import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -17,21 +16,20 @@ from agent import __version__
 from agent.alerts.arize import load_field_paths
 from agent.alerts.intake import AlertIntake
 from agent.alerts.routes import router as alerts_router
-from agent.auditlog import AuditLog
+from agent.approvals.routes import router as approvals_router
 from agent.changes.routes import router as changes_router
 from agent.db import make_engine, upgrade
 from agent.deps import Services
 from agent.doctor import CachedChecks, run_checks
-from agent.graph.runner import GraphRunner, make_checkpointer
-from agent.graph.state import RunContext
 from agent.health import router as health_router
+from agent.metrics.routes import router as metrics_router
 from agent.review.pages import router as pages_router
 from agent.review.routes import router as review_router
 from agent.review.service import ChainStatus
 from agent.settings import Settings
-from agent.toolbox import build_analyst, build_toolbox
+from agent.toolbox import build_toolbox
 from agent.worker import Worker, start_worker_thread
-from audit.redact import Redactor
+from agent.workers import build_runner, make_audit
 from audit.sqltypes import utcnow
 from runbooks.catalog import load_catalog
 from runbooks.library import SHIPPED_RUNBOOKS, load_runbooks
@@ -42,12 +40,7 @@ def create_app(
 ) -> FastAPI:
     """Build the service; the database is migrated and the worker started at start-up."""
     engine = make_engine(settings.database_url)
-    audit = AuditLog(
-        key=settings.audit_key.get_secret_value().encode(),
-        now=now,
-        redactor=Redactor(field_names=frozenset(settings.redact_fields)),
-        payload_policy=settings.payload_policy,
-    )
+    audit = make_audit(settings, now)
     tools = build_toolbox(settings)
     catalog = load_catalog(settings.catalog_file) if settings.catalog_file else None
     runbooks = load_runbooks(settings.runbooks_dir or SHIPPED_RUNBOOKS)
@@ -63,6 +56,7 @@ def create_app(
             name: "live" if live else "dry-run" for name, live in tools.configured().items()
         },
         intake=AlertIntake(engine, audit),
+        group_members=tools.chat.group_members if tools.chat is not None else None,
     )
 
     @asynccontextmanager
@@ -71,23 +65,21 @@ def create_app(
             upgrade(engine)
         stop = None
         thread = None
+        worker = None
         if run_worker:
-            context = RunContext(
-                settings=settings,
+            runner = build_runner(
+                settings,
                 engine=engine,
-                tools=tools,
                 audit=audit,
-                now=now,
+                tools=tools,
                 catalog=catalog,
                 runbooks=runbooks,
-                analyst=build_analyst(settings),
-                env=dict(os.environ),
+                now=now,
             )
-            context.warm_up()
-            runner = GraphRunner(context, make_checkpointer(settings))
             worker = Worker(settings=settings, engine=engine, audit=audit, runner=runner, now=now)
             thread, stop = start_worker_thread(worker)
             services.worker_alive = thread.is_alive
+            services.wake_worker = worker.wake
         services.intake.start()
         # What start-up built (~350k objects: SDKs, models, the graph) lives as long as the
         # process. Frozen, it is left out of the collector's full passes, each of which
@@ -97,9 +89,11 @@ def create_app(
             yield
         finally:
             await services.intake.close()
-            if stop is not None and thread is not None:
+            if stop is not None and thread is not None and worker is not None:
                 stop.set()
-                thread.join(timeout=30)
+                thread.join(timeout=settings.worker_shutdown_seconds)
+                if thread.is_alive():
+                    worker.release()
             engine.dispose()
 
     app = FastAPI(
@@ -110,8 +104,10 @@ def create_app(
     )
     app.state.services = services
     app.include_router(alerts_router)
+    app.include_router(approvals_router)
     app.include_router(changes_router)
     app.include_router(health_router)
+    app.include_router(metrics_router)
     app.include_router(review_router)
     app.include_router(pages_router)
 

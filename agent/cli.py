@@ -1,4 +1,4 @@
-"""The `remediator` command: serve, database, audit, sandbox and demo."""
+"""The `remediator` command: serve, approvals, database, audit, sandbox and demo."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from pydantic import ValidationError
 
+from agent.approvals import commands as approvals_commands
 from agent.settings import Settings
 
 if TYPE_CHECKING:
@@ -27,6 +28,8 @@ baseline_app = typer.Typer(help="Baselines of healthy dependencies.", no_args_is
 runbooks_app = typer.Typer(
     help="Runbooks: what the agent may do, per diagnosis.", no_args_is_help=True
 )
+app.command("approve")(approvals_commands.approve)
+app.command("approvals")(approvals_commands.approvals)
 app.add_typer(db_app, name="db")
 app.add_typer(audit_app, name="audit")
 app.add_typer(baseline_app, name="baseline")
@@ -71,8 +74,30 @@ def serve(
         host=host or settings.host,
         port=settings.port if port is None else port,
         log_level=settings.log_level,
+        # JSON logs: uvicorn's records go through the root logger's JSON handler.
+        log_config=None if settings.log_format == "json" else uvicorn.config.LOGGING_CONFIG,
         timeout_graceful_shutdown=30,
     )
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[
+        int, typer.Option("--concurrency", "-c", min=1, help="Worker loops (threads) to run.")
+    ] = 1,
+) -> None:
+    """Run worker loops without the API; SIGTERM finishes or hands back the work in hand."""
+    from agent.logsetup import configure_logging
+    from agent.workers import run_workers
+    from runbooks.loader import ConfigError
+
+    settings = load_settings()
+    configure_logging(settings)
+    try:
+        run_workers(settings, concurrency)
+    except (ValueError, ConfigError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
 
 
 @db_app.command("upgrade")
@@ -403,12 +428,31 @@ def sandbox(
     pagerduty_port: Annotated[int, typer.Option(help="PagerDuty emulator (HTTPS).")] = 8443,
     slack_port: Annotated[int, typer.Option(help="Slack emulator.")] = 8444,
     aws_port: Annotated[int, typer.Option(help="moto (AWS) server.")] = 8445,
+    host: Annotated[
+        str, typer.Option(help="Address the emulators listen on (0.0.0.0: every interface).")
+    ] = "127.0.0.1",
+    public_host: Annotated[
+        str | None,
+        typer.Option(
+            help="Name the service reaches the emulators by, in the printed URLs and the "
+            "certificate (e.g. the compose service name) [default: --host]."
+        ),
+    ] = None,
+    env_file: Annotated[
+        Path | None,
+        typer.Option(help="Also write the printed settings to this file (NAME=value lines)."),
+    ] = None,
 ) -> None:
     """Run the emulators standalone and print the settings that point the service at them."""
     from sandbox.stack import SandboxStack
 
+    if env_file is not None:
+        env_file.unlink(missing_ok=True)  # a stale file would name the last run's secrets
     stack = SandboxStack(
-        workdir, ports={"pagerduty": pagerduty_port, "slack": slack_port, "aws": aws_port}
+        workdir.resolve(),
+        host=host,
+        public_host=public_host,
+        ports={"pagerduty": pagerduty_port, "slack": slack_port, "aws": aws_port},
     )
     try:
         stack.start()
@@ -424,6 +468,11 @@ def sandbox(
     }
     for name, value in exports.items():
         typer.echo(f"export {name}={value}")
+    if env_file is not None:
+        # Written last and whole: its presence tells a waiting service the emulators are up.
+        partial = env_file.with_name(env_file.name + ".tmp")
+        partial.write_text("".join(f"{name}={value}\n" for name, value in exports.items()))
+        partial.replace(env_file)
     typer.echo("\nPress Ctrl-C to stop.")
     try:
         while True:

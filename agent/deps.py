@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hmac
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
@@ -11,6 +11,7 @@ from fastapi import Depends, HTTPException, Request, status
 from sqlalchemy import Engine
 from sqlmodel import Session
 
+from agent import metrics
 from agent.auditlog import AuditLog
 from agent.settings import Settings
 
@@ -34,6 +35,10 @@ class Services:
     """A callable telling whether the in-process worker runs; None when there is none."""
     intake: Any = None
     """The group-commit writer of accepted alerts (agent.alerts.intake.AlertIntake)."""
+    wake_worker: Any = None
+    """A callable that makes the in-process worker look for work now (after a decision)."""
+    group_members: Any = None
+    """A callable returning a Slack user group's members (approvers), when Slack is set up."""
 
 
 async def get_services(request: Request) -> Services:
@@ -54,10 +59,38 @@ def get_session(services: ServicesDep) -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
+async def read_bounded(
+    request: Request, limit: int, on_too_large: Callable[[], None] | None = None
+) -> bytes:
+    """Read the raw body, answering 413 as soon as it passes `limit` (chunked bodies too).
+
+    `on_too_large` is told first (the webhooks count the refusal).
+    """
+    too_large = HTTPException(
+        status.HTTP_413_CONTENT_TOO_LARGE, f"body larger than the limit of {limit} bytes"
+    )
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        if on_too_large is not None:
+            on_too_large()
+        raise too_large
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            if on_too_large is not None:
+                on_too_large()
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def bearer_token(request: Request) -> str:
     """Return the request's bearer token, or answer 401 saying what is missing."""
     header = request.headers.get("authorization")
     if not header:
+        _count_bad_token(request)
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
             "missing Authorization header: send 'Authorization: Bearer <webhook token>'",
@@ -65,6 +98,7 @@ def bearer_token(request: Request) -> str:
         )
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
+        _count_bad_token(request)
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
             "Authorization header must be 'Bearer <webhook token>'",
@@ -87,6 +121,7 @@ def check_webhook_token(request: Request, settings: Settings) -> None:
     given = bearer_token(request).encode()
     expected = settings.webhook_token.get_secret_value().encode()
     if not hmac.compare_digest(given, expected):
+        _count_bad_token(request)
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
             "invalid webhook token",
@@ -95,6 +130,11 @@ def check_webhook_token(request: Request, settings: Settings) -> None:
 
 
 WebhookAuth = Depends(require_webhook_token)
+
+
+def _count_bad_token(request: Request) -> None:
+    """Count a webhook delivery refused for its token (other routes' 401s are not alerts)."""
+    metrics.count_refused(request.url.path, "bad_token")
 
 
 VIEWER_COOKIE = "remediator_viewer"

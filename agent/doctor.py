@@ -52,6 +52,7 @@ def run_checks(
             rows.append(CheckRow("settings", role, "-", True, "not configured: dry-run"))
         else:
             targets.append(("settings", role, maybe))
+    rows.append(_approvals_row(settings))
     for name in sorted(catalog.services) if catalog else []:
         try:
             tools = build_service_tools(settings, catalog, name, env)  # type: ignore[arg-type]
@@ -74,6 +75,20 @@ def run_checks(
                 ok, detail = False, f"no answer within {timeout:.0f}s"
             rows.append(CheckRow(scope, role, adapter.name, ok, detail))
     return sorted(rows, key=lambda r: (r.scope != "settings", r.scope, r.role))
+
+
+def _approvals_row(settings: Settings) -> CheckRow:
+    """Say where approvals can be given; no way at all is not an error (they expire: deny)."""
+    ways = []
+    if settings.slack_signing_secret is not None:
+        ways.append("Slack buttons (/slack/interactions)")
+    if settings.approver_token is not None:
+        ways.append("POST /approvals/{id}")
+    ways.append("remediator approve")
+    detail = "by " + ", ".join(ways)
+    if settings.slack_signing_secret is None:
+        detail += "; Slack buttons are off: set REMEDIATOR_SLACK_SIGNING_SECRET"
+    return CheckRow("settings", "approvals", "-", True, detail)
 
 
 def _check(adapter: Checkable) -> tuple[bool, str]:

@@ -27,6 +27,7 @@ from sqlmodel import Session, col, select
 
 from agent.app import create_app
 from agent.db import make_engine
+from agent.evaluation_approvers import Approvers, ScenarioClock
 from agent.evaluation_world import (
     ANALYST_MODEL,
     AlertStep,
@@ -58,6 +59,8 @@ __all__ = [
 ]
 
 FINISHED = ("completed", "failed", "skipped")
+SIGNING_SECRET = secrets.token_hex(16)
+APPROVAL_OUTCOMES = ("approved", "rejected", "expired", "cancelled")
 ACTION_ORDER = ("failover", "rollback", "failback", "page", "notify")
 Outcome = Literal["pass", "fail", "skip"]
 
@@ -107,6 +110,8 @@ class SeenIncident:
     verification: list[str] = field(default_factory=list)
     analyst: list[str] = field(default_factory=list)
     """Per consultation: adopted, discarded or unusable."""
+    approvals: list[str] = field(default_factory=list)
+    """Each approval request's outcome: approved, rejected, expired or cancelled."""
     evidence: list[str] = field(default_factory=list)
 
     @property
@@ -125,6 +130,7 @@ class Observation:
     failovers: list[dict[str, Any]]
     slack_messages: int
     llm_calls: int
+    refused_clicks: int = 0
 
     @property
     def actions(self) -> list[SeenAction]:
@@ -217,6 +223,14 @@ def compare(expected: Expected, seen: Observation, *, llm: bool) -> list[str]:
     ):
         problems.append(
             f"slack: {seen.slack_messages} messages, at most {expected.max_slack_messages} expected"
+        )
+    if expected.approvals is not None:
+        got_approvals = [a for i in incidents for a in i.approvals]
+        if got_approvals != expected.approvals:
+            problems.append(f"approvals: expected {expected.approvals}, got {got_approvals}")
+    if expected.refused_clicks is not None and seen.refused_clicks != expected.refused_clicks:
+        problems.append(
+            f"refused clicks: expected {expected.refused_clicks}, got {seen.refused_clicks}"
         )
     if expected.max_llm_calls is not None and seen.llm_calls > expected.max_llm_calls:
         problems.append(f"LLM calls: {seen.llm_calls}, at most {expected.max_llm_calls} expected")
@@ -342,15 +356,27 @@ def run_scenario(scenario: Scenario, *, workdir: Path, llm: bool = False) -> Sce
         staged = stage_world(stack, scenario.world, workdir, breach=breach, llm=llm)
         with _sandbox_environment(stack):
             settings = _settings(scenario, stack, staged, workdir, llm=llm)
-            server = EmulatorServer(create_app(settings), lifespan="on").start()
+            scenario_clock = ScenarioClock()
+            server = EmulatorServer(
+                create_app(settings, now=scenario_clock.now), lifespan="on"
+            ).start()
             try:
-                client = _Client(server.url, settings.webhook_token.get_secret_value())
+                approvers = Approvers(
+                    scenario.world.approval,
+                    stack=stack,
+                    url=server.url,
+                    signing_secret=SIGNING_SECRET,
+                    engine=make_engine(settings.database_url),
+                    clock=scenario_clock,
+                )
+                client = _Client(server.url, settings.webhook_token.get_secret_value(), approvers)
                 client.deploy(scenario, breach_time)
                 clock = time.monotonic()
                 deadline = clock + scenario.world.timeout_seconds
                 failures += client.play(steps, deadline)
                 elapsed = time.monotonic() - clock
                 observation = _observe(settings, stack, staged)
+                observation.refused_clicks = approvers.refused
             finally:
                 server.stop()
     except Exception as exc:  # a broken run is a failed scenario, not the end of the evaluation
@@ -477,6 +503,7 @@ def _settings(
         "aws_region": SANDBOX_REGION,
         "cloudwatch_log_groups": [stack.log_group],
         "logs_query_timeout_seconds": 5,
+        "slack_signing_secret": SIGNING_SECRET,
     }
     if llm:
         values.update(
@@ -491,7 +518,8 @@ def _settings(
 class _Client:
     """The scenario's side of the service's HTTP API."""
 
-    def __init__(self, url: str, token: str) -> None:
+    def __init__(self, url: str, token: str, approvers: Approvers) -> None:
+        self._approvers = approvers
         self._http = httpx.Client(
             base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=10, trust_env=False
         )
@@ -547,6 +575,7 @@ class _Client:
                 continue
             if time.monotonic() > deadline:
                 return False
+            self._approvers.answer_pending()
             time.sleep(0.05)
         return True
 
@@ -593,6 +622,7 @@ def _observe(settings: Settings, stack: SandboxStack, staged: StagedWorld) -> Ob
 def _incident(incident: Incident, events: list[tuple[str, dict[str, Any]]]) -> SeenIncident:
     seen = SeenIncident(id=str(incident.id), run_state=str(incident.run_state))
     started: tuple[str, str | None] | None = None
+    notices: list[SeenAction] = []
     for kind, data in events:
         if kind == "runbook.matched":
             seen.runbook = str(data.get("runbook", "")).split("@")[0]
@@ -600,12 +630,15 @@ def _incident(incident: Incident, events: list[tuple[str, dict[str, Any]]]) -> S
             seen.diagnosis = data
         elif kind == "probe.completed":
             seen.evidence.append(str(data.get("summary", "")))
-        elif kind == "decision.made":
-            seen.actions += [
+        elif kind in ("decision.made", "decision.updated"):
+            # Notices are told in Slack as planned; the plan after the approvals is the last word.
+            notices = [
                 SeenAction("notify", "done", item.get("severity"))
                 for item in data.get("plan", [])
                 if item.get("kind") == "notify" and item.get("status") == "planned"
             ]
+        elif kind.startswith("approval.") and kind.split(".", 1)[1] in APPROVAL_OUTCOMES:
+            seen.approvals.append(kind.split(".", 1)[1])
         elif kind == "action.started":
             started = (str(data.get("action")), _severity(str(data.get("summary", ""))))
         elif kind in ("action.succeeded", "action.failed") and started is not None:
@@ -625,6 +658,7 @@ def _incident(incident: Incident, events: list[tuple[str, dict[str, Any]]]) -> S
             seen.analyst.append("adopted" if data.get("status") == "ok" else "unusable")
         elif kind == "analyst.proposal_discarded" and seen.analyst:
             seen.analyst[-1] = "discarded"
+    seen.actions += notices
     return seen
 
 

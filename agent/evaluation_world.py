@@ -198,6 +198,17 @@ class SettingsWorld(Strict):
     logs_query_timeout_seconds: float | None = Field(None, gt=0, le=30)
 
 
+class ApprovalWorld(Strict):
+    """What the approvers do when the agent asks for approval."""
+
+    answer: Literal["approve", "reject", "none"] = "none"
+    """`none` (default): nobody answers and the request expires (the clock is moved past it)."""
+    by: str | None = Field(None, pattern=r"^[UW][A-Z0-9]{2,}$")
+    """Who clicks (a Slack user id); default: the first approver listed in the request."""
+    strangers: list[str] = Field(default_factory=list)
+    """Slack users not on the list who click Approve first; each click must be refused."""
+
+
 class World(Strict):
     """The state of every outside system while the scenario's alerts arrive."""
 
@@ -213,6 +224,7 @@ class World(Strict):
     analyst: AnalystWorld | None = None
     runbooks: RunbooksWorld = Field(default_factory=RunbooksWorld)
     settings: SettingsWorld = Field(default_factory=SettingsWorld)
+    approval: ApprovalWorld = Field(default_factory=ApprovalWorld)
     timeout_seconds: float = Field(60, gt=0, le=600)
 
     @field_validator("endpoint")
@@ -293,6 +305,10 @@ class Expected(Strict):
     max_slack_messages: int | None = Field(None, ge=0)
     max_llm_calls: int | None = Field(None, ge=0)
     analyst: ExpectedAnalyst | None = None
+    approvals: list[Literal["approved", "rejected", "expired", "cancelled"]] | None = None
+    """Each approval request's outcome, in order; [] means none was asked for."""
+    refused_clicks: int | None = Field(None, ge=0)
+    """How many clicks (of the world's strangers) the service refused."""
 
     @field_validator("diagnosis", mode="before")
     @classmethod

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 import logging
-from collections.abc import MutableMapping
-from typing import Any
+from collections.abc import Callable, MutableMapping
+from typing import Any, ParamSpec, TypeVar
 
 import structlog
 
 from agent.settings import Settings
 from audit.redact import Redactor
+
+P = ParamSpec("P")
+R = TypeVar("R")
+LOG_IDS = ("alert_id", "incident_id")
 
 
 def configure_logging(settings: Settings) -> None:
@@ -27,16 +33,60 @@ def configure_logging(settings: Settings) -> None:
     ) -> MutableMapping[str, Any]:
         return {key: redactor.value(value) for key, value in event.items()}
 
+    stamp = structlog.processors.TimeStamper(fmt="iso", utc=True)
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.processors.format_exc_info,
             redact,
             structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            stamp,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
         cache_logger_on_first_use=True,
     )
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    if settings.log_format != "json":
+        logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+        return
+    # The standard library's records (uvicorn, the SDKs' retry warnings) become JSON lines too,
+    # with the same log ids, so one parser reads everything the process writes.
+    handler = logging.StreamHandler()
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[
+                structlog.contextvars.merge_contextvars,
+                structlog.stdlib.add_logger_name,
+                structlog.processors.format_exc_info,
+                redact,
+                structlog.processors.add_log_level,
+                stamp,
+            ],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                renderer,
+            ],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers = [handler]
+    root.setLevel(level)
+
+
+def log_ids(func: Callable[P, R]) -> Callable[P, R]:
+    """Bind the call's `alert_id` / `incident_id` argument to every log line made during it.
+
+    The ids live in structlog's context variables, so lines from deeper down (graph nodes, tools,
+    the SDKs' own warnings) carry them without passing them along.
+    """
+    signature = inspect.signature(func)
+    names = [name for name in LOG_IDS if name in signature.parameters]
+
+    @functools.wraps(func)
+    def bound(*args: P.args, **kwargs: P.kwargs) -> R:
+        given = signature.bind_partial(*args, **kwargs).arguments
+        ids = {name: str(given[name]) for name in names if given.get(name) is not None}
+        with structlog.contextvars.bound_contextvars(**ids):
+            return func(*args, **kwargs)
+
+    return bound

@@ -62,8 +62,21 @@ class Settings(BaseSettings):
         "hash (sha256 and length) or none.",
     )
     max_body_bytes: int = Field(256 * 1024, gt=0, description="Largest accepted webhook body.")
-    host: str = Field("127.0.0.1", description="Address `remediator serve` listens on.")
+    host: str = Field(
+        "127.0.0.1",
+        description="Address `remediator serve` (and a worker's metrics server) listens on.",
+    )
     port: int = Field(8080, ge=0, le=65535, description="Port `remediator serve` listens on.")
+    metrics_port: int | None = Field(
+        None,
+        ge=0,
+        le=65535,
+        description="Port of the metrics server of a process without the API (`remediator "
+        "worker`); unset: none. The API serves GET /metrics on its own port.",
+    )
+    metrics_token: SecretStr | None = Field(
+        None, description="Bearer token Prometheus must send to read /metrics; unset: open."
+    )
     log_format: Literal["console", "json"] = Field("console", description="Log renderer.")
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info", description="Log level."
@@ -75,10 +88,17 @@ class Settings(BaseSettings):
     worker_lease_seconds: float = Field(
         300,
         gt=0,
-        description="How long a claimed alert stays claimed before another worker may retry it.",
+        description="How long a claim (an alert, an incident's run) outlives its worker's last "
+        "heartbeat; the worker renews it every third of this while it works.",
     )
     worker_max_attempts: int = Field(
         5, ge=1, description="Claims of one alert before it is failed."
+    )
+    worker_shutdown_seconds: float = Field(
+        20,
+        ge=0,
+        description="On SIGTERM, how long a worker may finish the work in hand before it gives "
+        "the lease back and exits.",
     )
 
     catalog_file: Path | None = Field(
@@ -151,6 +171,16 @@ class Settings(BaseSettings):
         1.0, ge=0, description="Messages to one channel are paced this far apart (Slack: ~1/s)."
     )
 
+    slack_signing_secret: SecretStr | None = Field(
+        None,
+        description="The Slack app's signing secret; unset means POST /slack/interactions is off.",
+    )
+    approver_token: SecretStr | None = Field(
+        None,
+        description="Bearer token of POST /approvals/{id} (approvals without Slack); "
+        "unset means that route is off.",
+    )
+
     @field_validator("cloudwatch_log_groups", "redact_fields", mode="before")
     @classmethod
     def _split_groups(cls, value: object) -> object:
@@ -162,7 +192,8 @@ class Settings(BaseSettings):
     def _refuse_placeholder_secrets(self) -> Settings:
         if self.env == "dev":
             return self
-        for name in ("webhook_token", "audit_key", "viewer_token"):
+        secrets = ("webhook_token", "audit_key", "viewer_token", "approver_token", "metrics_token")
+        for name in secrets:
             secret = getattr(self, name)
             if secret is None:
                 continue

@@ -12,7 +12,7 @@ from tools.chat_slack import SlackChat
 from tools.llm_analyst import LlmAnalyst
 from tools.logs_cloudwatch import CloudWatchLogSource
 from tools.pager_pagerduty import PagerDutyEventsPager, PagerDutyRestPager
-from tools.protocols import ChatNotifier, LogSource, Pager
+from tools.protocols import ChatWorkspace, LogSource, Pager
 
 
 @dataclass(frozen=True)
@@ -21,7 +21,7 @@ class Toolbox:
 
     logs: LogSource | None
     pager: Pager | None
-    chat: ChatNotifier | None
+    chat: ChatWorkspace | None
     chat_channel: str | None
     incidents: PagerDutyRestPager | None = None
     """PagerDuty REST (notes on paged incidents), when an API key is configured."""
@@ -62,7 +62,7 @@ def build_toolbox(settings: Settings) -> Toolbox:
             ca_bundle=settings.pagerduty_ca_bundle,
             timeout_seconds=settings.pagerduty_timeout_seconds,
         )
-    chat: ChatNotifier | None = None
+    chat: ChatWorkspace | None = None
     if settings.slack_bot_token is not None:
         chat = SlackChat(
             settings.slack_bot_token.get_secret_value(),

@@ -7,28 +7,35 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 
 import structlog
 from sqlalchemy import Engine
 from sqlmodel import col, select
 
+from agent import metrics
 from agent.alerts.models import Alert, Breach
 from agent.alerts.service import claim_next_alert, finish_alert
+from agent.approvals.service import wake_incident
 from agent.auditlog import AuditLog
 from agent.db import session_scope
-from agent.graph.followup import renotify, resolve_outside
+from agent.graph.followup import renotify, resolve_outside, settle_failbacks
 from agent.graph.runner import GraphRunner
 from agent.incidents.models import Incident, IncidentStatus, RunState
 from agent.incidents.service import (
     attach_alert,
     claim_due_incident,
     find_open_incident,
+    lock_fingerprint,
     open_incident,
+    park_incident,
     resolve_incident,
     set_run_state,
 )
+from agent.leases import Leased, heartbeat, release_lease
+from agent.logsetup import log_ids
 from agent.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -54,6 +61,8 @@ class Worker:
         self._runner = runner
         self._now = now
         self._turn = False
+        self._wake = threading.Event()
+        self._holding: tuple[Leased, uuid.UUID] | None = None
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
     def run(self, stop: threading.Event) -> None:
@@ -71,8 +80,14 @@ class Worker:
                 log.exception("worker.error", worker_id=self.worker_id)
                 worked = False
             if not worked:
-                stop.wait(self._settings.worker_poll_seconds)
+                # Sleep until the poll interval passes, or until a decision wakes us sooner.
+                self._wake.wait(self._settings.worker_poll_seconds)
+                self._wake.clear()
         log.info("worker.stopped", worker_id=self.worker_id)
+
+    def wake(self) -> None:
+        """Look for work now instead of at the next poll (an approval was just decided)."""
+        self._wake.set()
 
     def run_once(self) -> bool:
         """Correlate an alert or run a due investigation, taking turns; False when idle.
@@ -90,6 +105,7 @@ class Worker:
 
     def _incident_once(self) -> bool:
         """Claim one incident whose investigation is due and run (or resume) its graph."""
+        claimed_at = self._now()
         with session_scope(self._engine) as session:
             incident = claim_due_incident(
                 session=session,
@@ -99,14 +115,35 @@ class Worker:
             )
             if incident is None:
                 return False
-            incident_id, status = incident.id, incident.status
+            incident_id, status, run_state = incident.id, incident.status, incident.run_state
             first = session.exec(
                 select(Alert)
                 .where(Alert.incident_id == incident_id)
                 .order_by(col(Alert.received_at))
             ).first()
             breach = first.breach() if first is not None else None
-        if status != IncidentStatus.open or breach is None:
+        with self._leased(Incident, incident_id):
+            self._run_claimed(incident_id, status, run_state, breach, claimed_at)
+        return True
+
+    def _run_claimed(
+        self,
+        incident_id: uuid.UUID,
+        status: IncidentStatus,
+        run_state: RunState,
+        breach: Breach | None,
+        claimed_at: datetime,
+    ) -> None:
+        if (
+            status == IncidentStatus.resolved
+            and run_state == RunState.waiting
+            and self._runner.finished(incident_id)
+        ):
+            self._settle_failbacks(incident_id, claimed_at)
+            return
+        # A paused run of a resolved incident is resumed, so its approval is cancelled and the
+        # run ends; one that never started has nothing to do.
+        if breach is None or (status != IncidentStatus.open and run_state != RunState.waiting):
             with session_scope(self._engine) as session:
                 set_run_state(session=session, incident_id=incident_id, state=RunState.skipped)
                 self._audit.record(
@@ -116,12 +153,11 @@ class Worker:
                     actor=WORKER_ACTOR,
                     incident_id=incident_id,
                 )
-            return True
+            return
         try:
-            self._run_graph(incident_id, breach)
+            self._run_graph(incident_id, breach, claimed_at)
         except Exception:
             log.exception("incident.run_failed", incident_id=str(incident_id))
-        return True
 
     def _alert_once(self) -> bool:
         """Claim and correlate one alert; return False when none was waiting."""
@@ -140,12 +176,14 @@ class Worker:
             self._fail(alert_id, f"gave up after {attempts - 1} attempts")
             return True
         try:
-            self._process(alert_id)
+            with self._leased(Alert, alert_id):
+                self._process(alert_id)
         except Exception as exc:
             log.exception("alert.failed", alert_id=str(alert_id))
             self._fail(alert_id, f"{type(exc).__name__}: {exc}")
         return True
 
+    @log_ids
     def _process(self, alert_id: uuid.UUID) -> None:
         resolved: Incident | None = None
         repeat: Incident | None = None
@@ -161,6 +199,7 @@ class Worker:
                 if breach.status == "resolved" and incident.status == IncidentStatus.resolved:
                     resolved = incident
             else:
+                lock_fingerprint(session=session, fingerprint=alert.fingerprint)
                 open_one = find_open_incident(session=session, fingerprint=alert.fingerprint)
                 if breach.status == "triggered" and open_one is None:
                     open_incident(
@@ -174,6 +213,8 @@ class Worker:
                     resolve_incident(
                         session=session, audit=self._audit, alert=alert, incident=open_one
                     )
+                    # A run paused for an approval resumes now, to cancel it and finish.
+                    wake_incident(session=session, incident_id=open_one.id, now=self._now())
                     resolved = open_one
                 elif open_one is not None:
                     attach_alert(session=session, audit=self._audit, alert=alert, incident=open_one)
@@ -190,17 +231,25 @@ class Worker:
                         alert_id=alert.id,
                     )
         if resolved is not None:
-            resolve_outside(self._runner.context, self._runner.state(resolved.id), resolved)
+            before = self._now()
+            wake = resolve_outside(self._runner.context, self._runner.state(resolved.id), resolved)
+            if wake is not None:  # a failback waits for its approval
+                with session_scope(self._engine) as session:
+                    park_incident(
+                        session=session, incident_id=resolved.id, wake=wake, claimed_at=before
+                    )
         if repeat is not None:
             renotify(self._runner.context, self._runner.state(repeat.id), repeat, breach)
         with session_scope(self._engine) as session:
             finish_alert(session=session, alert_id=alert_id, now=self._now)
 
-    def _run_graph(self, incident_id: uuid.UUID, breach: Breach) -> None:
+    @metrics.RUNS_IN_FLIGHT.track_inprogress()
+    @log_ids
+    def _run_graph(self, incident_id: uuid.UUID, breach: Breach, claimed_at: datetime) -> None:
         with session_scope(self._engine) as session:
             set_run_state(session=session, incident_id=incident_id, state=RunState.running)
         try:
-            self._runner.run(incident_id, breach)
+            outcome = self._runner.run(incident_id, breach)
         except Exception as exc:
             with session_scope(self._engine) as session:
                 set_run_state(session=session, incident_id=incident_id, state=RunState.failed)
@@ -212,6 +261,20 @@ class Worker:
                     incident_id=incident_id,
                 )
             raise
+        if outcome.waiting_until is not None:
+            with session_scope(self._engine) as session:
+                park_incident(
+                    session=session,
+                    incident_id=incident_id,
+                    wake=outcome.waiting_until,
+                    claimed_at=claimed_at,
+                )
+            log.info(
+                "incident.waiting_for_approval",
+                incident_id=str(incident_id),
+                until=outcome.waiting_until.isoformat(),
+            )
+            return
         with session_scope(self._engine) as session:
             set_run_state(session=session, incident_id=incident_id, state=RunState.completed)
             self._audit.record(
@@ -223,12 +286,54 @@ class Worker:
             )
         log.info("incident.run_completed", incident_id=str(incident_id))
 
+    def _settle_failbacks(self, incident_id: uuid.UUID, claimed_at: datetime) -> None:
+        """Carry out the decided failbacks of a resolved incident; wait again for the rest."""
+        with session_scope(self._engine) as session:
+            incident = session.get(Incident, incident_id)
+            assert incident is not None
+            session.expunge(incident)
+        wake = settle_failbacks(self._runner.context, self._runner.state(incident_id), incident)
+        with session_scope(self._engine) as session:
+            if wake is not None:
+                park_incident(
+                    session=session, incident_id=incident_id, wake=wake, claimed_at=claimed_at
+                )
+            else:
+                set_run_state(session=session, incident_id=incident_id, state=RunState.completed)
+
+    @contextmanager
+    def _leased(self, model: Leased, item_id: uuid.UUID) -> Iterator[None]:
+        """Hold the claim's lease (heartbeat) while the block runs; remember it for release()."""
+        self._holding = (model, item_id)
+        try:
+            with heartbeat(
+                self._engine,
+                model,
+                item_id,
+                worker_id=self.worker_id,
+                lease=timedelta(seconds=self._settings.worker_lease_seconds),
+                now=self._now,
+            ):
+                yield
+        finally:
+            self._holding = None
+
+    def release(self) -> None:
+        """Give back the lease of the work in hand (shutdown), so another worker takes it now."""
+        holding = self._holding
+        if holding is not None and release_lease(self._engine, *holding, self.worker_id):
+            kind = holding[0].__name__.lower()
+            log.info(
+                "worker.lease_released", worker_id=self.worker_id, **{f"{kind}_id": str(holding[1])}
+            )
+
     def _repeat_due(self, incident: Incident) -> bool:
         """Tell whether the last notice is older than the repeat interval (Alertmanager's)."""
         last = incident.last_notified_at or incident.opened_at
         elapsed = (self._now() - last).total_seconds()
         return elapsed >= self._settings.repeat_interval_seconds
 
+    @log_ids
     def _fail(self, alert_id: uuid.UUID, reason: str) -> None:
         with session_scope(self._engine) as session:
             finish_alert(session=session, alert_id=alert_id, now=self._now, error=reason)
@@ -243,9 +348,21 @@ class Worker:
 
 def start_worker_thread(worker: Worker) -> tuple[threading.Thread, threading.Event]:
     """Run a worker on a daemon thread; set the returned event to stop it."""
-    stop = threading.Event()
+    stop = _StopEvent(worker)
     thread = threading.Thread(
         target=worker.run, args=(stop,), name="remediator-worker", daemon=True
     )
     thread.start()
     return thread, stop
+
+
+class _StopEvent(threading.Event):
+    """The worker's stop flag; setting it also ends the worker's wait for work at once."""
+
+    def __init__(self, worker: Worker) -> None:
+        super().__init__()
+        self._worker = worker
+
+    def set(self) -> None:
+        super().set()
+        self._worker.wake()

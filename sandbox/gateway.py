@@ -43,6 +43,8 @@ class Fault:
     retry_after: int | None = None
     delay_seconds: float = 0.0
     malformed: bool = False
+    hold_seconds: float = 0.0
+    """Process the request, then hold the answer this long (a caller may die meanwhile)."""
 
 
 @dataclass
@@ -88,6 +90,11 @@ class GatewayState:
         """Hold the next `times` requests for `seconds` before processing them."""
         with self.lock:
             self.faults.extend(Fault(delay_seconds=seconds) for _ in range(times))
+
+    def hold_next(self, seconds: float, times: int = 1) -> None:
+        """Carry out the next `times` requests, then hold each answer for `seconds`."""
+        with self.lock:
+            self.faults.extend(Fault(hold_seconds=seconds) for _ in range(times))
 
     def malform_next(self, times: int = 1) -> None:
         """Process the next `times` requests but cut their answers' bodies in half."""
@@ -197,6 +204,8 @@ def create_gateway_app(state: GatewayState) -> FastAPI:
                 answer.headers["Retry-After"] = str(fault.retry_after)
             return answer
         response = await call_next(request)
+        if fault is not None and fault.hold_seconds:
+            await asyncio.sleep(fault.hold_seconds)
         if fault is None or not fault.malformed:
             return response
         body = b"".join([chunk async for chunk in response.body_iterator])  # type: ignore[attr-defined]

@@ -7,6 +7,10 @@ summary ≤ 1024, source and severity critical|error|warning|info; 202 with the 
 As in PagerDuty, a trigger that opens an alert opens an incident on the routing key's service with
 incident_key = dedup_key (or joins that service's open incident with that key); acknowledging or
 resolving the alert acknowledges or resolves the incident.
+
+Knobs for tests, on PagerDutyState: `fail_next` and `answer_malformed_next` (faults instead of
+processing), `delay_seconds` (latency on every event), `hold_next` (a crash window: hold one event
+before it takes effect, or hold its answer after it did).
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import threading
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
@@ -68,6 +72,17 @@ class Fault:
         return JSONResponse(error_body, status_code=self.status, headers=headers)
 
 
+HoldPoint = Literal["before", "after"]
+
+
+@dataclass
+class Hold:
+    """A pause of one event, before or after it is processed (PagerDutyState.hold_next)."""
+
+    seconds: float
+    when: HoldPoint
+
+
 @dataclass
 class PagerDutyState:
     """What the emulator received, the alerts and incidents it holds, and the faults queued.
@@ -92,6 +107,20 @@ class PagerDutyState:
     routing_services: dict[str, str] = field(default_factory=dict)
     queries: list[dict[str, list[str]]] = field(default_factory=list)
     delay_seconds: float = 0.0
+    holds: deque[Hold] = field(default_factory=deque)
+    held: int = 0
+    """Events held at this moment (see hold_next)."""
+
+    def hold_next(self, seconds: float, *, when: HoldPoint, times: int = 1) -> None:
+        """Hold each of the next `times` events for `seconds`: a window for a crash test.
+
+        `before`: the event waits unprocessed; if its sender disconnects meanwhile (killed),
+        it is dropped unrecorded, as a server does with a request whose client went away.
+        `after`: the event is processed and recorded, then its answer waits: a sender killed
+        in that window has had its effect without learning it.
+        """
+        with self.lock:
+            self.holds.extend(Hold(seconds, when) for _ in range(times))
 
     def fail_next(self, status: int, times: int = 1, retry_after: int | None = None) -> None:
         """Answer the next `times` requests with this HTTP status instead of processing them."""
@@ -221,8 +250,11 @@ def create_pagerduty_app(state: PagerDutyState) -> FastAPI:
             await asyncio.sleep(state.delay_seconds)
         with state.lock:
             fault = state.take_fault()
+            hold = state.holds.popleft() if state.holds else None
         if fault is not None:
             return fault.response({"status": "error", "message": "injected fault"})
+        if hold is not None and hold.when == "before" and await _held(state, hold, request):
+            return Response(status_code=499)  # nobody is listening any more
         if len(body) > MAX_EVENT_BYTES:
             return _invalid(state, None, ["Event is larger than 512 KB"])
         try:
@@ -232,7 +264,10 @@ def create_pagerduty_app(state: PagerDutyState) -> FastAPI:
         errors = validate_event(event, state.routing_keys)
         if errors:
             return _invalid(state, event, errors)
-        return _process(state, event, str(request.base_url))
+        answer = _process(state, event, str(request.base_url))
+        if hold is not None and hold.when == "after":
+            await _held(state, hold, request)
+        return answer
 
     @app.get("/_sandbox/events")
     def received() -> dict[str, Any]:
@@ -240,6 +275,22 @@ def create_pagerduty_app(state: PagerDutyState) -> FastAPI:
 
     add_rest_routes(app, state)
     return app
+
+
+async def _held(state: PagerDutyState, hold: Hold, request: Request) -> bool:
+    """Wait out a hold; return True as soon as the sender has disconnected."""
+    with state.lock:
+        state.held += 1
+    try:
+        deadline = asyncio.get_running_loop().time() + hold.seconds
+        while asyncio.get_running_loop().time() < deadline:
+            if await request.is_disconnected():
+                return True
+            await asyncio.sleep(0.05)
+        return False
+    finally:
+        with state.lock:
+            state.held -= 1
 
 
 def _invalid(state: PagerDutyState, event: Any, errors: list[str]) -> JSONResponse:

@@ -1,4 +1,7 @@
-"""Slack Web API emulator: auth.test, chat.postMessage and chat.update, with Slack's errors.
+"""Slack Web API emulator: auth.test, chat.postMessage, chat.update, usergroups.users.list.
+
+It also plays the Slack user: `click` sends a button's interaction to the service exactly as
+Slack does (form-encoded `payload`, signed with the app's signing secret).
 
 Contract (CONTRACTS.md): POST <base>/api/<method>, JSON or form body, bearer token xoxb-…;
 application errors are HTTP 200 with {"ok": false, "error": …}; about one message per second per
@@ -9,6 +12,8 @@ posted (`message_not_found` for an unknown ts, `cant_update_message` for someone
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import json
 import threading
 import time
@@ -16,12 +21,17 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlencode
 
+import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
 MAX_TEXT = 40_000
+MAX_ACTION_ID = 255
+MAX_BUTTON_VALUE = 2000
+MAX_BUTTON_TEXT = 75
+BUTTON_STYLES = ("primary", "danger")
 MAX_BLOCKS = 50
 HEADER_TEXT = 150
 SECTION_TEXT = 3000
@@ -63,6 +73,8 @@ class SlackState:
     lock: threading.Lock = field(default_factory=threading.Lock)
     faults: deque[SlackFault] = field(default_factory=deque)
     delay_seconds: float = 0.0
+    usergroups: dict[str, list[str]] = field(default_factory=dict)
+    """User group id (S…) → its members' user ids, for usergroups.users.list."""
 
     def fail_next(self, status: int, times: int = 1, retry_after: int | None = None) -> None:
         """Answer the next `times` calls with this HTTP status instead of processing them."""
@@ -90,6 +102,12 @@ class SlackState:
         self._counter += 1
         return f"{int(time.time())}.{self._counter:06d}"
 
+    def message(self, ts: str) -> dict[str, Any] | None:
+        """Return the message posted with this ts (as last edited)."""
+        with self.lock:
+            found = next((m for m in self.messages if m["ts"] == ts), None)
+            return dict(found) if found is not None else None
+
     def snapshot(self) -> dict[str, Any]:
         """Return every message and call, for tests and the demo."""
         with self.lock:
@@ -111,6 +129,8 @@ def _blocks_error(blocks: Any) -> str | None:
     for block in blocks:
         if not isinstance(block, dict) or not isinstance(block.get("type"), str):
             return "invalid_blocks"
+        if block["type"] == "actions" and not _elements_ok(block.get("elements")):
+            return "invalid_blocks"
         text = block.get("text")
         limit = HEADER_TEXT if block["type"] == "header" else SECTION_TEXT
         if text is not None:
@@ -119,6 +139,27 @@ def _blocks_error(blocks: Any) -> str | None:
             if len(str(text.get("text", ""))) > limit:
                 return "invalid_blocks"
     return None
+
+
+def _elements_ok(elements: Any) -> bool:
+    """Check an actions block's buttons as Slack does (ids, values, labels, styles)."""
+    if not isinstance(elements, list) or not 1 <= len(elements) <= 25:
+        return False
+    for element in elements:
+        if not isinstance(element, dict) or element.get("type") != "button":
+            return False
+        text = element.get("text")
+        if not isinstance(text, dict) or text.get("type") != "plain_text":
+            return False
+        if not 0 < len(str(text.get("text", ""))) <= MAX_BUTTON_TEXT:
+            return False
+        if len(str(element.get("action_id", ""))) > MAX_ACTION_ID:
+            return False
+        if len(str(element.get("value", ""))) > MAX_BUTTON_VALUE:
+            return False
+        if "style" in element and element["style"] not in BUTTON_STYLES:
+            return False
+    return True
 
 
 def create_slack_app(state: SlackState) -> FastAPI:
@@ -255,8 +296,94 @@ def _message_error(args: dict[str, Any]) -> str | None:
     return None
 
 
+def _usergroup_users(state: SlackState, args: dict[str, Any]) -> JSONResponse:
+    group = args.get("usergroup")
+    if not group:
+        return _error("invalid_arguments")
+    if group not in state.usergroups:
+        return _error("no_such_subteam")
+    return JSONResponse({"ok": True, "users": list(state.usergroups[str(group)])})
+
+
+def sign(secret: str, timestamp: int, body: bytes) -> str:
+    """Return Slack's X-Slack-Signature for a body sent at `timestamp`."""
+    base = b"v0:" + str(timestamp).encode() + b":" + body
+    return "v0=" + hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
+
+
+def interaction(
+    message: dict[str, Any], action_id: str, user_id: str, *, team_id: str = "T0SANDBOX"
+) -> dict[str, Any]:
+    """Return the block_actions payload Slack sends when a user clicks a button of a message."""
+    blocks = message.get("blocks") or []
+    blocks = json.loads(blocks) if isinstance(blocks, str) else blocks
+    button = next(
+        (
+            element
+            for block in blocks
+            if block.get("type") == "actions"
+            for element in block.get("elements", [])
+            if element.get("action_id") == action_id
+        ),
+        None,
+    )
+    if button is None:
+        raise LookupError(f"message {message.get('ts')} has no button {action_id!r}")
+    return {
+        "type": "block_actions",
+        "user": {"id": user_id, "username": user_id.lower(), "team_id": team_id},
+        "api_app_id": "A0REMEDIATOR",
+        "team": {"id": team_id, "domain": "sandbox"},
+        "channel": {"id": message["channel"], "name": "incidents"},
+        "container": {
+            "type": "message",
+            "message_ts": message["ts"],
+            "channel_id": message["channel"],
+            "is_ephemeral": False,
+        },
+        "message": {"type": "message", "ts": message["ts"], "text": message.get("text", "")},
+        "response_url": "https://hooks.slack.invalid/actions/T0SANDBOX/1/x",
+        "trigger_id": "1.2.sandbox",
+        "actions": [
+            {
+                "action_id": action_id,
+                "block_id": next(
+                    (b.get("block_id", "") for b in blocks if b["type"] == "actions"),
+                    "",
+                ),
+                "value": button.get("value", ""),
+                "type": "button",
+                "action_ts": f"{time.time():.6f}",
+            }
+        ],
+    }
+
+
+def click(
+    url: str,
+    secret: str,
+    payload: dict[str, Any],
+    *,
+    timestamp: int | None = None,
+    retry_num: int | None = None,
+) -> httpx.Response:
+    """POST an interaction to the service as Slack does: form-encoded `payload`, signed."""
+    body = urlencode({"payload": json.dumps(payload)}).encode()
+    sent_at = int(time.time()) if timestamp is None else timestamp
+    headers = {
+        "Content-Type": "application/x-www-form-urlencoded",
+        "X-Slack-Request-Timestamp": str(sent_at),
+        "X-Slack-Signature": sign(secret, sent_at, body),
+    }
+    if retry_num is not None:
+        headers["X-Slack-Retry-Num"] = str(retry_num)
+        headers["X-Slack-Retry-Reason"] = "http_timeout"
+    return httpx.post(url, content=body, headers=headers, timeout=10)
+
+
 HANDLERS: dict[str, Callable[[SlackState, dict[str, Any]], JSONResponse]] = {
     "auth.test": _auth_test,
     "chat.postMessage": _post_message,
     "chat.update": _update,
+    "usergroups.users.list": _usergroup_users,
 }

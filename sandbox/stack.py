@@ -38,10 +38,12 @@ DIAGNOSTIC_ANSWERS = {"17 + 25": "42", "capital of France": "Paris"}
 
 @dataclass
 class SandboxStack:
-    """Start every emulator on loopback and say how to point the service at them."""
+    """Start every emulator (on loopback by default) and say how to point the service at them."""
 
     workdir: Path
     host: str = "127.0.0.1"
+    public_host: str | None = None
+    """The name other machines reach the emulators by (in URLs and the certificate)."""
     ports: dict[str, int] = field(default_factory=dict)
     routing_key: str = field(default_factory=lambda: secrets.token_hex(16))
     slack_token: str = field(default_factory=lambda: "xoxb-sandbox-" + secrets.token_hex(12))
@@ -85,7 +87,8 @@ class SandboxStack:
 
     def start(self) -> SandboxStack:
         """Start PagerDuty over HTTPS with a fresh self-signed certificate, Slack and moto."""
-        self.cert_path, key_path = make_self_signed(self.workdir / "tls")
+        names = [self.public_host] if self.public_host else []
+        self.cert_path, key_path = make_self_signed(self.workdir / "tls", names)
         pagerduty = EmulatorServer(
             create_pagerduty_app(self.pagerduty),
             host=self.host,
@@ -125,12 +128,19 @@ class SandboxStack:
     @property
     def pagerduty_url(self) -> str:
         """Return the PagerDuty emulator's base URL."""
-        return self._servers[0].url
+        return self.public(self._servers[0].url)
 
     @property
     def slack_url(self) -> str:
         """Return the Slack emulator's Web API base URL (ending in /api/)."""
-        return self._servers[1].url + "/api/"
+        return self.public(self._servers[1].url) + "/api/"
+
+    def public(self, url: str) -> str:
+        """Return a URL of an emulator as other machines reach it (with `public_host`)."""
+        if not self.public_host:
+            return url
+        scheme, _, rest = url.partition("://")
+        return f"{scheme}://{self.public_host}:{rest.rsplit(':', 1)[1]}"
 
     def service_env(self) -> dict[str, str]:
         """Return the environment that points the service at these emulators."""
@@ -144,7 +154,7 @@ class SandboxStack:
             "REMEDIATOR_SLACK_BOT_TOKEN": self.slack_token,
             "REMEDIATOR_SLACK_BASE_URL": self.slack_url,
             "REMEDIATOR_SLACK_CHANNEL": self.channel,
-            "REMEDIATOR_AWS_ENDPOINT_URL": self.aws_url,
+            "REMEDIATOR_AWS_ENDPOINT_URL": self.public(self.aws_url),
             "REMEDIATOR_AWS_REGION": SANDBOX_REGION,
             "REMEDIATOR_CLOUDWATCH_LOG_GROUPS": self.log_group,
             **SANDBOX_CREDENTIALS,
@@ -153,6 +163,7 @@ class SandboxStack:
     def write_catalog(self, path: Path) -> Path:
         """Write a service catalog whose every integration points at these emulators."""
         folder = path.parent
+        urls = {name: self.public(url) for name, url in self.urls.items()}
         canary_file = folder / "baselines" / "vector-canary.json"
         canary_file.parent.mkdir(parents=True, exist_ok=True)
         canary_file.write_text(
@@ -180,13 +191,13 @@ class SandboxStack:
                         "gcp": {
                             "project": self.gcp.project,
                             "resource_type": "k8s_container",
-                            "api_endpoint": self.urls["gcp"],
+                            "api_endpoint": urls["gcp"],
                             "anonymous": True,
                         },
                     },
                     "endpoint": {
                         # Through the gateway, by the service's alias: a failover moves it.
-                        "base_url": self.urls["gateway"] + "/v1",
+                        "base_url": urls["gateway"] + "/v1",
                         "model": DEMO_SERVICE,
                         "region": "eu-west-1",
                         "api_key_env": "SANDBOX_OPENAI_KEY",
@@ -207,7 +218,7 @@ class SandboxStack:
                     "dependencies": {
                         "vector_db": {
                             "kind": "qdrant",
-                            "url": self.urls["vectordb"],
+                            "url": urls["vectordb"],
                             "collection": COLLECTION,
                             "canary_file": str(canary_file),
                             "owner": "search-platform",
@@ -215,7 +226,7 @@ class SandboxStack:
                             "latency_budget_ms": 5000,
                         },
                         "embeddings": {
-                            "base_url": self.urls["openai"] + "/v1",
+                            "base_url": urls["openai"] + "/v1",
                             "model": EMBEDDING_MODEL,
                             "api_key_env": "SANDBOX_OPENAI_KEY",
                             "golden_file": str(folder / "baselines" / "golden.json"),
@@ -225,7 +236,7 @@ class SandboxStack:
                     },
                     "failover": {
                         "backend": "gateway",
-                        "gateway_url": self.urls["gateway"],
+                        "gateway_url": urls["gateway"],
                         "gateway_token_env": "SANDBOX_GATEWAY_TOKEN",
                         "targets": [
                             {

@@ -1,8 +1,9 @@
-"""A self-signed certificate for 127.0.0.1 and localhost, made at start-up."""
+"""A self-signed certificate for 127.0.0.1, localhost and any other names, made at start-up."""
 
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -12,8 +13,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 
-def make_self_signed(directory: Path) -> tuple[Path, Path]:
-    """Write cert.pem and key.pem for 127.0.0.1/localhost into directory; return their paths."""
+def make_self_signed(directory: Path, names: Sequence[str] = ()) -> tuple[Path, Path]:
+    """Write cert.pem and key.pem for 127.0.0.1, localhost and `names`; return their paths."""
     directory.mkdir(parents=True, exist_ok=True)
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "remediator sandbox")])
@@ -28,7 +29,7 @@ def make_self_signed(directory: Path) -> tuple[Path, Path]:
         .not_valid_after(now + timedelta(days=2))
         .add_extension(
             x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+                [_alt_name(n) for n in dict.fromkeys(["localhost", "127.0.0.1", *names])]
             ),
             critical=False,
         )
@@ -47,3 +48,10 @@ def make_self_signed(directory: Path) -> tuple[Path, Path]:
     )
     key_path.chmod(0o600)
     return cert_path, key_path
+
+
+def _alt_name(name: str) -> x509.GeneralName:
+    try:
+        return x509.IPAddress(ipaddress.ip_address(name))
+    except ValueError:
+        return x509.DNSName(name)

@@ -83,9 +83,14 @@ class RunningService:
 
     def __init__(self, settings: Settings, server: EmulatorServer) -> None:
         self.settings = settings
+        self.server = server
         self.url = server.url
         self.engine: Engine = make_engine(settings.database_url)
         self.auth = {"Authorization": f"Bearer {settings.webhook_token.get_secret_value()}"}
+
+    def stop(self) -> None:
+        """Stop the service (its worker finishes its step first), e.g. to restart it."""
+        self.server.stop()
 
     def post_alert(self, payload: Any, **kwargs: Any) -> httpx.Response:
         """POST a JSON alert with the webhook token."""
@@ -150,6 +155,18 @@ def openai_server(request: pytest.FixtureRequest) -> Iterator[tuple[OpenAIServer
     running = EmulatorServer(create_openai_app(state)).start()
     yield state, running.url
     running.stop()
+
+
+@pytest.fixture
+def catalog_world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[SandboxStack]:
+    """A fresh sandbox per test, its catalog written and its secrets in the environment."""
+    stack = SandboxStack(tmp_path / "sandbox").start()
+    catalog = stack.write_catalog(tmp_path / "services.yaml")
+    for name, value in stack.catalog_env().items():
+        monkeypatch.setenv(name, value)
+    stack.catalog_path = catalog  # type: ignore[attr-defined]
+    yield stack
+    stack.stop()
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ from slack_sdk.http_retry.builtin_handlers import (
     ServerErrorRetryHandler,
 )
 from slack_sdk.http_retry.builtin_interval_calculators import BackoffRetryIntervalCalculator
+from slack_sdk.http_retry.handler import RetryHandler
 from slack_sdk.http_retry.jitter import Jitter
 from slack_sdk.http_retry.request import HttpRequest
 from slack_sdk.http_retry.response import HttpResponse
@@ -23,6 +24,7 @@ from slack_sdk.http_retry.state import RetryState
 from slack_sdk.web import SlackResponse
 
 from tools.result import Stopwatch, ToolResult, ToolStatus
+from tools.retry import count_retry
 
 RETRIED_SERVER_STATUSES = frozenset({500, 502, 503, 504})
 
@@ -83,11 +85,14 @@ class SlackChat:
             base_url=base_url,
             timeout=int(max(1, timeout_seconds)),
             retry_handlers=[
-                ConnectionErrorRetryHandler(max_retry_count=1),
-                RateLimitErrorRetryHandler(max_retry_count=rate_limit_retries),
-                ServerErrorsRetryHandler(
-                    max_retry_count=server_error_retries, interval_calculator=backoff
-                ),
+                CountedRetries(handler, self.name)
+                for handler in (
+                    ConnectionErrorRetryHandler(max_retry_count=1),
+                    RateLimitErrorRetryHandler(max_retry_count=rate_limit_retries),
+                    ServerErrorsRetryHandler(
+                        max_retry_count=server_error_retries, interval_calculator=backoff
+                    ),
+                )
             ],
         )
 
@@ -144,6 +149,15 @@ class SlackChat:
             "updated message {ts} in {channel}",
             lambda: self._client.chat_update(channel=channel, ts=ts, text=text, blocks=blocks),
         )
+
+    def group_members(self, group_id: str) -> set[str] | None:
+        """Return the users of a Slack user group (usergroups.users.list), None on any error."""
+        try:
+            answer = self._client.usergroups_users_list(usergroup=group_id)
+        except (SlackClientError, OSError, ValueError):
+            return None
+        users = answer.get("users")
+        return {str(user) for user in users} if isinstance(users, list) else None
 
     def _send(
         self, asked: dict[str, Any], what: str, done: str, call: Callable[[], SlackResponse]
@@ -206,6 +220,24 @@ class ServerErrorsRetryHandler(ServerErrorRetryHandler):
         error: Exception | None = None,
     ) -> bool:
         return response is not None and response.status_code in RETRIED_SERVER_STATUSES
+
+
+class CountedRetries(RetryHandler):
+    """Count every retry another handler grants (remediator_outgoing_retries_total)."""
+
+    def __init__(self, inner: RetryHandler, system: str) -> None:
+        super().__init__(inner.max_retry_count, inner.interval_calculator)
+        self._inner = inner
+        self._system = system
+
+    def can_retry(self, **kwargs: Any) -> bool:
+        """Ask the wrapped handler."""
+        return self._inner.can_retry(**kwargs)
+
+    def prepare_for_next_attempt(self, **kwargs: Any) -> None:
+        """Count the retry, then let the wrapped handler wait as it would."""
+        count_retry(self._system)
+        self._inner.prepare_for_next_attempt(**kwargs)
 
 
 class ProportionalJitter(Jitter):

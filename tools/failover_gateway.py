@@ -233,7 +233,11 @@ class GatewayFailoverBackend:
 
         try:
             response = call_with_retry(
-                attempt, classify=_classify, policy=self._retry, sleep=self._sleep
+                attempt,
+                classify=_classify,
+                policy=self._retry,
+                sleep=self._sleep,
+                system=self.name,
             )
         except httpx.HTTPStatusError as exc:
             code = exc.response.status_code

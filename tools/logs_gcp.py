@@ -194,7 +194,9 @@ class GcpLogSource:
             # islice stops before the pager would fetch one page more than needed.
             return list(islice(entries, limit))
 
-        return call_with_retry(call, classify=_classify, policy=self._policy, sleep=self._sleep)
+        return call_with_retry(
+            call, classify=_classify, policy=self._policy, sleep=self._sleep, system=self.name
+        )
 
     def _failure(self, exc: Exception, asked: dict[str, Any], latency: float) -> ToolResult:
         status = ToolStatus.error

@@ -14,7 +14,7 @@ import pagerduty
 from tools.pager_pagerduty_rest import IncidentListingError, find_incident
 from tools.protocols import PageRequest
 from tools.result import Stopwatch, ToolResult, ToolStatus
-from tools.retry import RetryPolicy
+from tools.retry import RetryPolicy, count_retry
 
 SUMMARY_LIMIT = 1024
 DEDUP_KEY_LIMIT = 255
@@ -39,7 +39,7 @@ class PagerDutyEventsPager:
         timeout_seconds: float = 10.0,
         retry_base_seconds: float = 0.5,
     ) -> None:
-        self._client = pagerduty.EventsApiV2Client(
+        self._client = _CountedEventsClient(
             routing_key, base_url=base_url, verify=_verify(ca_bundle)
         )
         _bound_retries(self._client, timeout_seconds, retry_base_seconds)
@@ -133,7 +133,7 @@ class PagerDutyRestPager:
         lookup_base_seconds: float = 1.0,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        self._client = pagerduty.RestApiV2Client(
+        self._client = _CountedRestClient(
             api_key, default_from=from_email, base_url=base_url, verify=_verify(ca_bundle)
         )
         _bound_retries(self._client, timeout_seconds, retry_base_seconds)
@@ -317,6 +317,24 @@ def _verify(ca_bundle: Path | None) -> ssl.SSLContext | bool:
     if ca_bundle is None:
         return True
     return ssl.create_default_context(cafile=str(ca_bundle))
+
+
+class _CountedEventsClient(pagerduty.EventsApiV2Client):
+    """The Events API client, counting each retry: the SDK asks `cooldown_factor` once per retry."""
+
+    def cooldown_factor(self) -> float:
+        """Count a retry, then return the SDK's own backoff factor."""
+        count_retry(PagerDutyEventsPager.name)
+        return float(super().cooldown_factor())
+
+
+class _CountedRestClient(pagerduty.RestApiV2Client):
+    """The REST API client, counting each retry like `_CountedEventsClient`."""
+
+    def cooldown_factor(self) -> float:
+        """Count a retry, then return the SDK's own backoff factor."""
+        count_retry(PagerDutyRestPager.name)
+        return float(super().cooldown_factor())
 
 
 def _bound_retries(client: Any, timeout_seconds: float, retry_base_seconds: float) -> None:

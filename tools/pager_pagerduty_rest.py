@@ -51,6 +51,7 @@ def find_incident(
             classify=lambda exc: Verdict(isinstance(exc, _NotListedYet)),
             policy=policy,
             sleep=sleep,
+            system="pagerduty_rest",
         )
     except _NotListedYet:
         return None, lookups

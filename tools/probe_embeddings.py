@@ -174,6 +174,7 @@ class EmbeddingProbe:
             policy=self._retry,
             sleep=self._sleep,
             on_retry=lambda _n, _exc, pause: waits.append(pause),
+            system=self.name,
         )
         _check_shape(vectors, len(self.canaries))
         return vectors, {"latency_ms": attempt.ms, "retry_waits": waits}

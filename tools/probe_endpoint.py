@@ -219,6 +219,7 @@ class EndpointProbe:
                 policy=self._retry,
                 sleep=self._sleep,
                 on_retry=lambda _n, _exc, pause: waits.append(pause),
+                system=self.name,
             )
         except Exception as exc:
             failure = describe_failure(exc)

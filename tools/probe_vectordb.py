@@ -237,7 +237,11 @@ class QdrantProbe:
 
     def _retry(self, call: Callable[[], T]) -> T:
         return call_with_retry(
-            call, classify=classify_qdrant, policy=self._policy, sleep=self._sleep
+            call,
+            classify=classify_qdrant,
+            policy=self._policy,
+            sleep=self._sleep,
+            system=self.name,
         )
 
     def _judge(
@@ -321,7 +325,11 @@ class HttpReadinessProbe:
         attempts = _Attempts(self._get)
         try:
             response = call_with_retry(
-                attempts, classify=_classify_http, policy=self._policy, sleep=self._sleep
+                attempts,
+                classify=_classify_http,
+                policy=self._policy,
+                sleep=self._sleep,
+                system=self.name,
             )
         except httpx.HTTPStatusError as exc:
             code = exc.response.status_code

@@ -149,6 +149,14 @@ class EditableChat(ChatNotifier, Protocol):
         ...
 
 
+class ChatWorkspace(EditableChat, Protocol):
+    """A chat workspace: post, edit, and tell who belongs to a user group (for approvers)."""
+
+    def group_members(self, group_id: str) -> set[str] | None:
+        """Return the user ids in a user group, or None when they cannot be looked up."""
+        ...
+
+
 class IncidentAnalyst(Checkable, Protocol):
     """Proposes a hypothesis and one action for an inconclusive incident; never acts."""
 

@@ -2,7 +2,8 @@
 
 Adapters whose SDK has no retry policy of its own wrap their call in `call_with_retry` and give it a
 `classify` function that says, for an exception, whether to retry and how long the server asked
-to wait.
+to wait. Adapters whose SDK retries by itself call `count_retry` from that SDK's retry hook, so
+every retry shows in `remediator_outgoing_retries_total{system}`.
 """
 
 from __future__ import annotations
@@ -13,7 +14,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
+from prometheus_client import Counter
+
 T = TypeVar("T")
+
+OUTGOING_RETRIES = Counter(
+    "remediator_outgoing_retries",
+    "Retries of calls to outside systems (PagerDuty, Slack, probes, logs, gateway), by system.",
+    ["system"],
+)
 
 RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 
@@ -64,6 +73,11 @@ def parse_retry_after(headers: Mapping[str, str]) -> float | None:
     return None
 
 
+def count_retry(system: str) -> None:
+    """Count one retry of a call to the named outside system."""
+    OUTGOING_RETRIES.labels(system).inc()
+
+
 def call_with_retry(
     call: Callable[[], T],
     *,
@@ -71,6 +85,7 @@ def call_with_retry(
     policy: RetryPolicy = RetryPolicy(),
     sleep: Callable[[float], None] = time.sleep,
     on_retry: Callable[[int, BaseException, float], None] | None = None,
+    system: str = "other",
 ) -> T:
     """Call until it succeeds, an error is not retryable, or attempts run out (then re-raise)."""
     attempt = 1
@@ -82,6 +97,7 @@ def call_with_retry(
             if not verdict.retry or attempt >= policy.attempts:
                 raise
             pause = policy.wait(attempt, verdict.retry_after)
+            count_retry(system)
             if on_retry is not None:
                 on_retry(attempt, exc, pause)
             sleep(pause)

@@ -11,12 +11,13 @@ from fastapi import APIRouter, HTTPException, Request, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
+from agent import metrics
 from agent.alerts.alertmanager import map_alertmanager_payload
 from agent.alerts.arize import BreachMappingError, map_arize_payload
 from agent.alerts.intake import NotStored
 from agent.alerts.models import AlertRead
 from agent.alerts.service import Receipt, get_alert
-from agent.deps import Services, SessionDep, WebhookAuth, check_webhook_token
+from agent.deps import Services, SessionDep, WebhookAuth, check_webhook_token, read_bounded
 from agent.incidents.models import Incident
 from audit.chain import canonical_json
 
@@ -61,10 +62,11 @@ async def receive_arize_alert(request: Request) -> JSONResponse:
     services = _webhook_services(request)
     _require_json(request)
     body = await _read_bounded(request, services.settings.max_body_bytes)
-    payload = _parse_object(body)
+    payload = _parse_object(request, body)
     try:
         breach = map_arize_payload(payload, services.field_paths)
     except BreachMappingError as exc:
+        _refused(request, "unmapped")
         return JSONResponse(
             status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
             content={"detail": str(exc), "missing": exc.missing or None},
@@ -74,6 +76,7 @@ async def receive_arize_alert(request: Request) -> JSONResponse:
         [receipt] = await services.intake.submit([(breach, payload, digest)])
     except NotStored as exc:
         return _not_stored(exc)
+    metrics.count_stored("arize", [_status(receipt)])
     return JSONResponse(
         status_code=status.HTTP_202_ACCEPTED if receipt.created else status.HTTP_200_OK,
         content=_answer(receipt),
@@ -99,10 +102,11 @@ async def receive_alertmanager_alerts(request: Request) -> JSONResponse:
     """Accept a Prometheus Alertmanager webhook (version 4): every alert of the group, or none."""
     services = _webhook_services(request)
     _require_json(request)
-    payload = _parse_object(await _read_bounded(request, services.settings.max_body_bytes))
+    payload = _parse_object(request, await _read_bounded(request, services.settings.max_body_bytes))
     try:
         mapped = map_alertmanager_payload(payload)
     except BreachMappingError as exc:
+        _refused(request, "unmapped")
         return JSONResponse(
             status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
             content={"detail": str(exc), "missing": exc.missing or None},
@@ -115,6 +119,7 @@ async def receive_alertmanager_alerts(request: Request) -> JSONResponse:
         receipts = await services.intake.submit(items)
     except NotStored as exc:
         return _not_stored(exc)
+    metrics.count_stored("alertmanager", [_status(r) for r in receipts])
     accepted = sum(1 for r in receipts if r.created)
     group = {
         "alerts": [_answer(r) for r in receipts],
@@ -150,16 +155,21 @@ def _webhook_services(request: Request) -> Services:
     The webhooks call this rather than declare FastAPI dependencies: solving those took a
     tenth of the ack path's CPU (measured with py-spy under bench/ingest.py).
     """
+    metrics.count_received(request.url.path)  # before the token check: refusals count too
     services: Services = request.app.state.services
     check_webhook_token(request, services.settings)
     return services
+
+
+def _status(receipt: Receipt) -> str:
+    return "accepted" if receipt.created else "duplicate"
 
 
 def _answer(receipt: Receipt) -> dict[str, Any]:
     """Return the JSON of `Accepted` for a receipt (built directly: this is the hot path)."""
     return {
         "alert_id": str(receipt.alert_id),
-        "status": "accepted" if receipt.created else "duplicate",
+        "status": _status(receipt),
         "incident_id": str(receipt.incident_id) if receipt.incident_id else None,
     }
 
@@ -176,6 +186,7 @@ def _require_json(request: Request) -> None:
     content_type = request.headers.get("content-type", "")
     media_type = content_type.split(";", 1)[0].strip().lower()
     if media_type != "application/json" and not media_type.endswith("+json"):
+        _refused(request, "wrong_content_type")
         raise HTTPException(
             status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
             f"Content-Type must be application/json, got {content_type or 'none'}",
@@ -183,42 +194,38 @@ def _require_json(request: Request) -> None:
 
 
 async def _read_bounded(request: Request, limit: int) -> bytes:
-    too_large = HTTPException(
-        status.HTTP_413_CONTENT_TOO_LARGE, f"body larger than the limit of {limit} bytes"
-    )
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise too_large
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise too_large
-        chunks.append(chunk)
-    return b"".join(chunks)
+    return await read_bounded(request, limit, on_too_large=lambda: _refused(request, "too_large"))
 
 
-def _parse_object(body: bytes) -> dict[str, Any]:
+def _parse_object(request: Request, body: bytes) -> dict[str, Any]:
     if not body.strip():
+        _refused(request, "bad_json")
         raise HTTPException(status.HTTP_400_BAD_REQUEST, "empty body: expected a JSON object")
     try:
         payload = json.loads(body.decode("utf-8"), parse_constant=_refuse_constant)
     except UnicodeDecodeError:
+        _refused(request, "bad_json")
         raise HTTPException(status.HTTP_400_BAD_REQUEST, "body is not UTF-8 text") from None
     except json.JSONDecodeError as exc:
+        _refused(request, "bad_json")
         raise HTTPException(
             status.HTTP_400_BAD_REQUEST,
             f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
         ) from None
     except (ValueError, RecursionError) as exc:
+        _refused(request, "bad_json")
         raise HTTPException(status.HTTP_400_BAD_REQUEST, f"malformed JSON: {exc}") from None
     if not isinstance(payload, dict):
+        _refused(request, "not_object")
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT,
             f"alert body must be a JSON object, got {type(payload).__name__}",
         )
     return payload
+
+
+def _refused(request: Request, reason: str) -> None:
+    metrics.count_refused(request.url.path, reason)
 
 
 def _refuse_constant(name: str) -> Any:

@@ -13,6 +13,7 @@ from sqlmodel import Session, col, select
 
 from agent.alerts.models import Alert, AlertState, Breach
 from agent.auditlog import AuditLog
+from agent.leases import note_lease_expired
 from audit.service import NewEvent, lock_head
 
 INGRESS_ACTOR = "ingress"
@@ -174,6 +175,8 @@ def claim_next_alert(
     ).first()
     if alert is None:
         return None
+    if alert.state == AlertState.claimed:
+        note_lease_expired("alert", alert.id, alert.claimed_by)
     alert.state = AlertState.claimed
     alert.claimed_by = worker_id
     alert.lease_until = moment + lease

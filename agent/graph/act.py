@@ -1,8 +1,8 @@
 """Decide from the runbook, act idempotently, and verify a failover.
 
 Only actions the runbook lists for the diagnosis are ever planned. An action that needs approval is
-not taken: Slack approvals do not exist yet, so such a request ends as if it had timed out, down
-the runbook's timeout branch (by default: page on-call, take no automatic action).
+planned as `needs_approval`; the `approve` node asks for it and turns it into `planned` (approved)
+or not taken (rejected, expired: the runbook's timeout branch, or cancelled).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from langgraph.runtime import Runtime
 
+from agent import metrics
 from agent.alerts.models import Breach
 from agent.graph.policy import runbook_of
 from agent.graph.state import IncidentState, RunContext
@@ -40,8 +41,6 @@ def decide(state: IncidentState, runtime: Runtime[RunContext]) -> dict[str, Any]
     plan: list[dict[str, Any]] = []
     for spec in specs:
         plan.extend(_plan_item(ctx, state, runbook, spec))
-    if any(item["status"] == "needs_approval" for item in plan):
-        plan.extend(_timeout_branch(state, runbook, plan))
     ctx.record(
         state,
         "decision.made",
@@ -91,28 +90,6 @@ def _plan_item(
     elif spec.kind == "notify":
         item["severity"] = getattr(spec, "severity", "warning")
     return [item]
-
-
-def _timeout_branch(
-    state: IncidentState, runbook: Runbook, plan: list[dict[str, Any]]
-) -> list[dict[str, Any]]:
-    branch = runbook.approval.on_timeout
-    if any(item["kind"] == branch.action and item["status"] == "planned" for item in plan):
-        return []
-    kind = (
-        "page" if branch.action == "page" and branch.severity in ("critical", "error") else "notify"
-    )
-    return [
-        {
-            "kind": kind,
-            "approval": "auto",
-            "status": "planned",
-            "severity": branch.severity,
-            "team": None,
-            "reason": "approval required but Slack approvals are not available: "
-            "the runbook's timeout branch",
-        }
-    ]
 
 
 def _owner_team(ctx: RunContext, state: IncidentState) -> str | None:
@@ -168,6 +145,7 @@ def act(state: IncidentState, runtime: Runtime[RunContext]) -> dict[str, Any]:
                 "summary": f"told in the Slack thread ({item.get('severity', 'warning')})",
             }
         outcomes.append(outcome)
+    metrics.count_actions(outcomes)
     return {"actions": outcomes}
 
 
@@ -306,6 +284,7 @@ def verify(state: IncidentState, runtime: Runtime[RunContext]) -> dict[str, Any]
                 "reason": why,
             },
         )
+        metrics.count_actions([escalation])
         return {"verification": verification, "actions": [escalation]}
     if runbook.permits(kind, "notify"):
         notice = {
@@ -316,6 +295,7 @@ def verify(state: IncidentState, runtime: Runtime[RunContext]) -> dict[str, Any]
             "summary": f"escalated in the Slack thread: {why}",
         }
         ctx.record(state, "action.escalated", VERIFIER, notice)
+        metrics.count_actions([notice])
         return {"verification": verification, "actions": [notice]}
     ctx.record(
         state,
@@ -359,5 +339,5 @@ def _describe(item: dict[str, Any]) -> str:
 
 def _not_taken(item: dict[str, Any]) -> str:
     if item["status"] == "needs_approval":
-        return f"{_describe(item)} not taken: it needs approval, which is not available yet"
+        return f"{_describe(item)} not taken: it was never approved"
     return f"{_describe(item)} not taken: {item.get('reason', item['status'])}"

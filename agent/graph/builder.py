@@ -1,7 +1,7 @@
 """Assemble the incident graph.
 
-triage → probes in parallel (one `probe` per runbook probe) → diagnose → (analyse) → decide → act
-→ (verify) → report.
+triage → probes in parallel (one `probe` per runbook probe) → diagnose → (analyse) → decide
+→ (approve: pauses until a person decides) → act → (verify) → report.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
 
 from agent.graph.act import act, decide, route_after_act, verify
+from agent.graph.approve import approve, route_after_decide
 from agent.graph.investigate import analyse, diagnose, fan_out, probe, route_after_diagnose, triage
 from agent.graph.report import report
 from agent.graph.state import IncidentState, RunContext
@@ -27,6 +28,7 @@ def build_graph(checkpointer: BaseCheckpointSaver[Any]) -> Any:
     builder.add_node("diagnose", diagnose)
     builder.add_node("analyse", analyse)
     builder.add_node("decide", decide)
+    builder.add_node("approve", approve)
     builder.add_node("act", act)
     builder.add_node("verify", verify)
     builder.add_node("report", report)
@@ -35,7 +37,8 @@ def build_graph(checkpointer: BaseCheckpointSaver[Any]) -> Any:
     builder.add_edge("probe", "diagnose")
     builder.add_conditional_edges("diagnose", route_after_diagnose, ["analyse", "decide"])
     builder.add_edge("analyse", "decide")
-    builder.add_edge("decide", "act")
+    builder.add_conditional_edges("decide", route_after_decide, ["approve", "act"])
+    builder.add_edge("approve", "act")
     builder.add_conditional_edges("act", route_after_act, ["verify", "report"])
     builder.add_edge("verify", "report")
     builder.add_edge("report", END)

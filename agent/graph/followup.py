@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from datetime import datetime
+from typing import Any, cast
+
+from sqlmodel import col, select
 
 from agent.alerts.models import Breach
+from agent.approvals.models import Approval, ApprovalStatus
+from agent.approvals.service import close_if_due
+from agent.db import session_scope
 from agent.graph.act import pager_for
+from agent.graph.approve import approvers_for, ask_approval, edit_request
 from agent.graph.policy import runbook_of
 from agent.graph.report import channel_for
-from agent.graph.state import RunContext
+from agent.graph.state import IncidentState, RunContext
 from agent.incidents.models import Incident, page_dedup_key
 from tools.protocols import PageRequest
 
@@ -50,8 +57,11 @@ def renotify(ctx: RunContext, run: dict[str, Any], incident: Incident, breach: B
     )
 
 
-def resolve_outside(ctx: RunContext, run: dict[str, Any], incident: Incident) -> None:
-    """Resolve the incident's pages, fail back per the runbook, and say so in the thread."""
+def resolve_outside(ctx: RunContext, run: dict[str, Any], incident: Incident) -> datetime | None:
+    """Resolve the incident's pages, fail back per the runbook, and say so in the thread.
+
+    Return when a failback that waits for approval expires (None when nothing waits).
+    """
     actions = run.get("actions", [])
     teams = {a.get("team") for a in actions if a.get("kind") == "page" and a["status"] == "done"}
     for team in teams:
@@ -76,6 +86,78 @@ def resolve_outside(ctx: RunContext, run: dict[str, Any], incident: Incident) ->
         incident,
         " ".join([f"Resolved: the monitor reports healthy again. {incident.title}", *notes]),
     )
+    return _next_failback_moment(ctx, incident.id)
+
+
+def settle_failbacks(ctx: RunContext, run: dict[str, Any], incident: Incident) -> datetime | None:
+    """Carry out (or drop) each decided failback of a resolved incident, exactly once.
+
+    Return when the next still-pending request expires (None when none is left).
+    """
+    with session_scope(ctx.engine) as session:
+        requests = session.exec(
+            select(Approval).where(
+                Approval.incident_id == incident.id,
+                Approval.kind == "failback",
+                col(Approval.settled_at).is_(None),
+            )
+        ).all()
+        for approval in requests:
+            close_if_due(session=session, audit=ctx.audit, approval=approval)
+            session.expunge(approval)
+    for approval in requests:
+        if not approval.decided:
+            continue
+        failover = next(
+            (
+                a
+                for a in run.get("actions", [])
+                if a.get("kind") == "failover"
+                and a.get("status") == "done"
+                and a["target"]["name"] == approval.target
+            ),
+            None,
+        )
+        service = str(run.get("service"))
+        if approval.status == ApprovalStatus.approved and failover is not None:
+            note = _restore(ctx, incident, service, failover)
+        else:
+            why = approval.reason or str(approval.status)
+            _record(
+                ctx,
+                incident,
+                "action.not_taken",
+                {
+                    "summary": f"failback of {service} not taken: {approval.status} ({why})",
+                    "kind": "failback",
+                    "approval_id": str(approval.id),
+                },
+            )
+            note = f"Failback of {service} not taken: {approval.status}; it stays on "
+            note += f"{approval.target} until someone moves it back."
+        with session_scope(ctx.engine) as session:
+            stored = session.get(Approval, approval.id)
+            if stored is not None:
+                stored.settled_at = ctx.now()
+                session.add(stored)
+        edit_request(ctx, cast(IncidentState, run), approval, note)
+        _tell(ctx, run, incident, note)
+    return _next_failback_moment(ctx, incident.id)
+
+
+def _next_failback_moment(ctx: RunContext, incident_id: uuid.UUID) -> datetime | None:
+    """Return when the incident's unsettled failbacks need a worker: now if one is decided
+    (possibly while the resolution was still being told), else at the first expiry."""
+    with session_scope(ctx.engine) as session:
+        unsettled = session.exec(
+            select(Approval).where(
+                Approval.incident_id == incident_id,
+                Approval.kind == "failback",
+                col(Approval.settled_at).is_(None),
+            )
+        ).all()
+        moments = [ctx.now() if a.decided else a.expires_at for a in unsettled]
+    return min(moments) if moments else None
 
 
 def _failback(
@@ -84,12 +166,18 @@ def _failback(
     service = str(run.get("service"))
     runbook = runbook_of(ctx, str(run.get("runbook")))
     tools = ctx.service_tools(service)
-    if runbook.failback != "auto" or tools is None or tools.failover is None:
-        why = (
-            "the runbook wants approval, which is not available yet"
-            if runbook.failback != "auto"
-            else "no failover backend configured"
+    if tools is not None and tools.failover is not None and runbook.failback != "auto":
+        item = {"kind": "failback", "target": failover["target"], "status": "needs_approval"}
+        approval_id = ask_approval(
+            ctx,
+            cast(IncidentState, run),
+            runbook,
+            item,
+            approvers_for(ctx, runbook, run.get("service")),
         )
+        return f"Failback of {service} waits for approval (request {approval_id})."
+    if tools is None or tools.failover is None:
+        why = "no failover backend configured"
         _record(
             ctx,
             incident,
@@ -101,6 +189,14 @@ def _failback(
             },
         )
         return f"Failback of {service} not taken: {why}."
+    return _restore(ctx, incident, service, failover)
+
+
+def _restore(ctx: RunContext, incident: Incident, service: str, failover: dict[str, Any]) -> str:
+    """Move the service back, keyed like its failover, so a retry changes nothing twice."""
+    tools = ctx.service_tools(service)
+    if tools is None or tools.failover is None:
+        return f"Failback of {service} not taken: no failover backend configured."
     _record(
         ctx,
         incident,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextvars
+import time
 import uuid
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
@@ -12,6 +14,7 @@ from typing import Any, Literal, TypedDict
 from langgraph.runtime import Runtime
 from langgraph.types import Send
 
+from agent import metrics
 from agent.db import session_scope
 from agent.graph.diagnosis import diagnose as run_rules
 from agent.graph.policy import builtin_runbook, runbook_of
@@ -115,7 +118,9 @@ def probe(task: ProbeTask, runtime: Runtime[RunContext]) -> dict[str, Any]:
     """Run one probe within its deadline; a failure or a timeout is evidence, never a crash."""
     ctx = runtime.context
     state: IncidentState = {"incident_id": task["incident_id"], "runbook": task["runbook"]}
-    future = _PROBES.submit(_run_probe, ctx, task)
+    started = time.monotonic()
+    # The copied context carries the log ids bound by the worker into the probe's thread.
+    future = _PROBES.submit(contextvars.copy_context().run, _run_probe, ctx, task)
     try:
         results = future.result(timeout=task["timeout"])
     except FutureTimeout:
@@ -138,8 +143,11 @@ def probe(task: ProbeTask, runtime: Runtime[RunContext]) -> dict[str, Any]:
                 error=str(exc)[:300],
             )
         ]
+    elapsed = time.monotonic() - started
     findings = []
     for result in results:
+        seconds = result.latency_ms / 1000 if result.latency_ms else elapsed
+        metrics.PROBE_SECONDS.labels(result.tool, str(result.status)).observe(seconds)
         ctx.record(state, "probe.completed", INVESTIGATOR, result.audit_data())
         findings.append({"probe": task["probe"], **result.model_dump(mode="json")})
     return {"findings": findings}

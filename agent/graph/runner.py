@@ -3,25 +3,38 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 import uuid
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.sqlite import SqliteSaver
+from langgraph.types import Command
 
 from agent.alerts.models import Breach
 from agent.graph.builder import build_graph
 from agent.graph.state import RunContext
 from agent.settings import Settings
 
+# Any fixed number: the advisory lock that lets one replica at a time create the checkpoint tables.
+CHECKPOINT_SETUP_LOCK = 0x52454D31
 
-def make_checkpointer(settings: Settings) -> BaseCheckpointSaver[Any]:
-    """Return the checkpointer for the configured database (SQLite: the same file)."""
+
+def make_checkpointer(settings: Settings, *, connections: int = 4) -> BaseCheckpointSaver[Any]:
+    """Return the checkpointer for the configured database, its tables created if missing.
+
+    SQLite: the same file. PostgreSQL: LangGraph's `PostgresSaver` on a pool of up to
+    `connections` connections (each call borrows one, so one per worker thread is enough).
+    """
+    if settings.database_url.startswith("postgresql"):
+        return _postgres_checkpointer(settings.database_url, connections)
     path = settings.sqlite_path
     if path is None:
         raise ValueError(
-            "graph checkpoints are only stored in SQLite for now; "
-            "set REMEDIATOR_DATABASE_URL to a sqlite:/// URL"
+            "graph checkpoints are stored in SQLite or PostgreSQL: set REMEDIATOR_DATABASE_URL "
+            "to a sqlite:/// or postgresql+psycopg:// URL"
         )
     path.parent.mkdir(parents=True, exist_ok=True)
     connection = sqlite3.connect(str(path), check_same_thread=False, timeout=30)
@@ -29,6 +42,50 @@ def make_checkpointer(settings: Settings) -> BaseCheckpointSaver[Any]:
     saver = SqliteSaver(connection)
     saver.setup()
     return saver
+
+
+def _postgres_checkpointer(database_url: str, connections: int) -> BaseCheckpointSaver[Any]:
+    from langgraph.checkpoint.postgres import PostgresSaver
+    from psycopg import Connection
+    from psycopg.rows import dict_row
+    from psycopg_pool import ConnectionPool
+    from sqlalchemy import make_url
+
+    # libpq takes the URL without SQLAlchemy's "+psycopg" driver suffix.
+    conninfo = make_url(database_url).set(drivername="postgresql").render_as_string(False)
+    # PostgresSaver needs autocommit (its set-up DDL must persist) and dict rows (it reads
+    # columns by name); no prepared statements, so a pooler such as PgBouncer may sit between.
+    pool: ConnectionPool[Any] = ConnectionPool(
+        conninfo,
+        min_size=1,
+        max_size=max(connections, 1),
+        kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row},
+        open=True,
+    )
+    saver = PostgresSaver(pool)
+    with Connection.connect(conninfo, autocommit=True) as lock:
+        # One replica at a time creates the tables. Poll, never wait in a statement: a waiting
+        # statement holds a snapshot, and the set-up's CREATE INDEX CONCURRENTLY waits for every
+        # older snapshot, so the lock's holder would wait for its waiter, forever.
+        while True:
+            row = lock.execute("SELECT pg_try_advisory_lock(%s)", (CHECKPOINT_SETUP_LOCK,))
+            if row.fetchone() == (True,):
+                break
+            time.sleep(0.2)
+        try:
+            saver.setup()
+        finally:
+            lock.execute("SELECT pg_advisory_unlock(%s)", (CHECKPOINT_SETUP_LOCK,))
+    return saver
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """Where a run stopped: at its end, or paused for an approval until `waiting_until`."""
+
+    state: dict[str, Any]
+    waiting_until: datetime | None = None
+    """When the pending approval expires (the run is due again then, or on a decision)."""
 
 
 class GraphRunner:
@@ -48,16 +105,34 @@ class GraphRunner:
         config: dict[str, Any] = {"configurable": {"thread_id": str(incident_id)}}
         return dict(self._graph.get_state(config).values)
 
-    def run(self, incident_id: uuid.UUID, breach: Breach) -> dict[str, Any]:
-        """Start the run of a new incident, or resume its unfinished run; return the final state."""
+    def finished(self, incident_id: uuid.UUID) -> bool:
+        """Tell whether the incident's run has reached its end."""
+        config: dict[str, Any] = {"configurable": {"thread_id": str(incident_id)}}
+        snapshot = self._graph.get_state(config)
+        return bool(snapshot.values) and not snapshot.next
+
+    def run(self, incident_id: uuid.UUID, breach: Breach) -> RunOutcome:
+        """Start the run of a new incident, or resume its unfinished or paused run.
+
+        A run paused for an approval is resumed whenever it is claimed: the `approve` node reads
+        the decision (or the expiry) from the database and pauses again if there is none yet.
+        """
         config: dict[str, Any] = {"configurable": {"thread_id": str(incident_id)}}
         snapshot = self._graph.get_state(config)
         if snapshot.values and not snapshot.next:
-            return dict(snapshot.values)
-        initial = None
-        if not snapshot.values:
-            initial = {"incident_id": str(incident_id), "breach": breach.model_dump(mode="json")}
+            return RunOutcome(dict(snapshot.values))
+        start: Any = None
+        if snapshot.interrupts:
+            start = Command(resume={"resumed_at": self._context.now().isoformat()})
+        elif not snapshot.values:
+            start = {"incident_id": str(incident_id), "breach": breach.model_dump(mode="json")}
         result: dict[str, Any] = self._graph.invoke(
-            initial, config, context=self._context, durability="sync"
+            start, config, context=self._context, durability="sync"
         )
-        return result
+        paused = self._graph.get_state(config)
+        if paused.interrupts:
+            wake = min(
+                datetime.fromisoformat(str(i.value["expires_at"])) for i in paused.interrupts
+            )
+            return RunOutcome(dict(paused.values), wake)
+        return RunOutcome(result)

@@ -24,6 +24,8 @@ class RunState(StrEnum):
 
     pending = "pending"
     running = "running"
+    waiting = "waiting"
+    """Paused for an approval; due again when it is decided or expires."""
     completed = "completed"
     failed = "failed"
     skipped = "skipped"

@@ -6,14 +6,29 @@ import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_
+from sqlalchemy import or_, text
 from sqlmodel import Session, col, select
 
 from agent.alerts.models import Alert, Breach
 from agent.auditlog import AuditLog
 from agent.incidents.models import Incident, IncidentStatus, RunState
+from agent.leases import note_lease_expired
 
 CORRELATOR_ACTOR = "correlator"
+
+
+def lock_fingerprint(*, session: Session, fingerprint: str) -> None:
+    """Serialise correlation per fingerprint until the transaction ends.
+
+    Two workers correlating alerts of one fingerprint at once must not both find no open
+    incident and open two. SQLite's write transactions are serial already; PostgreSQL takes a
+    transaction-scoped advisory lock on the fingerprint.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.connection().execute(
+            text("SELECT pg_advisory_xact_lock(hashtextextended(:fingerprint, 0))"),
+            {"fingerprint": fingerprint},
+        )
 
 
 def find_open_incident(*, session: Session, fingerprint: str) -> Incident | None:
@@ -110,7 +125,7 @@ def claim_due_incident(
     due = session.exec(
         select(Incident)
         .where(
-            col(Incident.run_state).in_([RunState.pending, RunState.running]),
+            col(Incident.run_state).in_([RunState.pending, RunState.running, RunState.waiting]),
             col(Incident.run_after) <= moment,
             or_(col(Incident.lease_until).is_(None), col(Incident.lease_until) < moment),
         )
@@ -120,10 +135,32 @@ def claim_due_incident(
     ).first()
     if due is None:
         return None
+    if due.lease_until is not None:
+        # Finished runs and released ones have no lease: this one's runner stopped beating.
+        note_lease_expired("incident", due.id, due.claimed_by)
     due.claimed_by = worker_id
     due.lease_until = moment + lease
     session.add(due)
     return due
+
+
+def park_incident(
+    *, session: Session, incident_id: uuid.UUID, wake: datetime, claimed_at: datetime
+) -> None:
+    """Pause a run for an approval: due again at `wake`, or sooner if a decision came meanwhile.
+
+    A decision recorded while the run was still going sets `run_after` after the claim; keeping
+    that earlier time means the run resumes at once instead of at the expiry.
+    """
+    incident = session.get(Incident, incident_id)
+    if incident is None:
+        return
+    decided_meanwhile = incident.run_after is not None and incident.run_after > claimed_at
+    incident.run_after = min(wake, incident.run_after) if decided_meanwhile else wake  # type: ignore[type-var]
+    incident.run_state = RunState.waiting
+    incident.lease_until = None
+    incident.claimed_by = None
+    session.add(incident)
 
 
 def set_run_state(*, session: Session, incident_id: uuid.UUID, state: RunState) -> None:

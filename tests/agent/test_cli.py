@@ -56,7 +56,7 @@ def seed(url: str) -> uuid.UUID:
 
 def test_db_upgrade_then_verify_and_show(env: str) -> None:
     code, out, _ = run("db", "upgrade")
-    assert code == 0 and "0005_incident_runs" in out
+    assert code == 0 and "0006_approvals" in out
     incident_id = seed(env)
 
     code, out, _ = run("audit", "verify")

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from agent.cli import app
 from agent.doctor import run_checks
-from agent.toolbox import build_toolbox
+from agent.toolbox import Toolbox, build_toolbox
 from runbooks.catalog import load_catalog
 from sandbox.stack import SandboxStack
 from tests.conftest import make_settings, sandbox_overrides
@@ -107,3 +107,14 @@ def test_an_invalid_catalog_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyP
     result = CliRunner().invoke(app, ["doctor"])
     assert result.exit_code == 2
     assert f"{bad}:3: services.bot.colour: unknown key" in result.stderr
+
+
+def test_doctor_says_where_approvals_can_be_given(tmp_path: Path) -> None:
+    empty = Toolbox(logs=None, pager=None, chat=None, chat_channel=None)
+    without = run_checks(make_settings(tmp_path), empty, None)
+    with_slack = run_checks(make_settings(tmp_path, slack_signing_secret="s" * 32), empty, None)
+
+    [row] = [r for r in without if r.role == "approvals"]
+    assert "Slack buttons are off" in row.detail and "remediator approve" in row.detail
+    [row] = [r for r in with_slack if r.role == "approvals"]
+    assert "/slack/interactions" in row.detail and "are off" not in row.detail

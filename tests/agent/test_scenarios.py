@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -49,15 +48,9 @@ ANALYST_MODEL = "analyst-model"
 
 
 @pytest.fixture
-def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[SandboxStack]:
-    """A fresh sandbox per scenario, its catalog written and its secrets in the environment."""
-    stack = SandboxStack(tmp_path / "sandbox").start()
-    catalog = stack.write_catalog(tmp_path / "services.yaml")
-    for name, value in stack.catalog_env().items():
-        monkeypatch.setenv(name, value)
-    stack.catalog_path = catalog  # type: ignore[attr-defined]
-    yield stack
-    stack.stop()
+def world(catalog_world: SandboxStack) -> SandboxStack:
+    """A fresh sandbox with the catalog."""
+    return catalog_world
 
 
 @pytest.fixture

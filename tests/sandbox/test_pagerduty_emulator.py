@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ssl
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -108,6 +109,46 @@ def test_same_dedup_key_updates_one_alert_and_a_trigger_after_resolve_opens_anot
         assert enqueue(url, cert, event).status_code == 202
 
     assert [(a["status"], a["events"]) for a in state.alerts] == [("resolved", 3), ("triggered", 1)]
+
+
+def test_a_hold_after_records_the_event_then_keeps_the_answer(
+    emulator: tuple[PagerDutyState, str, Path],
+) -> None:
+    state, url, cert = emulator
+    state.hold_next(30, when="after")
+
+    with pytest.raises(httpx.ReadTimeout):  # the sender gives up (or dies) while it waits
+        httpx.post(
+            f"{url}/v2/enqueue",
+            json=trigger(),
+            verify=ssl.create_default_context(cafile=str(cert)),
+            timeout=httpx.Timeout(5, read=1),
+        )
+    answer = enqueue(url, cert, trigger())  # the hold was for one event only
+
+    assert answer.status_code == 202
+    assert [a["events"] for a in state.alerts] == [2]  # the held event took effect
+
+
+def test_a_hold_before_drops_the_event_whose_sender_went_away(
+    emulator: tuple[PagerDutyState, str, Path],
+) -> None:
+    state, url, cert = emulator
+    state.hold_next(30, when="before")
+
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(
+            f"{url}/v2/enqueue",
+            json=trigger(),
+            verify=ssl.create_default_context(cafile=str(cert)),
+            timeout=httpx.Timeout(5, read=1),
+        )
+    deadline = time.monotonic() + 30
+    while state.held and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+    assert state.held == 0
+    assert state.accepted == []
 
 
 def test_adapter_triggers_and_resolves_through_the_sdk(

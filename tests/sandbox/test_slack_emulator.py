@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from prometheus_client import REGISTRY
 
 from sandbox.server import EmulatorServer
 from sandbox.slack import SlackState, create_slack_app
@@ -137,3 +138,17 @@ def test_the_pacer_keeps_channels_apart_and_queues_concurrent_posts() -> None:
     ]
     now[0] = 10.0
     assert pacer.wait("C1") == 0.0
+
+
+def test_every_retry_the_sdk_makes_is_counted(slack: tuple[SlackState, str]) -> None:
+    state, url = slack
+    before = REGISTRY.get_sample_value("remediator_outgoing_retries_total", {"system": "slack"})
+    chat = SlackChat(TOKEN, base_url=url, retry_base_seconds=0.01, min_interval_seconds=0)
+    state.fail_next(503)
+    state.fail_next(429, retry_after=0)
+
+    result = chat.post(channel="C1", text="after two retries")
+
+    after = REGISTRY.get_sample_value("remediator_outgoing_retries_total", {"system": "slack"})
+    assert result.status == "ok"
+    assert (after or 0) - (before or 0) == 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from prometheus_client import REGISTRY
 
 from tools.retry import RetryPolicy, Verdict, call_with_retry, verdict_for_status
 
@@ -68,3 +69,18 @@ def test_attempts_are_bounded_and_the_last_error_is_raised() -> None:
 
 def test_retry_after_is_capped() -> None:
     assert RetryPolicy(max_seconds=5).wait(1, 3600) == 5
+
+
+def test_each_retry_is_counted_under_its_system() -> None:
+    def count() -> float:
+        value = REGISTRY.get_sample_value("remediator_outgoing_retries_total", {"system": "test"})
+        return value or 0.0
+
+    before = count()
+    _, call = flaky(Status(503), Status(429, "0"))
+    call_with_retry(call, classify=classify, sleep=lambda _: None, system="test")  # type: ignore[arg-type]
+    _, refused = flaky(Status(400))
+    with pytest.raises(Status):
+        call_with_retry(refused, classify=classify, sleep=lambda _: None, system="test")  # type: ignore[arg-type]
+
+    assert count() - before == 2

@@ -1,0 +1,104 @@
+"""The Slack messages of an approval: the request with its buttons, and the answered request."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from agent.approvals.models import Approval, ApprovalStatus
+
+APPROVE_ACTION = "remediator.approve"
+REJECT_ACTION = "remediator.reject"
+BLOCK_ID = "remediator.approval"
+
+
+def button_value(approval: Approval) -> str:
+    """Return what a button carries back: the request's id and the digest of its exact action."""
+    return json.dumps({"approval_id": str(approval.id), "digest": approval.digest})
+
+
+def _who(approvers: list[str]) -> str:
+    if not approvers:
+        return "nobody (the approvers list is empty)"
+    return ", ".join(f"<!subteam^{a}>" if a.startswith("S") else f"<@{a}>" for a in approvers)
+
+
+def _action_lines(approval: Approval, blast_radius: str) -> list[str]:
+    params = ", ".join(f"{k}={v}" for k, v in sorted(approval.params.items())) or "none"
+    return [
+        f"*Action:* `{approval.kind}`"
+        + (f" → `{approval.target}`" if approval.target else "")
+        + f" · parameters: {params} · runbook `{approval.runbook}`",
+        f"*Blast radius:* {blast_radius}",
+    ]
+
+
+def request_message(
+    approval: Approval,
+    *,
+    title: str,
+    diagnosis: str,
+    evidence: list[str],
+    blast_radius: str,
+) -> tuple[str, list[dict[str, Any]]]:
+    """Return the text and blocks asking for approval of one exact action."""
+    text = f"Approval needed: {approval.describe()} for {title}"
+    sections = [
+        f"*Approval needed* for incident: {title}",
+        f"*Diagnosis:* {diagnosis}",
+        "*Evidence*\n" + ("\n".join(f"• {line}" for line in evidence) or "• none gathered"),
+        *_action_lines(approval, blast_radius),
+        f"*Who may approve:* {_who(approval.approvers)}",
+        f"*Expires:* {approval.expires_at:%Y-%m-%d %H:%M:%S} UTC; with no answer by then the "
+        "action is NOT taken and the runbook's timeout branch runs.",
+    ]
+    blocks: list[dict[str, Any]] = [_section(s) for s in sections]
+    if approval.status == ApprovalStatus.pending:
+        value = button_value(approval)
+        blocks.append(
+            {
+                "type": "actions",
+                "block_id": BLOCK_ID,
+                "elements": [
+                    {
+                        "type": "button",
+                        "action_id": APPROVE_ACTION,
+                        "text": {"type": "plain_text", "text": "Approve"},
+                        "style": "primary",
+                        "value": value,
+                    },
+                    {
+                        "type": "button",
+                        "action_id": REJECT_ACTION,
+                        "text": {"type": "plain_text", "text": "Reject"},
+                        "style": "danger",
+                        "value": value,
+                    },
+                ],
+            }
+        )
+    return text, blocks
+
+
+def decided_message(
+    approval: Approval, *, title: str, blast_radius: str, next_step: str
+) -> tuple[str, list[dict[str, Any]]]:
+    """Return the request as edited once answered: who decided, when, and what happens next."""
+    when = f"{approval.decided_at:%Y-%m-%d %H:%M:%S} UTC" if approval.decided_at else "unknown"
+    if approval.status in (ApprovalStatus.approved, ApprovalStatus.rejected):
+        outcome = f"*{approval.status.capitalize()}* by <@{approval.decided_by}> at {when}"
+        outcome += f" (via {approval.decided_via})" if approval.decided_via != "slack" else ""
+    else:
+        outcome = f"*{approval.status.capitalize()}* at {when}: {approval.reason or ''}"
+    text = f"{approval.describe()}: {approval.status} — {next_step}"
+    sections = [
+        f"*Approval* for incident: {title}",
+        *_action_lines(approval, blast_radius),
+        outcome,
+        f"*Next:* {next_step}",
+    ]
+    return text, [_section(s) for s in sections]
+
+
+def _section(text: str) -> dict[str, Any]:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}}

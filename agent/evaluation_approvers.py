@@ -1,0 +1,98 @@
+"""The people of a scenario: approvers who click in Slack, or let a request expire.
+
+The scenario's clock is real time plus an offset; letting a request expire moves the offset past
+its expiry instead of waiting for it, so the service's own timer fires as it would in production.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from agent.approvals.message import APPROVE_ACTION, REJECT_ACTION
+from agent.approvals.service import pending_for
+from agent.evaluation_world import ApprovalWorld
+from sandbox.slack import click, interaction
+from sandbox.stack import SandboxStack
+
+
+class ScenarioClock:
+    """Real time plus an offset that only moves forward."""
+
+    def __init__(self) -> None:
+        self._offset = timedelta(0)
+        self._lock = threading.Lock()
+
+    def now(self) -> datetime:
+        """Return the scenario's time."""
+        with self._lock:
+            return datetime.now(UTC) + self._offset
+
+    def advance_past(self, moment: datetime) -> None:
+        """Move the clock one second past `moment` (never backwards)."""
+        with self._lock:
+            ahead = moment + timedelta(seconds=1) - datetime.now(UTC)
+            self._offset = max(self._offset, ahead)
+
+
+class Approvers:
+    """Answer each approval request once it is in Slack, as the scenario's world says."""
+
+    def __init__(
+        self,
+        world: ApprovalWorld,
+        *,
+        stack: SandboxStack,
+        url: str,
+        signing_secret: str,
+        engine: Engine,
+        clock: ScenarioClock,
+    ) -> None:
+        self._world = world
+        self._stack = stack
+        self._url = f"{url}/slack/interactions"
+        self._secret = signing_secret
+        self._engine = engine
+        self._clock = clock
+        self._answered: set[uuid.UUID] = set()
+        self.refused = 0
+
+    def answer_pending(self) -> None:
+        """Click on (or let expire) every request posted since the last call."""
+        with Session(self._engine) as session:
+            pending = pending_for(session=session)
+        for approval in pending:
+            if approval.id in self._answered or approval.slack_ts is None:
+                continue
+            message = self._stack.slack.message(approval.slack_ts)
+            if message is None:
+                continue
+            self._answered.add(approval.id)
+            blocks = message.get("blocks")
+            message["blocks"] = json.loads(blocks) if isinstance(blocks, str) else blocks
+            for stranger in self._world.strangers:
+                if self._click(message, APPROVE_ACTION, stranger).get("outcome") == "refused":
+                    self.refused += 1
+            if self._world.answer == "none":
+                self._clock.advance_past(approval.expires_at)
+                continue
+            action = APPROVE_ACTION if self._world.answer == "approve" else REJECT_ACTION
+            by = self._world.by or (approval.approvers[0] if approval.approvers else "U0NOBODY")
+            self._click(message, action, by)
+
+    def _click(self, message: dict[str, Any], action: str, user: str) -> dict[str, Any]:
+        answer = click(
+            self._url,
+            self._secret,
+            interaction(message, action, user),
+            timestamp=int(self._clock.now().timestamp()),
+        )
+        answer.raise_for_status()
+        body: dict[str, Any] = answer.json()
+        return body

@@ -1,0 +1,147 @@
+"""Build the graph runner, and run worker loops in a process of their own (`remediator worker`).
+
+With PostgreSQL, API replicas (`serve --no-worker`) and worker processes share nothing but the
+database: each loop claims alerts and incident runs with SKIP LOCKED and a lease it renews
+while it works. SIGTERM or SIGINT stops the loops: each finishes the work in hand within the
+grace period, or gives its lease back so another worker resumes it from the last checkpoint.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime
+from types import FrameType
+
+import structlog
+from sqlalchemy import Engine
+
+from agent.auditlog import AuditLog
+from agent.db import make_engine, upgrade
+from agent.graph.runner import GraphRunner, make_checkpointer
+from agent.graph.state import RunContext
+from agent.metrics.server import start_metrics_server
+from agent.settings import Settings
+from agent.toolbox import Toolbox, build_analyst, build_toolbox
+from agent.worker import Worker
+from audit.redact import Redactor
+from audit.sqltypes import utcnow
+from runbooks.catalog import Catalog, load_catalog
+from runbooks.library import SHIPPED_RUNBOOKS, load_runbooks
+from runbooks.schema import Runbook
+
+log = structlog.get_logger(__name__)
+
+
+def make_audit(settings: Settings, now: Callable[[], datetime]) -> AuditLog:
+    """Return the audit log with the chain key, redaction and payload policy of the settings."""
+    return AuditLog(
+        key=settings.audit_key.get_secret_value().encode(),
+        now=now,
+        redactor=Redactor(field_names=frozenset(settings.redact_fields)),
+        payload_policy=settings.payload_policy,
+    )
+
+
+def build_runner(
+    settings: Settings,
+    *,
+    engine: Engine,
+    audit: AuditLog,
+    tools: Toolbox,
+    catalog: Catalog | None,
+    runbooks: list[Runbook],
+    now: Callable[[], datetime],
+    connections: int = 4,
+) -> GraphRunner:
+    """Return the graph runner, its adapters warmed up and its checkpoint tables created."""
+    context = RunContext(
+        settings=settings,
+        engine=engine,
+        tools=tools,
+        audit=audit,
+        now=now,
+        catalog=catalog,
+        runbooks=runbooks,
+        analyst=build_analyst(settings),
+        env=dict(os.environ),
+    )
+    context.warm_up()
+    return GraphRunner(context, make_checkpointer(settings, connections=connections))
+
+
+def run_workers(
+    settings: Settings, concurrency: int, *, now: Callable[[], datetime] = utcnow
+) -> None:
+    """Run `concurrency` worker loops until SIGTERM or SIGINT, then stop them gracefully."""
+    # Handlers first: a SIGTERM while the process is still starting stops it cleanly too.
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        log.info("workers.stopping", signal=signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    engine = make_engine(settings.database_url)
+    if settings.auto_migrate:
+        upgrade(engine)
+    audit = make_audit(settings, now)
+    runner = build_runner(
+        settings,
+        engine=engine,
+        audit=audit,
+        tools=build_toolbox(settings),
+        catalog=load_catalog(settings.catalog_file) if settings.catalog_file else None,
+        runbooks=load_runbooks(settings.runbooks_dir or SHIPPED_RUNBOOKS),
+        now=now,
+        connections=concurrency + 1,
+    )
+    # One loop signs the periodic audit checkpoints; N copies of each would add nothing.
+    quiet = settings.model_copy(update={"audit_checkpoint_seconds": 0})
+    workers = [
+        Worker(
+            settings=settings if n == 0 else quiet,
+            engine=engine,
+            audit=audit,
+            runner=runner,
+            now=now,
+        )
+        for n in range(concurrency)
+    ]
+    threads = [
+        threading.Thread(target=w.run, args=(stop,), name=f"remediator-worker-{n}", daemon=True)
+        for n, w in enumerate(workers)
+    ]
+    for thread in threads:
+        thread.start()
+    scrape = start_metrics_server(settings, engine)  # REMEDIATOR_METRICS_PORT, when set
+    log.info(
+        "workers.started",
+        concurrency=concurrency,
+        pid=os.getpid(),
+        database=engine.dialect.name,
+        lease_seconds=settings.worker_lease_seconds,
+        metrics_port=scrape.port if scrape is not None else None,
+    )
+    while not stop.is_set() and any(t.is_alive() for t in threads):
+        stop.wait(1.0)
+    deadline = time.monotonic() + settings.worker_shutdown_seconds
+    for thread in threads:
+        thread.join(max(deadline - time.monotonic(), 0))
+    busy = [w for w, t in zip(workers, threads, strict=True) if t.is_alive()]
+    for worker in busy:
+        worker.release()
+    log.info("workers.stopped", finished=len(workers) - len(busy), released=len(busy))
+    if scrape is not None:
+        scrape.stop()
+    if busy:
+        # The loops still running hold no lease now: end them here, before they do more.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
+    engine.dispose()
