@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
+import sys
 from collections.abc import Callable, MutableMapping
 from typing import Any, ParamSpec, TypeVar
 
@@ -34,24 +35,33 @@ def configure_logging(settings: Settings) -> None:
         return {key: redactor.value(value) for key, value in event.items()}
 
     stamp = structlog.processors.TimeStamper(fmt="iso", utc=True)
+    chain: list[structlog.typing.Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.format_exc_info,
+        redact,
+        structlog.processors.add_log_level,
+        stamp,
+    ]
+    if settings.log_format != "json":
+        structlog.configure(
+            processors=[*chain, renderer],
+            wrapper_class=structlog.make_filtering_bound_logger(level),
+            cache_logger_on_first_use=True,
+        )
+        logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+        return
+    # JSON: structlog's events go through the standard library's one handler too, so every line
+    # is written whole, under that handler's lock, to one stream (stdout): lines of two threads
+    # (the worker's, uvicorn's) never interleave.
     structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.format_exc_info,
-            redact,
-            structlog.processors.add_log_level,
-            stamp,
-            renderer,
-        ],
+        processors=[*chain, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.make_filtering_bound_logger(level),
         cache_logger_on_first_use=True,
     )
-    if settings.log_format != "json":
-        logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
-        return
     # The standard library's records (uvicorn, the SDKs' retry warnings) become JSON lines too,
     # with the same log ids, so one parser reads everything the process writes.
-    handler = logging.StreamHandler()
+    handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=[

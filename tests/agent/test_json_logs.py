@@ -132,3 +132,42 @@ def test_log_lines_of_an_alert_and_of_its_incident_carry_their_ids(
     # uvicorn's access lines are JSON too, through the same handler.
     assert any("POST /webhooks/arize" in line["event"] for line in lines)
     assert all({"event", "level", "timestamp"} <= line.keys() for line in lines)
+
+
+LINES_FROM_TWO_KINDS_OF_LOGGER = """
+import logging, sys, threading
+import structlog
+from agent.logsetup import configure_logging
+from agent.settings import Settings
+
+configure_logging(Settings(_env_file=None, env="dev", log_format="json"))
+ours, theirs = structlog.get_logger("ours"), logging.getLogger("theirs")
+
+def write(n):
+    for i in range(400):
+        if n % 2:
+            ours.info("ours.line", n=n, i=i, padding="x" * 200)
+        else:
+            theirs.warning("theirs line %s %s %s", n, i, "y" * 200)
+
+threads = [threading.Thread(target=write, args=(n,)) for n in range(4)]
+for t in threads: t.start()
+for t in threads: t.join()
+"""
+
+
+def test_json_lines_of_structlog_and_the_standard_library_never_interleave(
+    tmp_path: Path,
+) -> None:
+    finished = subprocess.run(
+        [sys.executable, "-c", LINES_FROM_TWO_KINDS_OF_LOGGER],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={k: v for k, v in os.environ.items() if not k.startswith("REMEDIATOR_")},
+    )
+    assert finished.returncode == 0, finished.stderr
+    # One stream, whole lines: what a log shipper reading stdout needs.
+    parsed = [json.loads(line) for line in finished.stdout.splitlines() if line]
+    assert len(parsed) == 1600 and finished.stderr == ""
+    assert {p["event"] for p in parsed if p.get("logger") != "theirs"} == {"ours.line"}
