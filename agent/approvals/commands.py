@@ -64,16 +64,17 @@ def approvals(
     """List approval requests: pending ones (oldest first), or all with --all."""
     from sqlmodel import Session, col, select
 
-    from agent.approvals.models import Approval, ApprovalStatus
+    from agent.approvals.models import Approval
+    from agent.approvals.service import pending_for
     from agent.cli import load_settings
     from agent.db import make_engine
 
     settings = load_settings()
     with Session(make_engine(settings.database_url)) as session:
-        query = select(Approval).order_by(col(Approval.requested_at))
-        if not every:
-            query = query.where(Approval.status == ApprovalStatus.pending)
-        rows = list(session.exec(query))
+        if every:
+            rows = list(session.exec(select(Approval).order_by(col(Approval.requested_at))))
+        else:
+            rows = pending_for(session=session)
     if not rows:
         typer.echo("no pending approval requests" if not every else "no approval requests")
         return
