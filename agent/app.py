@@ -10,13 +10,16 @@ from datetime import datetime
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy import Engine
 from starlette.requests import Request
 
 from agent import __version__
 from agent.alerts.arize import load_field_paths
-from agent.alerts.intake import AlertIntake
+from agent.alerts.intake import AlertIntake, BatchWriter, Store
 from agent.alerts.routes import router as alerts_router
+from agent.alerts.writer_process import WriterProcess
 from agent.approvals.routes import router as approvals_router
+from agent.auditlog import AuditLog, make_audit
 from agent.changes.routes import router as changes_router
 from agent.db import make_engine, upgrade
 from agent.deps import Services
@@ -29,7 +32,7 @@ from agent.review.service import ChainStatus
 from agent.settings import Settings
 from agent.toolbox import build_toolbox
 from agent.worker import Worker, start_worker_thread
-from agent.workers import build_runner, make_audit
+from agent.workers import build_runner
 from audit.sqltypes import utcnow
 from runbooks.catalog import load_catalog
 from runbooks.library import SHIPPED_RUNBOOKS, load_runbooks
@@ -55,7 +58,7 @@ def create_app(
         integrations={
             name: "live" if live else "dry-run" for name, live in tools.configured().items()
         },
-        intake=AlertIntake(engine, audit),
+        intake=AlertIntake(_intake_store(settings, engine, audit, now)),
         group_members=tools.chat.group_members if tools.chat is not None else None,
     )
 
@@ -119,3 +122,19 @@ def create_app(
         return JSONResponse(status_code=422, content={"detail": problems})
 
     return app
+
+
+def _intake_store(
+    settings: Settings, engine: Engine, audit: AuditLog, now: Callable[[], datetime]
+) -> Store:
+    """Return where accepted alerts are written: a writer process unless one cannot serve.
+
+    A writer process keeps its own clock and database connection, so an injected clock (the
+    scenario evaluation's) or an in-memory SQLite database keeps the writer in this process.
+    """
+    in_memory = settings.database_url.startswith("sqlite") and (
+        settings.database_url in ("sqlite://", "sqlite:///:memory:")
+    )
+    if settings.intake_writer == "process" and now is utcnow and not in_memory:
+        return WriterProcess(settings)
+    return BatchWriter(engine, audit)

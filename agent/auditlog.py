@@ -13,6 +13,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from agent.db import session_scope
+from agent.settings import Settings
 from audit.chain import canonical_json
 from audit.models import AuditCheckpoint, AuditEvent
 from audit.redact import PayloadPolicy, Redactor
@@ -123,3 +124,13 @@ class AuditLog:
         if copy_to is not None:
             append_checkpoint_file(copy_to, checkpoint)
         return checkpoint
+
+
+def make_audit(settings: Settings, now: Callable[[], datetime] = utcnow) -> AuditLog:
+    """Return the audit log with the chain key, redaction and payload policy of the settings."""
+    return AuditLog(
+        key=settings.audit_key.get_secret_value().encode(),
+        now=now,
+        redactor=Redactor(field_names=frozenset(settings.redact_fields)),
+        payload_policy=settings.payload_policy,
+    )

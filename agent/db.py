@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -11,6 +13,8 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 from sqlmodel import Session
+
+log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 WRITE_OPTION = "remediator_writes"
@@ -57,6 +61,51 @@ def session_scope(engine: Engine) -> Iterator[Session]:
         except BaseException:
             session.rollback()
             raise
+
+
+class BackgroundCheckpoints:
+    """Move SQLite's WAL checkpoints off an engine's commits, onto a thread of their own.
+
+    By default the commit that grows the WAL past 1,000 pages copies it back into the database
+    file and syncs it: that commit, and every request waiting on it, stalls for tens of
+    milliseconds. The ack path's writer turns that off for its connections and checkpoints here
+    instead, every `every` seconds; a PASSIVE checkpoint runs beside the writer, never blocking it.
+    """
+
+    def __init__(self, engine: Engine, every: float = 1.0) -> None:
+        self._engine = engine
+        self._every = every
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+        @event.listens_for(engine, "connect")
+        def _no_auto_checkpoint(dbapi_connection: Any, _record: Any) -> None:
+            dbapi_connection.execute("PRAGMA wal_autocheckpoint=0")
+
+    def start(self) -> BackgroundCheckpoints:
+        """Start checkpointing every `every` seconds."""
+        self._thread = threading.Thread(target=self._run, name="wal-checkpoints", daemon=True)
+        self._thread.start()
+        return self
+
+    def checkpoint(self) -> None:
+        """Copy what the WAL holds back into the database file, without waiting for anyone."""
+        with self._engine.connect() as connection:
+            connection.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+
+    def stop(self) -> None:
+        """Stop the thread after a last checkpoint."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        self.checkpoint()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._every):
+            try:
+                self.checkpoint()
+            except Exception:  # a busy or failed checkpoint is retried on the next tick
+                log.warning("db.checkpoint_failed", exc_info=True)
 
 
 def alembic_config(engine: Engine) -> Config:

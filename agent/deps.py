@@ -5,7 +5,7 @@ from __future__ import annotations
 import hmac
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 from fastapi import Depends, HTTPException, Request, status
 from sqlalchemy import Engine
@@ -66,24 +66,25 @@ async def read_bounded(
 
     `on_too_large` is told first (the webhooks count the refusal).
     """
-    too_large = HTTPException(
-        status.HTTP_413_CONTENT_TOO_LARGE, f"body larger than the limit of {limit} bytes"
-    )
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
-        if on_too_large is not None:
-            on_too_large()
-        raise too_large
+        _too_large(limit, on_too_large)
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            if on_too_large is not None:
-                on_too_large()
-            raise too_large
+            _too_large(limit, on_too_large)
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def _too_large(limit: int, on_too_large: Callable[[], None] | None) -> NoReturn:
+    if on_too_large is not None:
+        on_too_large()
+    raise HTTPException(
+        status.HTTP_413_CONTENT_TOO_LARGE, f"body larger than the limit of {limit} bytes"
+    )
 
 
 def bearer_token(request: Request) -> str:
@@ -134,7 +135,7 @@ WebhookAuth = Depends(require_webhook_token)
 
 def _count_bad_token(request: Request) -> None:
     """Count a webhook delivery refused for its token (other routes' 401s are not alerts)."""
-    metrics.count_refused(request.url.path, "bad_token")
+    metrics.count_refused(request.scope["path"], "bad_token")
 
 
 VIEWER_COOKIE = "remediator_viewer"

@@ -82,6 +82,12 @@ class Settings(BaseSettings):
         "info", description="Log level."
     )
 
+    intake_writer: Literal["process", "thread"] = Field(
+        "process",
+        description="Where `serve` stores accepted alerts: `process`, a writer process of its "
+        "own (the event loop keeps a core to itself; the ack rate is higher), or `thread`, a "
+        "thread of the API process.",
+    )
     worker_poll_seconds: float = Field(
         0.5, gt=0, description="Idle worker's database poll interval."
     )

@@ -20,7 +20,7 @@ from types import FrameType
 import structlog
 from sqlalchemy import Engine
 
-from agent.auditlog import AuditLog
+from agent.auditlog import AuditLog, make_audit
 from agent.db import make_engine, upgrade
 from agent.graph.runner import GraphRunner, make_checkpointer
 from agent.graph.state import RunContext
@@ -28,23 +28,12 @@ from agent.metrics.server import start_metrics_server
 from agent.settings import Settings
 from agent.toolbox import Toolbox, build_analyst, build_toolbox
 from agent.worker import Worker
-from audit.redact import Redactor
 from audit.sqltypes import utcnow
 from runbooks.catalog import Catalog, load_catalog
 from runbooks.library import SHIPPED_RUNBOOKS, load_runbooks
 from runbooks.schema import Runbook
 
 log = structlog.get_logger(__name__)
-
-
-def make_audit(settings: Settings, now: Callable[[], datetime]) -> AuditLog:
-    """Return the audit log with the chain key, redaction and payload policy of the settings."""
-    return AuditLog(
-        key=settings.audit_key.get_secret_value().encode(),
-        now=now,
-        redactor=Redactor(field_names=frozenset(settings.redact_fields)),
-        payload_policy=settings.payload_policy,
-    )
 
 
 def build_runner(

@@ -56,6 +56,9 @@ def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
         "webhook_token": secrets.token_urlsafe(24),
         "audit_key": secrets.token_urlsafe(32),
         "worker_poll_seconds": 0.05,
+        # In-process writes: a writer process per test app would add a second of start-up each.
+        # tests/agent/test_intake.py runs the ack path with the writer process too.
+        "intake_writer": "thread",
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

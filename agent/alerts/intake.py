@@ -5,6 +5,10 @@ when it is free (it never waits for companions), up to MAX_BATCH alerts, prepare
 any transaction, then stores them with their `alert.received` events in ONE transaction and
 resolves every waiting request once that transaction is committed. Idle, an alert is written at
 once; under load one commit carries many alerts, so the write lock stops being the bottleneck.
+
+Where a batch is written is a `Store`: `BatchWriter` on a thread of this process, or
+`agent.alerts.writer_process.WriterProcess`, the same `BatchWriter` in a child process (what
+`serve` uses), so that preparing and storing alerts never takes the GIL from the event loop.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 from sqlalchemy import Engine
@@ -38,28 +42,43 @@ class NotStored(Exception):
     """The alerts of a request were not committed: nothing of that request was accepted."""
 
 
+Outcome = list[Receipt] | NotStored
+"""What became of one request: its receipts once committed, or why nothing was accepted."""
+
+
 @dataclass
 class _Request:
     items: list[Received]
     future: asyncio.Future[list[Receipt]]
 
 
+class Store(Protocol):
+    """Where the intake's batches are written: in this process, or in a writer process."""
+
+    def open(self) -> None:
+        """Get ready to write (may block); raise if writing cannot start."""
+
+    async def write(self, batch: Sequence[list[Received]]) -> list[Outcome]:
+        """Store a batch; one outcome per request, in order."""
+
+    def close(self) -> None:
+        """Stop writing, once the last batch is answered."""
+
+
 class AlertIntake:
     """The single writer of accepted alerts, run by the app's lifespan."""
 
-    def __init__(self, engine: Engine, audit: AuditLog, *, max_batch: int = MAX_BATCH) -> None:
-        self._engine = engine
-        self._audit = audit
+    def __init__(self, store: Store, *, max_batch: int = MAX_BATCH) -> None:
+        self._store = store
         self._max_batch = max_batch
         self._pending: deque[_Request] = deque()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
-        self._executor: ThreadPoolExecutor | None = None
 
     def start(self) -> None:
-        """Start the writer on the running event loop."""
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="alert-writer")
+        """Open the store, then start the writer on the running event loop."""
+        self._store.open()
         self._task = asyncio.get_running_loop().create_task(self._run(), name="alert-writer")
 
     async def close(self) -> None:
@@ -68,8 +87,7 @@ class AlertIntake:
         self._wake.set()
         if self._task is not None:
             await self._task
-        if self._executor is not None:
-            self._executor.shutdown(wait=True)
+        self._store.close()
 
     async def submit(self, items: list[Received]) -> list[Receipt]:
         """Store one request's alerts, all or none; return once they are committed.
@@ -84,14 +102,13 @@ class AlertIntake:
         return await future
 
     async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
         while self._pending or not self._closing:
             if not self._pending:
                 await self._wake.wait()
                 self._wake.clear()
                 continue
             batch = self._take()
-            outcomes = await loop.run_in_executor(self._executor, self._write, batch)
+            outcomes = await self._store.write([request.items for request in batch])
             for request, outcome in zip(batch, outcomes, strict=True):
                 if request.future.done():
                     continue  # its client went away; what was stored stays stored
@@ -110,15 +127,44 @@ class AlertIntake:
             batch.append(request)
         return batch
 
-    def _write(self, batch: list[_Request]) -> list[list[Receipt] | NotStored]:
-        """Prepare and store a batch; one outcome per request. Runs on the writer thread."""
-        outcomes: list[list[Receipt] | NotStored] = []
+
+class BatchWriter:
+    """Stores batches in this process: the writer the intake runs on its own thread.
+
+    Each batch is prepared outside any transaction, then stored in ONE transaction; a row the
+    database refuses only fails its own request (the others are stored again, each alone).
+    """
+
+    def __init__(self, engine: Engine, audit: AuditLog) -> None:
+        self._engine = engine
+        self._audit = audit
+        self._executor: ThreadPoolExecutor | None = None
+
+    def open(self) -> None:
+        """Start the writer thread (the engine is the caller's)."""
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="alert-writer")
+
+    def close(self) -> None:
+        """Stop the writer thread once its batch is written."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+
+    async def write(self, batch: Sequence[list[Received]]) -> list[Outcome]:
+        """Store a batch on the writer thread; one outcome per request, in order."""
+        assert self._executor is not None, "open() first"
+        return await asyncio.get_running_loop().run_in_executor(
+            self._executor, self.write_now, batch
+        )
+
+    def write_now(self, batch: Sequence[list[Received]]) -> list[Outcome]:
+        """Prepare and store a batch of requests' alerts; one outcome per request, in order."""
+        outcomes: list[Outcome] = []
         units: dict[int, list[Delivery]] = {}
-        for index, request in enumerate(batch):
+        for index, items in enumerate(batch):
             try:
                 units[index] = [
                     prepare_delivery(audit=self._audit, breach=b, payload=p, body_sha256=d)
-                    for b, p, d in request.items
+                    for b, p, d in items
                 ]
                 outcomes.append([])
             except Exception as exc:
@@ -168,8 +214,8 @@ class AlertIntake:
 
     @staticmethod
     def _failed(
-        outcomes: list[list[Receipt] | NotStored], units: dict[int, list[Delivery]], reason: str
-    ) -> list[list[Receipt] | NotStored]:
+        outcomes: list[Outcome], units: dict[int, list[Delivery]], reason: str
+    ) -> list[Outcome]:
         for index in units:
             outcomes[index] = NotStored(f"{reason}; nothing was accepted, retry later")
         return outcomes

@@ -155,7 +155,7 @@ def _webhook_services(request: Request) -> Services:
     The webhooks call this rather than declare FastAPI dependencies: solving those took a
     tenth of the ack path's CPU (measured with py-spy under bench/ingest.py).
     """
-    metrics.count_received(request.url.path)  # before the token check: refusals count too
+    metrics.count_received(request.scope["path"])  # before the token check: refusals count too
     services: Services = request.app.state.services
     check_webhook_token(request, services.settings)
     return services
@@ -225,7 +225,7 @@ def _parse_object(request: Request, body: bytes) -> dict[str, Any]:
 
 
 def _refused(request: Request, reason: str) -> None:
-    metrics.count_refused(request.url.path, reason)
+    metrics.count_refused(request.scope["path"], reason)
 
 
 def _refuse_constant(name: str) -> Any:

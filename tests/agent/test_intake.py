@@ -15,7 +15,7 @@ from sqlalchemy import Engine, text
 from sqlmodel import Session, select
 
 from agent.alerts.arize import DEFAULT_FIELD_PATHS, map_arize_payload
-from agent.alerts.intake import AlertIntake, NotStored, Received
+from agent.alerts.intake import AlertIntake, BatchWriter, NotStored, Received
 from agent.alerts.models import Alert
 from agent.app import create_app
 from agent.auditlog import AuditLog
@@ -68,8 +68,9 @@ def assert_one_event_per_alert(service: RunningService, answers: list[httpx.Resp
 
 def test_two_hundred_concurrent_alerts_are_all_stored_on_a_verifiable_chain(
     start_service: ServiceFactory,
+    writer: str,
 ) -> None:
-    service = start_service()
+    service = start_service(intake_writer=writer)
 
     answers = asyncio.run(post_all(service, storm(200, "storm-bot")))
 
@@ -80,8 +81,9 @@ def test_two_hundred_concurrent_alerts_are_all_stored_on_a_verifiable_chain(
 
 def test_copies_of_one_delivery_sent_together_get_one_alert(
     start_service: ServiceFactory,
+    writer: str,
 ) -> None:
-    service = start_service()
+    service = start_service(intake_writer=writer)
     alert = arize_alert()
     others = storm(20, "other-bot")
 
@@ -95,6 +97,12 @@ def test_copies_of_one_delivery_sent_together_get_one_alert(
     assert_one_event_per_alert(service, answers)
 
 
+@pytest.fixture(params=["thread", "process"])
+def writer(request: pytest.FixtureRequest) -> str:
+    """Where the service stores accepted alerts: every ack-path guarantee holds for both."""
+    return str(request.param)
+
+
 def received(payload: dict[str, Any], digest: str) -> Received:
     return (map_arize_payload(payload, DEFAULT_FIELD_PATHS), payload, digest)
 
@@ -103,7 +111,7 @@ async def submit_together(
     engine: Engine, batches: list[list[Received]]
 ) -> list[list[Any] | BaseException]:
     """Queue every request before the writer runs, so they share one batch."""
-    intake = AlertIntake(engine, AuditLog(key=KEY))
+    intake = AlertIntake(BatchWriter(engine, AuditLog(key=KEY)))
     intake.start()
     try:
         return await asyncio.gather(*(intake.submit(b) for b in batches), return_exceptions=True)
@@ -147,8 +155,9 @@ def refuse(engine: Engine, name: str, when: str = "1") -> None:
 
 def test_a_failed_commit_answers_503_to_every_request_and_stores_nothing(
     start_service: ServiceFactory,
+    writer: str,
 ) -> None:
-    service = start_service()
+    service = start_service(intake_writer=writer)
     refuse(service.engine, "refuse_all")
 
     answers = asyncio.run(post_all(service, storm(40, "doomed-bot")))
@@ -161,8 +170,9 @@ def test_a_failed_commit_answers_503_to_every_request_and_stores_nothing(
 
 def test_a_failure_after_the_alert_rows_rolls_them_back_for_the_whole_batch(
     start_service: ServiceFactory,
+    writer: str,
 ) -> None:
-    service = start_service()
+    service = start_service(intake_writer=writer)
     with service.engine.begin() as connection:
         # An error that no row is to blame for: the event insert fails after the alert rows.
         connection.execute(text("CREATE TABLE broken (x INTEGER)"))
@@ -182,8 +192,9 @@ def test_a_failure_after_the_alert_rows_rolls_them_back_for_the_whole_batch(
 
 def test_one_refused_alert_does_not_fail_the_others_of_its_batch(
     start_service: ServiceFactory,
+    writer: str,
 ) -> None:
-    service = start_service()
+    service = start_service(intake_writer=writer)
     refuse(service.engine, "refuse_poison", "NEW.monitor_key = 'poison'")
     payloads = storm(30, "fine-bot")
     payloads.insert(15, arize_alert(monitor_id="poison"))
@@ -198,10 +209,11 @@ def test_one_refused_alert_does_not_fail_the_others_of_its_batch(
 
 def test_an_alertmanager_group_is_stored_whole_or_not_at_all(
     start_service: ServiceFactory,
+    writer: str,
 ) -> None:
     from tests.agent.test_alertmanager import group
 
-    service = start_service()
+    service = start_service(intake_writer=writer)
     refuse(service.engine, "refuse_us", """NEW.breach_json LIKE '%"region":"us"%'""")
     fine = [group(regions=("eu", "ap")) for _ in range(5)]
     doomed = group(regions=("eu", "us"))
@@ -213,7 +225,7 @@ def test_an_alertmanager_group_is_stored_whole_or_not_at_all(
 
 
 def test_the_intake_refuses_work_when_it_is_not_running(migrated_engine: Engine) -> None:
-    intake = AlertIntake(migrated_engine, AuditLog(key=KEY))
+    intake = AlertIntake(BatchWriter(migrated_engine, AuditLog(key=KEY)))
 
     with pytest.raises(NotStored, match="not accepting"):
         asyncio.run(intake.submit([received(arize_alert(), "c" * 64)]))
