@@ -58,7 +58,7 @@ def create_app(
         integrations={
             name: "live" if live else "dry-run" for name, live in tools.configured().items()
         },
-        intake=AlertIntake(_intake_store(settings, engine, audit, now)),
+        intake=AlertIntake(_intake_store(settings, engine, audit, now, run_worker=run_worker)),
         group_members=tools.chat.group_members if tools.chat is not None else None,
     )
 
@@ -125,16 +125,24 @@ def create_app(
 
 
 def _intake_store(
-    settings: Settings, engine: Engine, audit: AuditLog, now: Callable[[], datetime]
+    settings: Settings,
+    engine: Engine,
+    audit: AuditLog,
+    now: Callable[[], datetime],
+    *,
+    run_worker: bool,
 ) -> Store:
-    """Return where accepted alerts are written: a writer process unless one cannot serve.
+    """Return where accepted alerts are written (see `REMEDIATOR_INTAKE_WRITER`).
 
-    A writer process keeps its own clock and database connection, so an injected clock (the
-    scenario evaluation's) or an in-memory SQLite database keeps the writer in this process.
+    `auto` gives an API replica (no worker) a writer process, for the ack rate, and keeps the
+    writer on a thread when the worker shares the process, for memory. A writer process keeps
+    its own clock and connection, so an injected clock (the scenario evaluation's) or an
+    in-memory SQLite database keeps the writer in this process whatever the setting.
     """
-    in_memory = settings.database_url.startswith("sqlite") and (
-        settings.database_url in ("sqlite://", "sqlite:///:memory:")
-    )
-    if settings.intake_writer == "process" and now is utcnow and not in_memory:
+    wanted = settings.intake_writer
+    if wanted == "auto":
+        wanted = "thread" if run_worker else "process"
+    in_memory = settings.database_url in ("sqlite://", "sqlite:///:memory:")
+    if wanted == "process" and now is utcnow and not in_memory:
         return WriterProcess(settings)
     return BatchWriter(engine, audit)

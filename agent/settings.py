@@ -82,11 +82,12 @@ class Settings(BaseSettings):
         "info", description="Log level."
     )
 
-    intake_writer: Literal["process", "thread"] = Field(
-        "process",
-        description="Where `serve` stores accepted alerts: `process`, a writer process of its "
-        "own (the event loop keeps a core to itself; the ack rate is higher), or `thread`, a "
-        "thread of the API process.",
+    intake_writer: Literal["auto", "process", "thread"] = Field(
+        "auto",
+        description="Where the API stores accepted alerts: `process`, a writer process of its "
+        "own (the event loop keeps a core to itself: a higher ack rate, ~75 MB more memory), "
+        "`thread`, a thread of the API process, or `auto`: `process` for `serve --no-worker` "
+        "(API replicas), `thread` when `serve` runs the worker too.",
     )
     worker_poll_seconds: float = Field(
         0.5, gt=0, description="Idle worker's database poll interval."

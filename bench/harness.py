@@ -113,11 +113,12 @@ class Server:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-15:])
 
     def memory_kb(self, field_name: str) -> int:
-        """Return a /proc status figure in kB: VmRSS now, or VmHWM, the peak resident set."""
-        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
-            if line.startswith(field_name + ":"):
-                return int(line.split()[1])
-        raise RuntimeError(f"no {field_name} in /proc/{self.process.pid}/status")
+        """Return a /proc status figure in kB (VmRSS now, or VmHWM, the peak resident set),
+        summed over the server and every process it started (`serve`'s writer process).
+
+        Summed peaks may not have coincided: the figure errs high, never low.
+        """
+        return sum(_status_kb(pid, field_name) for pid in _tree(self.process.pid))
 
     def stop(self) -> None:
         """Ask the server to stop; kill it if it does not within 30 s."""
@@ -284,3 +285,20 @@ async def _read_answer(reader: asyncio.StreamReader) -> tuple[int, bytes, bool]:
     else:
         raise ValueError(f"answer {status} has neither Content-Length nor chunks")
     return status, body, fields.get("connection") == "close"
+
+
+def _tree(pid: int) -> list[int]:
+    """Return `pid` and its descendants, from /proc."""
+    found = [pid]
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        children = (task / "children").read_text().split()
+        for child in children:
+            found.extend(_tree(int(child)))
+    return found
+
+
+def _status_kb(pid: int, field_name: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field_name + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no {field_name} in /proc/{pid}/status")

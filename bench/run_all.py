@@ -41,7 +41,7 @@ class Sizes:
 
 QUICK = Sizes(events=50_000, ingest=1_500, incidents=5, alerts=1_000, fingerprints=20, seconds=10)
 FULL = Sizes(
-    events=200_000, ingest=5_000, incidents=10, alerts=10_000, fingerprints=100, seconds=60
+    events=1_000_000, ingest=5_000, incidents=10, alerts=10_000, fingerprints=100, seconds=60
 )
 
 

@@ -189,3 +189,28 @@ def test_a_write_after_close_starts_a_fresh_writer(tmp_path: Path) -> None:
 
     assert not isinstance(outcome, NotStored)
     assert outcome[0].created
+
+
+def test_auto_gives_api_replicas_a_writer_process_and_keeps_it_on_a_thread_beside_the_worker(
+    tmp_path: Path,
+) -> None:
+    from datetime import UTC, datetime
+
+    from agent.alerts.intake import BatchWriter
+
+    def store(run_worker: bool, **overrides: object) -> object:
+        settings = make_settings(tmp_path, **{"intake_writer": "auto", **overrides})
+        app = create_app(settings, run_worker=run_worker)
+        return app.state.services.intake._store
+
+    assert isinstance(store(run_worker=False), WriterProcess)
+    assert isinstance(store(run_worker=True), BatchWriter)
+    assert isinstance(store(run_worker=True, intake_writer="process"), WriterProcess)
+    assert isinstance(store(run_worker=False, intake_writer="thread"), BatchWriter)
+    # An injected clock cannot cross to another process: the writer stays here.
+    fixed = create_app(
+        make_settings(tmp_path, intake_writer="process"),
+        run_worker=False,
+        now=lambda: datetime(2026, 11, 27, tzinfo=UTC),
+    )
+    assert isinstance(fixed.state.services.intake._store, BatchWriter)
