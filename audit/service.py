@@ -7,7 +7,7 @@ import json
 import os
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -17,9 +17,8 @@ from sqlmodel import Session, col, select
 
 from audit.chain import canonical_json, checkpoint_signature, event_digest
 from audit.models import GENESIS_HASH, AuditCheckpoint, AuditEvent, AuditHead
+from audit.ranges import RANGE_EVENTS, Stitched, walk_parallel, walk_range
 from audit.sqltypes import utcnow
-
-VERIFY_BATCH = 5000
 
 
 @dataclass(frozen=True)
@@ -215,11 +214,15 @@ def verify_chain(
     key: bytes,
     progress: Callable[[int, int], None] | None = None,
     extra_checkpoints: Iterable[Checkpoint] = (),
+    workers: int = 1,
+    range_events: int = RANGE_EVENTS,
 ) -> VerifyResult:
     """Recompute every link; name the first event that was edited, removed or moved.
 
     Signed checkpoints (stored, and any kept outside the database) make a removed tail visible:
-    the chain must reach every checkpoint's head with the hash it recorded.
+    the chain must reach every checkpoint's head with the hash it recorded. With `workers` > 1
+    and at least two ranges of `range_events` events, ranges are verified on that many
+    processes at once (audit/ranges.py); the outcome is the same as one walk.
     """
     head_seq, head_hash = read_head(session=session)
     checkpoints = [*stored_checkpoints(session=session), *extra_checkpoints]
@@ -240,11 +243,34 @@ def verify_chain(
                 "has a bad signature (forged or edited)",
                 len(checkpoints),
             )
-    wanted = {c.head_seq: c for c in checkpoints}
-    walked = _walk(session, key, head_seq, wanted, progress)
-    if isinstance(walked, VerifyResult):
-        return replace(walked, checkpoints=len(checkpoints))
-    checked, last_hash = walked
+    wanted = {c.head_seq: c.head_hash for c in checkpoints}
+    tell = None if progress is None else (lambda done: progress(done, head_seq))
+    url = _shared_url(session)
+    if workers > 1 and head_seq >= 2 * range_events and url is not None:
+        walked = walk_parallel(
+            url=url,
+            key=key,
+            head_seq=head_seq,
+            wanted=wanted,
+            workers=workers,
+            range_events=range_events,
+            progress=tell,
+        )
+    else:
+        one = walk_range(
+            session=session,
+            key=key,
+            start=1,
+            end=None,
+            wanted=wanted,
+            prev_hash=GENESIS_HASH,
+            progress=tell,
+        )
+        walked = Stitched(one.checked, one.last_hash or GENESIS_HASH, one.problem)
+    if walked.problem is not None:
+        seq, reason = walked.problem
+        return VerifyResult(False, seq - 1, head_seq, seq, reason, len(checkpoints))
+    checked, last_hash = walked.checked, walked.last_hash
     furthest = max((c.head_seq for c in checkpoints), default=0)
     if furthest > checked:
         return VerifyResult(
@@ -268,74 +294,12 @@ def verify_chain(
     return VerifyResult(True, checked, head_seq, checkpoints=len(checkpoints))
 
 
-EVENT_COLUMNS = (
-    AuditEvent.seq,
-    AuditEvent.ts,
-    AuditEvent.incident_id,
-    AuditEvent.alert_id,
-    AuditEvent.actor,
-    AuditEvent.kind,
-    AuditEvent.data,
-    AuditEvent.prev_hash,
-    AuditEvent.hash,
-)
-
-
-def read_batch(*, session: Session, from_seq: int) -> Sequence[Any]:
-    """Return up to VERIFY_BATCH events from `from_seq` on, as plain rows in chain order."""
-    # Core rows, not ORM objects: verification reads every event and must stay fast.
-    return (
-        session.connection()
-        .execute(
-            select(*EVENT_COLUMNS)  # type: ignore[call-overload]
-            .where(col(AuditEvent.seq) >= from_seq)
-            .order_by(col(AuditEvent.seq))
-            .limit(VERIFY_BATCH)
-        )
-        .all()
-    )
-
-
-def _walk(
-    session: Session,
-    key: bytes,
-    head_seq: int,
-    wanted: dict[int, Checkpoint],
-    progress: Callable[[int, int], None] | None,
-) -> tuple[int, str] | VerifyResult:
-    """Check the links in order, in batches of plain rows; return (count, last hash) or failure."""
-    expected_seq = 1
-    prev_hash = GENESIS_HASH
-    while True:
-        batch = read_batch(session=session, from_seq=expected_seq)
-        if not batch:
-            return expected_seq - 1, prev_hash
-        for seq, ts, incident_id, alert_id, actor, kind, data, stored_prev, stored_hash in batch:
-            problem = None
-            if seq != expected_seq:
-                problem = f"event {expected_seq} is missing (next stored event is {seq})"
-            elif stored_prev != prev_hash:
-                problem = f"event {seq} does not follow event {seq - 1} (moved or replaced)"
-            elif stored_hash != event_digest(
-                key=key,
-                prev_hash=stored_prev,
-                seq=seq,
-                ts=ts,
-                incident_id=incident_id,
-                alert_id=alert_id,
-                actor=actor,
-                kind=kind,
-                data=data,
-            ):
-                problem = f"event {seq} was altered after it was written (HMAC mismatch)"
-            elif seq in wanted and wanted[seq].head_hash != stored_hash:
-                problem = f"event {seq} differs from the signed checkpoint of it (replaced)"
-            if problem is not None:
-                return VerifyResult(False, expected_seq - 1, head_seq, expected_seq, problem)
-            prev_hash = stored_hash
-            expected_seq += 1
-        if progress is not None:
-            progress(expected_seq - 1, head_seq)
+def _shared_url(session: Session) -> str | None:
+    """Return the database URL other processes can open, or None (an in-memory database)."""
+    url = session.connection().engine.url
+    if url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:"):
+        return None
+    return url.render_as_string(hide_password=False)
 
 
 def append_checkpoint_file(path: Path, checkpoint: AuditCheckpoint) -> None:

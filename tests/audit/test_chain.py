@@ -53,8 +53,11 @@ def tamper(engine: Engine, *statements: str) -> None:
 
 
 def verify(engine: Engine, key: bytes = KEY) -> tuple[bool, int | None, str | None]:
+    """Verify in one walk, and again in ranges of 2 events on 2 processes: the same outcome."""
     with Session(engine) as session:
         result = verify_chain(session=session, key=key)
+        ranged = verify_chain(session=session, key=key, workers=2, range_events=2)
+    assert ranged == result
     return result.ok, result.first_bad_seq, result.reason
 
 
@@ -239,3 +242,45 @@ def test_the_database_refuses_to_change_audit_rows_on_postgres(
         connection.execute(text(statement))
     assert verify(engine)[0] is True
     engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("statements", "first_bad"),
+    [
+        (["DELETE FROM audit_event WHERE seq BETWEEN 9 AND 12"], 9),  # a whole range
+        (["DELETE FROM audit_event WHERE seq = 8"], 8),  # the last event of a range
+        (["UPDATE audit_event SET data = replace(data, 'step', 'stop') WHERE seq = 13"], 13),
+        (
+            [  # swapped across the boundary of the ranges 13-16 and 17-20
+                "UPDATE audit_event SET seq = -1 WHERE seq = 16",
+                "UPDATE audit_event SET seq = 16 WHERE seq = 17",
+                "UPDATE audit_event SET seq = 17 WHERE seq = -1",
+            ],
+            16,
+        ),
+        (["DELETE FROM audit_event WHERE seq >= 25"], 25),  # the tail, head left as it was
+        ([], None),
+    ],
+)
+def test_ranges_verified_on_two_processes_find_what_one_walk_finds(
+    migrated_engine: Engine, statements: list[str], first_bad: int | None
+) -> None:
+    write_events(migrated_engine, 30)
+    tamper(migrated_engine, *statements)
+    done: list[int] = []
+
+    with Session(migrated_engine) as session:
+        one = verify_chain(session=session, key=KEY)
+        ranged = verify_chain(
+            session=session,
+            key=KEY,
+            workers=2,
+            range_events=4,
+            progress=lambda checked, total: done.append(checked),
+        )
+
+    assert ranged == one
+    assert (one.ok, one.first_bad_seq) == (first_bad is None, first_bad)
+    assert done == sorted(done)
+    if first_bad is None:
+        assert done[-1] == 30 == one.checked

@@ -1,0 +1,212 @@
+"""Walk the chain's links by ranges of sequence numbers, in one process or several at once.
+
+Every event stores the hash of the one before it, so a range can check its own links without
+the events before it: it takes its first event's stored `prev_hash` on trust, and the caller
+checks that this is the hash the range before it ended on (`stitch`). The ranges then verify in
+parallel, one per process, and the outcome is the same as one walk from the first event: the
+first event that is missing, out of place, altered, or unlike its signed checkpoint.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, func
+from sqlmodel import Session, col, select
+
+from audit.chain import event_digest
+from audit.models import GENESIS_HASH, AuditEvent
+
+VERIFY_BATCH = 5000
+"""Events read per query."""
+
+RANGE_EVENTS = 50_000
+"""Events per range when ranges are verified in parallel."""
+
+EVENT_COLUMNS = (
+    AuditEvent.seq,
+    AuditEvent.ts,
+    AuditEvent.incident_id,
+    AuditEvent.alert_id,
+    AuditEvent.actor,
+    AuditEvent.kind,
+    AuditEvent.data,
+    AuditEvent.prev_hash,
+    AuditEvent.hash,
+)
+
+
+@dataclass(frozen=True)
+class RangeResult:
+    """What one range's walk found.
+
+    `first_prev` is the stored `prev_hash` of the range's first event when that event was read
+    without a known predecessor (None otherwise); `ended` says the chain has no event at or after
+    where the walk stopped; `problem` is the first bad event in the range, as (seq, reason).
+    """
+
+    start: int
+    checked: int
+    first_prev: str | None
+    last_hash: str | None
+    problem: tuple[int, str] | None = None
+    ended: bool = False
+
+
+def read_batch(*, session: Session, from_seq: int, to_seq: int | None = None) -> Sequence[Any]:
+    """Return up to VERIFY_BATCH events from `from_seq` (to `to_seq`), as plain rows in order."""
+    # Core rows, not ORM objects: verification reads every event and must stay fast.
+    query = select(*EVENT_COLUMNS).where(col(AuditEvent.seq) >= from_seq)  # type: ignore[call-overload]
+    if to_seq is not None:
+        query = query.where(col(AuditEvent.seq) <= to_seq)
+    return (
+        session.connection().execute(query.order_by(col(AuditEvent.seq)).limit(VERIFY_BATCH)).all()
+    )
+
+
+def walk_range(
+    *,
+    session: Session,
+    key: bytes,
+    start: int,
+    end: int | None,
+    wanted: dict[int, str],
+    prev_hash: str | None,
+    progress: Callable[[int], None] | None = None,
+) -> RangeResult:
+    """Check the links of events `start`..`end` (to the last event when `end` is None).
+
+    `prev_hash` is the hash the first event must follow (None: take its stored one on trust and
+    report it as `first_prev`); `wanted` maps a checkpoint's sequence number to the hash it
+    signed. `progress` is told the last sequence number checked after each batch.
+    """
+    expected, first_prev = start, None
+    while end is None or expected <= end:
+        batch = read_batch(session=session, from_seq=expected, to_seq=end)
+        if not batch:
+            after = _next_seq(session, expected)
+            if after is None:
+                return RangeResult(start, expected - start, first_prev, prev_hash, ended=True)
+            missing = f"event {expected} is missing (next stored event is {after})"
+            return RangeResult(start, expected - start, first_prev, prev_hash, (expected, missing))
+        for seq, ts, incident_id, alert_id, actor, kind, data, stored_prev, stored_hash in batch:
+            problem = None
+            if seq != expected:
+                problem = f"event {expected} is missing (next stored event is {seq})"
+            elif prev_hash is None:
+                first_prev = stored_prev  # checked by the caller against the range before
+            elif stored_prev != prev_hash:
+                problem = f"event {seq} does not follow event {seq - 1} (moved or replaced)"
+            if problem is None and stored_hash != event_digest(
+                key=key,
+                prev_hash=stored_prev,
+                seq=seq,
+                ts=ts,
+                incident_id=incident_id,
+                alert_id=alert_id,
+                actor=actor,
+                kind=kind,
+                data=data,
+            ):
+                problem = f"event {seq} was altered after it was written (HMAC mismatch)"
+            elif problem is None and seq in wanted and wanted[seq] != stored_hash:
+                problem = f"event {seq} differs from the signed checkpoint of it (replaced)"
+            if problem is not None:
+                return RangeResult(
+                    start, expected - start, first_prev, prev_hash, (expected, problem)
+                )
+            prev_hash = stored_hash
+            expected += 1
+        if progress is not None:
+            progress(expected - 1)
+    return RangeResult(start, expected - start, first_prev, prev_hash)
+
+
+def _next_seq(session: Session, from_seq: int) -> int | None:
+    found = session.connection().execute(
+        select(func.min(AuditEvent.seq)).where(col(AuditEvent.seq) >= from_seq)
+    )
+    value = found.scalar()
+    return None if value is None else int(value)
+
+
+@dataclass(frozen=True)
+class Stitched:
+    """The ranges' outcome as one walk: events checked in order, the last hash, any problem."""
+
+    checked: int
+    last_hash: str
+    problem: tuple[int, str] | None = None
+
+
+def stitch(
+    results: Iterable[RangeResult], on_range: Callable[[int], None] | None = None
+) -> Stitched:
+    """Join range results in order: each range must start where the one before it ended.
+
+    Stops at the first problem, in chain order, exactly where one walk from event 1 would.
+    """
+    prev, checked = GENESIS_HASH, 0
+    for result in results:
+        at_start = result.problem is not None and result.problem[0] == result.start
+        if at_start and result.first_prev is None:
+            return Stitched(checked, prev, result.problem)  # the range's first event is missing
+        if result.first_prev is not None and result.first_prev != prev:
+            reason = (
+                f"event {result.start} does not follow event {result.start - 1} (moved or replaced)"
+            )
+            return Stitched(checked, prev, (result.start, reason))
+        checked += result.checked
+        if result.problem is not None:
+            return Stitched(checked, prev, result.problem)
+        prev = result.last_hash or prev
+        if on_range is not None:
+            on_range(checked)
+        if result.ended:
+            break
+    return Stitched(checked, prev)
+
+
+def walk_parallel(
+    *,
+    url: str,
+    key: bytes,
+    head_seq: int,
+    wanted: dict[int, str],
+    workers: int,
+    range_events: int = RANGE_EVENTS,
+    progress: Callable[[int], None] | None = None,
+) -> Stitched:
+    """Verify ranges of `range_events` events on `workers` processes, each with its own engine."""
+    starts = list(range(1, max(head_seq, 1) + 1, range_events))
+    ranges = [(s, s + range_events - 1) for s in starts[:-1]] + [(starts[-1], None)]
+    context = multiprocessing.get_context("spawn")
+    job = partial(_range_job, key=key, wanted=wanted)
+    with context.Pool(workers, initializer=_open_engine, initargs=(url,)) as pool:
+        # imap answers in range order, so the stitch (and progress) can stop at the first fault;
+        # leaving the block terminates the ranges still running.
+        return stitch(pool.imap(job, ranges), progress)
+
+
+_ENGINE: Engine | None = None
+
+
+def _open_engine(url: str) -> None:
+    global _ENGINE
+    _ENGINE = create_engine(url)  # reads only: no write-lock or WAL set-up needed
+
+
+def _range_job(
+    bounds: tuple[int, int | None], *, key: bytes, wanted: dict[int, str]
+) -> RangeResult:
+    assert _ENGINE is not None, "the pool's initializer opens the engine"
+    start, end = bounds
+    prev = GENESIS_HASH if start == 1 else None
+    with Session(_ENGINE) as session:
+        return walk_range(
+            session=session, key=key, start=start, end=end, wanted=wanted, prev_hash=prev
+        )
