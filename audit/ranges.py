@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import multiprocessing
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, func
@@ -185,11 +185,16 @@ def walk_parallel(
     starts = list(range(1, max(head_seq, 1) + 1, range_events))
     ranges = [(s, s + range_events - 1) for s in starts[:-1]] + [(starts[-1], None)]
     context = multiprocessing.get_context("spawn")
-    job = partial(_range_job, key=key, wanted=wanted)
-    with context.Pool(workers, initializer=_open_engine, initargs=(url,)) as pool:
-        # imap answers in range order, so the stitch (and progress) can stop at the first fault;
-        # leaving the block terminates the ranges still running.
-        return stitch(pool.imap(job, ranges), progress)
+    with ProcessPoolExecutor(
+        workers, mp_context=context, initializer=_open_engine, initargs=(url,)
+    ) as pool:
+        futures = [pool.submit(_range_job, bounds, key=key, wanted=wanted) for bounds in ranges]
+        try:
+            # In range order, so the stitch (and progress) stops at the first fault.
+            return stitch((future.result() for future in futures), progress)
+        finally:
+            for future in futures:
+                future.cancel()  # ranges not started yet; leaving the block waits for the rest
 
 
 _ENGINE: Engine | None = None
