@@ -73,12 +73,21 @@ class AuditLog:
         incident_id: uuid.UUID | None = None,
         alert_id: uuid.UUID | None = None,
         payload_policy: PayloadPolicy | None = None,
+        computed: dict[str, str] | None = None,
     ) -> NewEvent:
-        """Redact an event now, outside any transaction, to be chained later by `record_many`."""
+        """Redact an event now, outside any transaction, to be chained later by `record_many`.
+
+        `computed` holds values the service made itself (a body's sha256): no caller's text is
+        in them, so they are added as they are, after the rest is redacted.
+        """
+        cleaned = self._clean(data, payload_policy)
+        if computed:
+            assert isinstance(cleaned, dict)
+            cleaned.update(computed)
         return NewEvent(
             kind=kind,
             actor=self.redactor.text(actor),
-            data=canonical_json(self._clean(data, payload_policy)),
+            data=canonical_json(cleaned),
             incident_id=incident_id,
             alert_id=alert_id,
         )

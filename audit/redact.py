@@ -121,7 +121,7 @@ _SECRET_RULES: tuple[_Rule, ...] = (
             + r"(?P<secret>[A-Za-z0-9]{32})(?![A-Za-z0-9])",
             re.IGNORECASE,
         ),
-        gate=_KV_GATE,
+        gate=re.compile(r"key", re.IGNORECASE),
     ),
     _Rule(
         "pagerduty_key",
@@ -129,7 +129,7 @@ _SECRET_RULES: tuple[_Rule, ...] = (
             r"(?<![\w-])token\s+token=[\"']?(?P<secret>[A-Za-z0-9_+-]{20,64})(?![\w+-])",
             re.IGNORECASE,
         ),
-        gate=re.compile(r"="),
+        gate=re.compile(r"token=", re.IGNORECASE),
     ),
     _Rule(
         "aws_secret",
@@ -139,7 +139,7 @@ _SECRET_RULES: tuple[_Rule, ...] = (
             + r"(?P<secret>[A-Za-z0-9/+=]{40})(?![A-Za-z0-9/+=])",
             re.IGNORECASE,
         ),
-        gate=_KV_GATE,
+        gate=re.compile(r"secret", re.IGNORECASE),
     ),
     _Rule(
         "openai_key",
@@ -155,7 +155,7 @@ _SECRET_RULES: tuple[_Rule, ...] = (
         "field",
         # A Cookie header's value runs to the end of the line: "a=1; b=2" is all secret.
         re.compile(r"(?<![\w-])(?:set-)?cookie\s*:\s*(?P<secret>[^\r\n\"]+)", re.IGNORECASE),
-        gate=re.compile(r":"),
+        gate=re.compile(r"cookie", re.IGNORECASE),
     ),
     _Rule(
         "slack_token",
@@ -180,7 +180,7 @@ _PII_RULES: tuple[_Rule, ...] = (
             r"(?<![\w.+/-])(?P<secret>[2-6]\d{3}(?:[ -]?\d{3,6}){2,4})(?![\w-]|[.:]\d)"
         ),
         _fit_card,
-        gate=re.compile(r"[2-6]\d"),
+        gate=re.compile(r"[2-6]\d{3}[ -]?\d{3}"),
     ),
     _Rule(
         "phone",
@@ -197,7 +197,7 @@ _PII_RULES: tuple[_Rule, ...] = (
             r"(?<![\w+./-])(?P<secret>(?:1[ .-])?(?:\(\d{3}\)[ ]?\d{3}[ .-]\d{4}"
             r"|\d{3}(?P<us_sep>[.-])\d{3}(?P=us_sep)\d{4}))(?![\w-]|[.:]\d)"
         ),
-        gate=re.compile(r"\d"),
+        gate=re.compile(r"\d{3}[ .-]\d{3}"),
     ),
     _Rule(
         "phone",
@@ -206,7 +206,7 @@ _PII_RULES: tuple[_Rule, ...] = (
             r"(?![\w-]|[.:]\d)"
         ),
         _fit_phone(13),
-        gate=re.compile(r"0\d"),
+        gate=re.compile(r"0\d{1,4}[ .-]\d{2}"),
     ),
 )
 
@@ -317,6 +317,8 @@ class Redactor:
             r"|(?:(?:basic|bearer|digest|token)\s+)?[^\s,;&\"'<>{}\[\]]+)(?P=quote)",
             re.IGNORECASE,
         )
+        # Not the names themselves: a case-insensitive alternation of them costs more to search
+        # than this pattern does on text with a ':' or '=' (measured on an alert's summary).
         return _Rule("field", pattern, None, gate=_KV_GATE)
 
 

@@ -410,6 +410,13 @@ CORPUS = [
     "api_\u212aey: kelvin-sign-key-0123456789",
     "\u017fecret=long-s-value",
     f"sha {SHA256_HEX} and uuid 7f3c2a9e-1b4d-4e8f-9a6b-2c5d8e0f1a3b",
+    # Case folding reaches the gates too: the Kelvin sign is a 'k', the long s an 's'.
+    "Coo\u212aie: session=abc",
+    f"routing_\u212aey: {ROUTING_KEY}",
+    f"aws_\u017fecret_access_key={AWS_SECRET}",
+    f"TOKEN TOKEN={ROUTING_KEY}",
+    "call 415.555.0132, 0301 234 567 or 030-1234-5678 or 4111-1111-1111-1111",
+    "region: eu-west-1 and build 2026-11-20 at 10:15:00, 4870 > 2000 ms",
     "",
 ]
 
