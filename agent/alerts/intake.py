@@ -6,9 +6,10 @@ any transaction, then stores them with their `alert.received` events in ONE tran
 resolves every waiting request once that transaction is committed. Idle, an alert is written at
 once; under load one commit carries many alerts, so the write lock stops being the bottleneck.
 
-Where a batch is written is a `Store`: `BatchWriter` on a thread of this process, or
-`agent.alerts.writer_process.WriterProcess`, the same `BatchWriter` in a child process (what
-`serve` uses), so that preparing and storing alerts never takes the GIL from the event loop.
+Where a batch is written is a `Store`: `BatchWriter` on a thread of this process (what `serve`
+uses beside its worker), or `agent.alerts.writer_process.WriterProcess`, the same `BatchWriter`
+in a child process (what an API replica, `serve --no-worker`, uses), so that preparing and
+storing alerts never takes the GIL from the event loop.
 """
 
 from __future__ import annotations
