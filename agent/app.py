@@ -33,6 +33,7 @@ from agent.settings import Settings
 from agent.toolbox import build_toolbox
 from agent.worker import Worker, start_worker_thread
 from agent.workers import build_runner
+from audit.ranges import shared_url
 from audit.sqltypes import utcnow
 from runbooks.catalog import load_catalog
 from runbooks.library import SHIPPED_RUNBOOKS, load_runbooks
@@ -142,7 +143,6 @@ def _intake_store(
     wanted = settings.intake_writer
     if wanted == "auto":
         wanted = "thread" if run_worker else "process"
-    in_memory = settings.database_url in ("sqlite://", "sqlite:///:memory:")
-    if wanted == "process" and now is utcnow and not in_memory:
+    if wanted == "process" and now is utcnow and shared_url(engine.url) is not None:
         return WriterProcess(settings)
     return BatchWriter(engine, audit)

@@ -15,7 +15,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, func
+from sqlalchemy import URL, Engine, create_engine, func
 from sqlmodel import Session, col, select
 
 from audit.chain import event_digest
@@ -169,6 +169,14 @@ def stitch(
         if result.ended:
             break
     return Stitched(checked, prev)
+
+
+def shared_url(url: URL) -> str | None:
+    """Return the database URL as other processes can open it; None for an in-memory SQLite
+    database, which only the process (the connection) that made it can see."""
+    if url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:"):
+        return None
+    return url.render_as_string(hide_password=False)
 
 
 def walk_parallel(

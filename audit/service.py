@@ -17,7 +17,7 @@ from sqlmodel import Session, col, select
 
 from audit.chain import canonical_json, checkpoint_signature, event_digest
 from audit.models import GENESIS_HASH, AuditCheckpoint, AuditEvent, AuditHead
-from audit.ranges import RANGE_EVENTS, Stitched, walk_parallel, walk_range
+from audit.ranges import RANGE_EVENTS, Stitched, shared_url, walk_parallel, walk_range
 from audit.sqltypes import utcnow
 
 
@@ -245,7 +245,7 @@ def verify_chain(
             )
     wanted = {c.head_seq: c.head_hash for c in checkpoints}
     tell = None if progress is None else (lambda done: progress(done, head_seq))
-    url = _shared_url(session)
+    url = shared_url(session.connection().engine.url)
     if workers > 1 and head_seq >= 2 * range_events and url is not None:
         walked = walk_parallel(
             url=url,
@@ -292,14 +292,6 @@ def verify_chain(
             len(checkpoints),
         )
     return VerifyResult(True, checked, head_seq, checkpoints=len(checkpoints))
-
-
-def _shared_url(session: Session) -> str | None:
-    """Return the database URL other processes can open, or None (an in-memory database)."""
-    url = session.connection().engine.url
-    if url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:"):
-        return None
-    return url.render_as_string(hide_password=False)
 
 
 def append_checkpoint_file(path: Path, checkpoint: AuditCheckpoint) -> None:

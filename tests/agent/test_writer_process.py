@@ -207,6 +207,10 @@ def test_auto_gives_api_replicas_a_writer_process_and_keeps_it_on_a_thread_besid
     assert isinstance(store(run_worker=True), BatchWriter)
     assert isinstance(store(run_worker=True, intake_writer="process"), WriterProcess)
     assert isinstance(store(run_worker=False, intake_writer="thread"), BatchWriter)
+    # An in-memory database is seen only by this process: the writer stays here.
+    assert isinstance(
+        store(run_worker=False, intake_writer="process", database_url="sqlite://"), BatchWriter
+    )
     # An injected clock cannot cross to another process: the writer stays here.
     fixed = create_app(
         make_settings(tmp_path, intake_writer="process"),
