@@ -455,12 +455,26 @@ def test_a_secret_is_masked_every_time_it_is_seen() -> None:
 
 @pytest.mark.parametrize("policy", ["full", "hash", "none"])
 def test_clean_is_the_payload_policy_then_redaction_in_one_walk(policy: PayloadPolicy) -> None:
+    from enum import IntEnum, StrEnum
     from types import MappingProxyType
 
     from audit.redact import apply_payload_fields
 
+    class Contact(StrEnum):
+        owner = "ops@example.com"
+
+    class Level(IntEnum):
+        high = 3
+
     data = {
         "summary": f"Bearer {JWT}",
+        # Leaves straight under a key (the fast path): numbers, None, and subclasses of both.
+        "count": 3,
+        "ratio": 0.5,
+        "ok": False,
+        "gone": None,
+        "owner": Contact.owner,
+        "level": Level.high,
         "prompt": "Who is alice@example.com?",
         "nested": ({"response": ["a", {"x": 1}], "token": "t"}, [None, 2.5, True]),
         "proxy": MappingProxyType({"prompt": "kept as text here", "secret": "s"}),
