@@ -207,9 +207,17 @@ def drive(
     connections: int = 64,
     over_seconds: float = 0.0,
     keep_bodies: bool = False,
+    warmup: int = 0,
 ) -> LoadResult:
-    """POST every body once over keep-alive connections, spread over `over_seconds` if set."""
-    return asyncio.run(_drive(url, path, headers, bodies, connections, over_seconds, keep_bodies))
+    """POST every body once over keep-alive connections, spread over `over_seconds` if set.
+
+    The first `warmup` bodies warm the server up on the same connections and are not counted:
+    the measured requests follow without a pause, so they see the server in its steady state
+    rather than 64 connections opening at once.
+    """
+    return asyncio.run(
+        _drive(url, path, headers, bodies, connections, over_seconds, keep_bodies, warmup)
+    )
 
 
 async def _drive(
@@ -220,6 +228,7 @@ async def _drive(
     connections: int,
     over_seconds: float,
     keep_bodies: bool,
+    warmup: int,
 ) -> LoadResult:
     # A minimal HTTP/1.1 client: a general one (httpx) would cost more CPU than the bare
     # server, and the baseline would measure the client.
@@ -231,6 +240,7 @@ async def _drive(
     interval = over_seconds / len(bodies) if over_seconds and bodies else 0.0
     result = LoadResult()
     started = time.perf_counter()
+    measured_from: list[float] = []  # when the first counted request was sent
 
     async def connection() -> None:
         streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
@@ -243,14 +253,17 @@ async def _drive(
                 if streams is None:
                     streams = await asyncio.open_connection(host, int(port))
                 sent = time.perf_counter()
+                if index == warmup:
+                    measured_from.append(sent)
                 streams[1].write(request)
                 status, answer, close = await asyncio.wait_for(
                     _read_answer(streams[0]), ANSWER_TIMEOUT
                 )
-                result.latencies.append(time.perf_counter() - sent)
-                result.statuses[status] += 1
-                if keep_bodies:
-                    result.bodies.append(answer)
+                if index >= warmup:
+                    result.latencies.append(time.perf_counter() - sent)
+                    result.statuses[status] += 1
+                    if keep_bodies:
+                        result.bodies.append(answer)
             except (OSError, TimeoutError, asyncio.IncompleteReadError, ValueError) as exc:
                 result.errors.append(f"{type(exc).__name__}: {exc}")
                 close = True
@@ -261,7 +274,7 @@ async def _drive(
             streams[1].close()
 
     await asyncio.gather(*(connection() for _ in range(connections)))
-    result.seconds = time.perf_counter() - started
+    result.seconds = time.perf_counter() - (measured_from[0] if measured_from else started)
     return result
 
 

@@ -17,7 +17,9 @@ connections to three servers, one after the other, each a subprocess on 127.0.0.
     costs both the same per request;
 (c) Prometheus Alertmanager 0.25 (Debian's prometheus-alertmanager), one alert per POST to
     /api/v2/alerts, kept in memory; skipped with a message when it is not installed.
-Each server first gets a warm-up of 256 requests that are not counted.
+Each server first gets a warm-up of 256 requests that are not counted, on the same connections
+as the measured requests that follow them without a pause (steady state, not 64 connections
+opening at once).
 Targets: (a) accepts at least 0.5x (b)'s throughput, with a p99 at most 2x (b)'s.
 The shared harness (servers, load driver, table) is in bench/harness.py.
 
@@ -113,8 +115,7 @@ def alertmanager_body(seq: int) -> bytes:
 def _measure(
     server: Server, path: str, headers: Mapping[str, str], bodies: list[bytes], connections: int
 ) -> LoadResult:
-    drive(server.url, path, headers, bodies[:WARMUP], connections=connections)
-    result = drive(server.url, path, headers, bodies[WARMUP:], connections=connections)
+    result = drive(server.url, path, headers, bodies, connections=connections, warmup=WARMUP)
     rate = max(result.statuses.values(), default=0) / result.seconds
     say("ingest", f"{server.name}: {rate:,.0f}/s, p99 {result.percentile_ms(0.99):.1f} ms")
     return result
