@@ -11,6 +11,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import Column, String, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
+from uuid6 import uuid7
 
 from audit.chain import canonical_json
 from audit.sqltypes import UTCDateTime
@@ -98,7 +99,7 @@ class Alert(AlertBase, table=True):
     __tablename__ = "alert"
     __table_args__ = (UniqueConstraint("monitor_key", "body_sha256", name="uq_alert_delivery"),)
 
-    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    id: uuid.UUID = Field(default_factory=uuid7, primary_key=True)
     received_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False, index=True))
     state: AlertState = Field(default=AlertState.pending, sa_type=String(16), index=True)
     claimed_by: str | None = Field(default=None, max_length=200)

@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import and_, bindparam, insert, or_
 from sqlmodel import Session, col, select
+from uuid6 import uuid7
 
 from agent.alerts.models import Alert, AlertState, Breach
 from agent.auditlog import AuditLog
@@ -43,7 +44,9 @@ def prepare_delivery(
     *, audit: AuditLog, breach: Breach, payload: dict[str, Any], body_sha256: str
 ) -> Delivery:
     """Do a delivery's CPU work (mapping to columns, redaction) before any transaction."""
-    alert_id = uuid.uuid4()
+    # Time-ordered (UUIDv7): each new id lands at the end of the id indexes (the alert's and the
+    # audit trail's), not on a random page, so a commit writes fewer pages.
+    alert_id = uuid7()
     row = {
         "id": alert_id,
         "source": breach.source,

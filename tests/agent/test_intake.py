@@ -77,6 +77,12 @@ def test_two_hundred_concurrent_alerts_are_all_stored_on_a_verifiable_chain(
     assert [a.status_code for a in answers] == [202] * 200, answers[0].text
     assert len({a.json()["alert_id"] for a in answers}) == 200
     assert_one_event_per_alert(service, answers)
+    # Alert ids are time-ordered (UUIDv7), in the order the alerts were stored: each lands at
+    # the end of the id indexes. The database keeps them as hex text, which sorts the same.
+    _, received = chain_of(service)
+    stored_order = [event.alert_id for event in received]
+    assert all(alert_id is not None and alert_id.version == 7 for alert_id in stored_order)
+    assert [i.hex for i in stored_order] == sorted(i.hex for i in stored_order if i is not None)
 
 
 def test_copies_of_one_delivery_sent_together_get_one_alert(
