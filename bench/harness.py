@@ -189,6 +189,16 @@ class LoadResult:
         rank = max(1, -(-len(ordered) * share // 1))
         return ordered[int(rank) - 1] * 1000
 
+    def pooled(self, other: LoadResult) -> LoadResult:
+        """Return this run and `other` counted as one (answers, latencies and time added up)."""
+        return LoadResult(
+            statuses=self.statuses + other.statuses,
+            latencies=self.latencies + other.latencies,
+            errors=self.errors + other.errors,
+            bodies=self.bodies + other.bodies,
+            seconds=self.seconds + other.seconds,
+        )
+
     def problems(self, expected: int) -> str:
         """Describe answers other than `expected` and transport errors; empty when none."""
         other = {s: n for s, n in self.statuses.items() if s != expected}
