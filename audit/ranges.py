@@ -10,15 +10,17 @@ first event that is missing, out of place, altered, or unlike its signed checkpo
 from __future__ import annotations
 
 import multiprocessing
-from collections.abc import Callable, Iterable, Sequence
+import uuid
+from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import URL, Engine, create_engine, func
 from sqlmodel import Session, col, select
 
-from audit.chain import event_digest
+from audit.chain import link_digest
 from audit.models import GENESIS_HASH, AuditEvent
 
 VERIFY_BATCH = 5000
@@ -57,15 +59,81 @@ class RangeResult:
     ended: bool = False
 
 
-def read_batch(*, session: Session, from_seq: int, to_seq: int | None = None) -> Sequence[Any]:
-    """Return up to VERIFY_BATCH events from `from_seq` (to `to_seq`), as plain rows in order."""
-    # Core rows, not ORM objects: verification reads every event and must stay fast.
+Linked = tuple[int, str, str | None, str | None, str, str, str, str, str]
+"""An event as its link is hashed: seq, time (UTC isoformat), incident and alert ids (str of the
+UUID), actor, kind, data, prev_hash, hash."""
+
+# SQLite's rows are read as stored, without SQLAlchemy's types: building a datetime and two UUIDs
+# per event only to print them again cost four fifths of the read (a plain read of the trail went
+# from ~46,000 to ~237,000 events/s on a 2-core machine).
+_SQLITE_BATCH = (
+    "SELECT seq, ts, incident_id, alert_id, actor, kind, data, prev_hash, hash "
+    f"FROM {AuditEvent.__tablename__} WHERE seq >= ? AND seq <= ? ORDER BY seq LIMIT ?"
+)
+_LAST_SEQ = 2**63 - 1
+
+
+def read_batch(*, session: Session, from_seq: int, to_seq: int | None = None) -> list[Linked]:
+    """Return up to VERIFY_BATCH events from `from_seq` (to `to_seq`) in order, as `Linked`."""
+    connection = session.connection()
+    if connection.dialect.name == "sqlite":
+        last = _LAST_SEQ if to_seq is None else to_seq
+        raw = connection.exec_driver_sql(_SQLITE_BATCH, (from_seq, last, VERIFY_BATCH)).all()
+        return [
+            (seq, _sqlite_time(ts), _id_text(incident), _id_text(alert), actor, kind, data, p, h)
+            for seq, ts, incident, alert, actor, kind, data, p, h in raw
+        ]
+    # Elsewhere Core rows, not ORM objects: verification reads every event and must stay fast.
     query = select(*EVENT_COLUMNS).where(col(AuditEvent.seq) >= from_seq)  # type: ignore[call-overload]
     if to_seq is not None:
         query = query.where(col(AuditEvent.seq) <= to_seq)
-    return (
-        session.connection().execute(query.order_by(col(AuditEvent.seq)).limit(VERIFY_BATCH)).all()
-    )
+    rows = connection.execute(query.order_by(col(AuditEvent.seq)).limit(VERIFY_BATCH))
+    return [
+        (seq, ts.isoformat(), _text(incident), _text(alert), actor, kind, data, p, h)
+        for seq, ts, incident, alert, actor, kind, data, p, h in rows
+    ]
+
+
+def _sqlite_time(stored: Any) -> str:
+    """Return a stored time as the HMAC hashed it: `isoformat()` of the aware UTC datetime.
+
+    SQLAlchemy stores SQLite times as naive UTC text, 'YYYY-MM-DD HH:MM:SS.ffffff'; that form is
+    rewritten as text (one event in, one form out, so a changed time still fails its link). Any
+    other text is read as audit.sqltypes.UTCDateTime reads it (no zone means UTC); text that is
+    not a time is returned as it is, its link fails, and the event is reported as altered.
+    """
+    if isinstance(stored, str) and len(stored) == 26 and stored[10] == " " and stored[19] == ".":
+        fraction = stored[20:]
+        return (
+            f"{stored[:10]}T{stored[11:19]}"
+            + ("" if fraction == "000000" else f".{fraction}")
+            + "+00:00"
+        )
+    try:
+        moment = datetime.fromisoformat(stored)
+    except (TypeError, ValueError):
+        return str(stored)
+    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    return moment.isoformat()
+
+
+def _id_text(stored: Any) -> str | None:
+    """Return a stored UUID (32 hex digits on SQLite) as `str(uuid)`; other text, parsed or as is.
+
+    The 32 digits are only cut into groups: text that was changed still fails its link.
+    """
+    if stored is None:
+        return None
+    if isinstance(stored, str) and len(stored) == 32:
+        return f"{stored[:8]}-{stored[8:12]}-{stored[12:16]}-{stored[16:20]}-{stored[20:]}"
+    try:
+        return str(uuid.UUID(stored))
+    except (TypeError, ValueError, AttributeError):
+        return str(stored)
+
+
+def _text(value: Any) -> str | None:
+    return str(value) if value else None
 
 
 def walk_range(
@@ -101,7 +169,7 @@ def walk_range(
                 first_prev = stored_prev  # checked by the caller against the range before
             elif stored_prev != prev_hash:
                 problem = f"event {seq} does not follow event {seq - 1} (moved or replaced)"
-            if problem is None and stored_hash != event_digest(
+            if problem is None and stored_hash != link_digest(
                 key=key,
                 prev_hash=stored_prev,
                 seq=seq,

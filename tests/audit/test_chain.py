@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import IntegrityError, ProgrammingError
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from agent.db import make_engine, session_scope, upgrade
 from audit.models import AuditEvent
@@ -284,3 +284,71 @@ def test_ranges_verified_on_two_processes_find_what_one_walk_finds(
     assert done == sorted(done)
     if first_bad is None:
         assert done[-1] == 30 == one.checked
+
+
+def write_varied_events(engine: Engine) -> list[AuditEvent]:
+    """Events with whole-second and fractional times, with and without incident and alert ids."""
+    from datetime import UTC, datetime
+
+    moments = [
+        datetime(2026, 11, 27, 10, 0, 0, tzinfo=UTC),  # no fraction: isoformat drops it
+        datetime(2026, 11, 27, 10, 0, 0, 1, tzinfo=UTC),
+        datetime(2026, 11, 27, 10, 0, 1, 500000, tzinfo=UTC),
+        datetime(2026, 11, 27, 23, 59, 59, 999999, tzinfo=UTC),
+    ]
+    ids = [(None, None), (uuid.uuid4(), None), (None, uuid.uuid4()), (uuid.uuid4(), uuid.uuid4())]
+    for moment, (incident, alert) in zip(moments, ids, strict=True):
+        with session_scope(engine) as session:
+            append_event(
+                session=session,
+                key=KEY,
+                kind="alert.received",
+                actor="ingress",
+                data={"at": moment.isoformat()},
+                incident_id=incident,
+                alert_id=alert,
+                now=lambda moment=moment: moment,  # type: ignore[misc]
+            )
+    with Session(engine) as session:
+        return list(session.exec(select(AuditEvent).order_by(AuditEvent.seq)).all())  # type: ignore[arg-type]
+
+
+def test_the_fast_read_gives_the_times_and_ids_the_orm_gives(migrated_engine: Engine) -> None:
+    from audit.ranges import read_batch
+
+    events = write_varied_events(migrated_engine)
+    with Session(migrated_engine) as session:
+        rows = read_batch(session=session, from_seq=1)
+
+    assert [row[1:4] for row in rows] == [
+        (
+            e.ts.isoformat(),
+            str(e.incident_id) if e.incident_id else None,
+            str(e.alert_id) if e.alert_id else None,
+        )
+        for e in events
+    ]
+    assert verify(migrated_engine) == (True, None, None)
+
+
+@pytest.mark.parametrize(
+    ("column", "stored"),
+    [
+        ("ts", "2026-11-27 23:59:59.999998"),  # another time, in the stored form
+        ("ts", "2026-11-27 23:59:59"),  # the fraction dropped, in another form
+        ("ts", "not a time"),
+        ("incident_id", "00000000000000000000000000000000"),
+        ("incident_id", "not an id"),
+    ],
+)
+def test_a_changed_time_or_id_fails_its_link(
+    migrated_engine: Engine, column: str, stored: str
+) -> None:
+    write_varied_events(migrated_engine)
+    # Event 4 has both ids and a time with a fraction.
+    tamper(migrated_engine, f"UPDATE audit_event SET {column} = '{stored}' WHERE seq = 4")
+
+    ok, bad, reason = verify(migrated_engine)
+
+    assert (ok, bad) == (False, 4)
+    assert reason is not None and "altered" in reason
