@@ -1,8 +1,10 @@
 # The service's image: the `remediator` command on Python 3.11.
-# EXTRAS="[sandbox]" adds moto, which `remediator sandbox` needs (docker-compose.yml builds it so).
-FROM python:3.11-slim
+#   docker build .                   the production image (the product alone: agent, tools,
+#                                    runbooks, audit; no emulator, no demo, no eval)
+#   docker build --target sandbox .  that image plus the sandbox's emulators and moto, which
+#                                    docker-compose.yml runs with `python -m sandbox up`
+FROM python:3.11-slim AS product
 
-ARG EXTRAS=""
 ENV PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
@@ -13,8 +15,7 @@ COPY agent agent
 COPY tools tools
 COPY runbooks runbooks
 COPY audit audit
-COPY sandbox sandbox
-RUN pip install ".${EXTRAS}"
+RUN pip install .
 
 # Not root; var/ is where a SQLite file or the sandbox's shared files would go.
 RUN useradd --create-home --uid 10001 remediator \
@@ -24,3 +25,12 @@ USER remediator
 
 EXPOSE 8080
 CMD ["remediator", "serve", "--host", "0.0.0.0"]
+
+FROM product AS sandbox
+USER root
+RUN pip install ".[sandbox]"
+COPY sandbox sandbox
+USER remediator
+
+# Last, so a plain `docker build .` makes it.
+FROM product AS production

@@ -15,14 +15,17 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
+# The harness runs from the checkout (`python -m sandbox`); the product's wheel does not ship it.
 demo: $(STAMP)
-	$(BIN)/remediator demo
+	$(BIN)/python -m sandbox demo
 
 test: $(STAMP)
 	$(BIN)/pytest
 
+# SCENARIOS="folder ..." runs other scenario folders; JSON=file also writes the details there.
+SCENARIOS ?= scenarios
 eval: $(STAMP)
-	$(BIN)/remediator eval scenarios
+	$(BIN)/python -m sandbox eval $(SCENARIOS) $(if $(JSON),--json $(JSON))
 
 bench: $(STAMP)
 	$(BIN)/python bench/run_all.py

@@ -5,54 +5,80 @@ from __future__ import annotations
 import hmac
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, NoReturn
 
 from fastapi import Depends, HTTPException, Request, status
 from sqlalchemy import Engine
 from sqlmodel import Session
 
 from agent import metrics
+from agent.alerts.intake import AlertIntake
 from agent.auditlog import AuditLog
+from agent.doctor import CachedChecks
+from agent.review.service import ChainStatus
 from agent.settings import Settings
+from agent.wiring import Services
+from runbooks.catalog import Catalog
 
 
 @dataclass
-class Services:
-    """Everything the routes need, built once at start-up and kept on app.state."""
+class AppState:
+    """What the routes need: the service's parts and the API's own, kept on app.state."""
 
-    settings: Settings
-    engine: Engine
-    audit: AuditLog
+    services: Services
     field_paths: dict[str, list[str]]
+    """Where the Arize adapter finds each breach field (REMEDIATOR_ARIZE_FIELD_MAP)."""
+    chain: ChainStatus
+    """The audit chain's cached verification."""
+    checks: CachedChecks
+    """The doctor's cached rows, shown on /readyz."""
+    intake: AlertIntake
+    """The group-commit writer of accepted alerts."""
     integrations: dict[str, str] = field(default_factory=dict)
-    chain: Any = None
-    """The audit chain's cached verification (agent.review.service.ChainStatus)."""
-    catalog: Any = None
-    """The service catalog (runbooks.catalog.Catalog), when one is configured."""
-    checks: Any = None
-    """The doctor's cached rows (agent.doctor.CachedChecks), shown on /readyz."""
-    worker_alive: Any = None
-    """A callable telling whether the in-process worker runs; None when there is none."""
-    intake: Any = None
-    """The group-commit writer of accepted alerts (agent.alerts.intake.AlertIntake)."""
-    wake_worker: Any = None
-    """A callable that makes the in-process worker look for work now (after a decision)."""
-    group_members: Any = None
-    """A callable returning a Slack user group's members (approvers), when Slack is set up."""
+    worker_alive: Callable[[], bool] | None = None
+    """Tells whether the in-process worker runs; None when there is none."""
+    wake_worker: Callable[[], None] | None = None
+    """Makes the in-process worker look for work now (after a decision)."""
+
+    @property
+    def settings(self) -> Settings:
+        """Return the settings."""
+        return self.services.settings
+
+    @property
+    def engine(self) -> Engine:
+        """Return the database engine."""
+        return self.services.engine
+
+    @property
+    def audit(self) -> AuditLog:
+        """Return the audit log."""
+        return self.services.audit
+
+    @property
+    def catalog(self) -> Catalog | None:
+        """Return the service catalog, when one is configured."""
+        return self.services.catalog
+
+    @property
+    def group_members(self) -> Callable[[str], set[str] | None] | None:
+        """Return a Slack user group's members (approvers), when Slack is set up."""
+        chat = self.services.adapters.chat
+        return chat.group_members if chat is not None else None
 
 
-async def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> AppState:
     """Return the service's parts (async: FastAPI would run a plain def in a thread)."""
-    services: Services = request.app.state.services
-    return services
+    app_state: AppState = request.app.state.app_state
+    return app_state
 
 
-ServicesDep = Annotated[Services, Depends(get_services)]
+AppStateDep = Annotated[AppState, Depends(get_services)]
 
 
-def get_session(services: ServicesDep) -> Iterator[Session]:
+def get_session(app_state: AppStateDep) -> Iterator[Session]:
     """Yield one session per request; the route commits what it writes."""
-    with Session(services.engine, expire_on_commit=False) as session:
+    with Session(app_state.engine, expire_on_commit=False) as session:
         yield session
 
 
@@ -108,13 +134,13 @@ def bearer_token(request: Request) -> str:
     return token.strip()
 
 
-async def require_webhook_token(request: Request, services: ServicesDep) -> None:
+async def require_webhook_token(request: Request, app_state: AppStateDep) -> None:
     """Let the request through only with the webhook token (compared in constant time).
 
     Async, though it never awaits: FastAPI runs a plain def dependency in a worker thread,
     and that hop cost more than the check.
     """
-    check_webhook_token(request, services.settings)
+    check_webhook_token(request, app_state.settings)
 
 
 def check_webhook_token(request: Request, settings: Settings) -> None:
@@ -169,14 +195,14 @@ def viewer_token_matches(settings: Settings, token: str) -> bool:
     return hmac.compare_digest(token.strip().encode(), expected)
 
 
-def require_viewer(request: Request, services: ServicesDep) -> None:
+def require_viewer(request: Request, app_state: AppStateDep) -> None:
     """Let the request through only for the `viewer` role."""
-    if services.settings.viewer_token is None:
+    if app_state.settings.viewer_token is None:
         raise HTTPException(
             status.HTTP_403_FORBIDDEN,
             "the review API is disabled: set REMEDIATOR_VIEWER_TOKEN to enable it",
         )
-    if not is_viewer(request, services.settings):
+    if not is_viewer(request, app_state.settings):
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
             "send 'Authorization: Bearer <viewer token>'",

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 
-from agent.service_tools import build_service_tools
+from agent.adapters import Adapters
 from agent.settings import Settings
-from agent.toolbox import Toolbox
-from runbooks.catalog import Catalog
 from tools.protocols import Checkable
 
 CHECK_TIMEOUT_SECONDS = 15.0
@@ -31,34 +28,32 @@ class CheckRow:
 
 
 def run_checks(
-    settings: Settings,
-    toolbox: Toolbox,
-    catalog: Catalog | None,
-    env: Mapping[str, str] = os.environ,
-    timeout: float = CHECK_TIMEOUT_SECONDS,
+    settings: Settings, adapters: Adapters, timeout: float = CHECK_TIMEOUT_SECONDS
 ) -> list[CheckRow]:
     """Run every adapter's check() in parallel, each bounded by `timeout` seconds."""
     targets: list[tuple[str, str, Checkable]] = []
     rows: list[CheckRow] = []
     configured: list[tuple[str, Checkable | None]] = [
-        ("logs", toolbox.logs),
-        ("pager", toolbox.pager),
-        ("chat", toolbox.chat),
+        ("logs", adapters.logs),
+        ("pager", adapters.pager),
+        ("chat", adapters.chat),
     ]
-    if toolbox.incidents is not None:
-        targets.append(("settings", "pager.rest", toolbox.incidents))
+    if adapters.incidents is not None:
+        targets.append(("settings", "pager.rest", adapters.incidents))
     for role, maybe in configured:
         if maybe is None:
             rows.append(CheckRow("settings", role, "-", True, "not configured: dry-run"))
         else:
             targets.append(("settings", role, maybe))
     rows.append(_approvals_row(settings))
+    catalog = adapters.catalog
     for name in sorted(catalog.services) if catalog else []:
         try:
-            tools = build_service_tools(settings, catalog, name, env)  # type: ignore[arg-type]
+            tools = adapters.for_service(name)
         except ValueError as exc:
             rows.append(CheckRow(name, "catalog", "-", False, str(exc)))
             continue
+        assert tools is not None  # the name is catalogued
         targets += [(name, role, adapter) for role, adapter in tools.adapters()]
         rows += [
             CheckRow(name, role, "-", role.endswith(".golden"), f"not configured: {why}")

@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-from agent.deps import ServicesDep
+from agent.deps import AppStateDep
 
 router = APIRouter(tags=["health"])
 
@@ -21,26 +21,26 @@ def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz", responses={503: {"description": "Not ready; the body says why"}})
-def readyz(services: ServicesDep) -> JSONResponse:
+def readyz(app_state: AppStateDep) -> JSONResponse:
     """Report whether the database answers and the worker runs, and which integrations are live."""
     checks: dict[str, Any] = {}
     ready = True
     try:
-        with services.engine.connect() as connection:
+        with app_state.engine.connect() as connection:
             connection.execute(text("SELECT 1"))
         checks["database"] = "ok"
     except SQLAlchemyError as exc:
         checks["database"] = f"unreachable: {type(exc).__name__}"
         ready = False
-    if services.worker_alive is None:
+    if app_state.worker_alive is None:
         checks["worker"] = "not in this process"
-    elif services.worker_alive():
+    elif app_state.worker_alive():
         checks["worker"] = "running"
     else:
         checks["worker"] = "stopped"
         ready = False
-    checks["integrations"] = services.integrations
-    if services.checks is not None:
+    checks["integrations"] = app_state.integrations
+    if app_state.checks is not None:
         # Informative: a failing dependency is why we are needed, not a reason to stop serving.
         checks["adapters"] = [
             {
@@ -50,7 +50,7 @@ def readyz(services: ServicesDep) -> JSONResponse:
                 "ok": r.ok,
                 "detail": r.detail,
             }
-            for r in services.checks.current()
+            for r in app_state.checks.current()
         ]
     return JSONResponse(
         status_code=200 if ready else 503,

@@ -7,19 +7,17 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 
 import structlog
-from sqlalchemy import Engine
 from sqlmodel import col, select
 
 from agent import metrics
 from agent.alerts.models import Alert, Breach
 from agent.alerts.service import claim_next_alert, finish_alert
 from agent.approvals.service import wake_incident
-from agent.auditlog import AuditLog
 from agent.db import session_scope
 from agent.graph.followup import renotify, resolve_outside, settle_failbacks
 from agent.graph.runner import GraphRunner
@@ -36,7 +34,7 @@ from agent.incidents.service import (
 )
 from agent.leases import Leased, heartbeat, release_lease
 from agent.logsetup import log_ids
-from agent.settings import Settings
+from agent.wiring import Services
 
 log = structlog.get_logger(__name__)
 WORKER_ACTOR = "worker"
@@ -46,20 +44,13 @@ class Worker:
     """Process accepted alerts one at a time until told to stop."""
 
     def __init__(
-        self,
-        *,
-        settings: Settings,
-        engine: Engine,
-        audit: AuditLog,
-        runner: GraphRunner,
-        now: Callable[[], datetime],
-        worker_id: str | None = None,
+        self, services: Services, runner: GraphRunner, *, worker_id: str | None = None
     ) -> None:
-        self._settings = settings
-        self._engine = engine
-        self._audit = audit
+        self._settings = services.settings
+        self._engine = services.engine
+        self._audit = services.audit
         self._runner = runner
-        self._now = now
+        self._now = services.clock
         self._turn = False
         self._wake = threading.Event()
         self._holding: tuple[Leased, uuid.UUID] | None = None

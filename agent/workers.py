@@ -1,4 +1,4 @@
-"""Build the graph runner, and run worker loops in a process of their own (`remediator worker`).
+"""Run worker loops in a process of their own (`remediator worker`).
 
 With PostgreSQL, API replicas (`serve --no-worker`) and worker processes share nothing but the
 database: each loop claims alerts and incident runs with SKIP LOCKED and a lease it renews
@@ -14,53 +14,20 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from types import FrameType
 
 import structlog
-from sqlalchemy import Engine
 
-from agent.auditlog import AuditLog, make_audit
-from agent.db import make_engine, upgrade
-from agent.graph.runner import GraphRunner, make_checkpointer
-from agent.graph.state import RunContext
+from agent.db import upgrade
 from agent.metrics.server import start_metrics_server
 from agent.settings import Settings
-from agent.toolbox import Toolbox, build_analyst, build_toolbox
+from agent.wiring import build_services
 from agent.worker import Worker
 from audit.sqltypes import utcnow
-from runbooks.catalog import Catalog, load_catalog
-from runbooks.library import SHIPPED_RUNBOOKS, load_runbooks
-from runbooks.schema import Runbook
 
 log = structlog.get_logger(__name__)
-
-
-def build_runner(
-    settings: Settings,
-    *,
-    engine: Engine,
-    audit: AuditLog,
-    tools: Toolbox,
-    catalog: Catalog | None,
-    runbooks: list[Runbook],
-    now: Callable[[], datetime],
-    connections: int = 4,
-) -> GraphRunner:
-    """Return the graph runner, its adapters warmed up and its checkpoint tables created."""
-    context = RunContext(
-        settings=settings,
-        engine=engine,
-        tools=tools,
-        audit=audit,
-        now=now,
-        catalog=catalog,
-        runbooks=runbooks,
-        analyst=build_analyst(settings),
-        env=dict(os.environ),
-    )
-    context.warm_up()
-    return GraphRunner(context, make_checkpointer(settings, connections=connections))
 
 
 def run_workers(
@@ -76,32 +43,14 @@ def run_workers(
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    engine = make_engine(settings.database_url)
+    services = build_services(settings, now)
+    engine = services.engine
     if settings.auto_migrate:
         upgrade(engine)
-    audit = make_audit(settings, now)
-    runner = build_runner(
-        settings,
-        engine=engine,
-        audit=audit,
-        tools=build_toolbox(settings),
-        catalog=load_catalog(settings.catalog_file) if settings.catalog_file else None,
-        runbooks=load_runbooks(settings.runbooks_dir or SHIPPED_RUNBOOKS),
-        now=now,
-        connections=concurrency + 1,
-    )
+    runner = services.runner(connections=concurrency + 1)
     # One loop signs the periodic audit checkpoints; N copies of each would add nothing.
-    quiet = settings.model_copy(update={"audit_checkpoint_seconds": 0})
-    workers = [
-        Worker(
-            settings=settings if n == 0 else quiet,
-            engine=engine,
-            audit=audit,
-            runner=runner,
-            now=now,
-        )
-        for n in range(concurrency)
-    ]
+    quiet = replace(services, settings=settings.model_copy(update={"audit_checkpoint_seconds": 0}))
+    workers = [Worker(services if n == 0 else quiet, runner) for n in range(concurrency)]
     threads = [
         threading.Thread(target=w.run, args=(stop,), name=f"remediator-worker-{n}", daemon=True)
         for n, w in enumerate(workers)

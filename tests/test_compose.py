@@ -1,8 +1,9 @@
 """docker-compose.yml, docker-compose.prod.yml and the Dockerfile agree with the code.
 
 There is no Docker engine here, so the files are read: every command is a real `remediator`
-command, every REMEDIATOR_* variable a real setting with a value Settings accepts, every port the
-one the settings use, every health check a real route, every dependency a real service.
+command (the sandbox's a real `python -m sandbox` one), every REMEDIATOR_* variable a real
+setting with a value Settings accepts, every port the one the settings use, every health check a
+real route, every dependency a real service.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typer.testing import CliRunner
 from agent.app import create_app
 from agent.cli import app as cli
 from agent.settings import Settings
+from sandbox.cli import app as sandbox_cli
 
 ROOT = Path(__file__).parents[1]
 SERVICE = {"migrate", "api-1", "api-2", "worker-1", "worker-2"}
@@ -76,6 +78,11 @@ def test_every_command_is_a_real_remediator_command(name: str) -> None:
     waiting = []
     for key, command in sorted(commands.items()):
         assert isinstance(command, list), f"{key}: use the exec form, a list"
+        if key == "sandbox":
+            assert command[:3] == ["python", "-m", "sandbox"], key
+            result = CliRunner().invoke(sandbox_cli, [*command[3:], "--help"])
+            assert result.exit_code == 0, f"{key}: {' '.join(command)}\n{result.output}"
+            continue
         assert command[0] == "remediator", key
         if command[1] == "worker" and "worker" not in command_names():
             waiting.append(key)
@@ -195,18 +202,44 @@ def test_the_sandbox_shares_its_settings_file_with_the_service() -> None:
         assert sandbox_volume.split(":")[0] in service["volumes"][0], key
 
 
-def test_the_dockerfile_installs_the_package_on_python_3_11_slim() -> None:
-    lines = (ROOT / "Dockerfile").read_text().splitlines()
-    assert "FROM python:3.11-slim" in lines
-    copied = [line.split()[1] for line in lines if line.startswith("COPY ")]
+def dockerfile_stages() -> dict[str, list[str]]:
+    """Return each build stage's lines, by stage name, and the name of the last (default) one."""
+    stages: dict[str, list[str]] = {}
+    current: list[str] = []
+    for line in (ROOT / "Dockerfile").read_text().splitlines():
+        if line.startswith("FROM "):
+            current = [line]
+            stages[line.split()[-1]] = current
+        elif current:
+            current.append(line)
+    return stages
+
+
+def test_the_production_image_ships_the_product_alone_on_python_3_11_slim() -> None:
+    stages = dockerfile_stages()
+    assert stages["product"][0] == "FROM python:3.11-slim AS product"
+    assert list(stages)[-1] == "production"  # what a plain `docker build .` makes
+    assert stages["production"][0] == "FROM product AS production"
+    copied = [line.split()[1] for line in stages["product"] if line.startswith("COPY ")]
     for source in copied:
         assert (ROOT / source).exists(), source
     pyproject = (ROOT / "pyproject.toml").read_text()
     packages = re.search(r"include = \[([^\]]*)\]", pyproject)
     assert packages is not None
-    for package in re.findall(r'"(\w+)\*"', packages.group(1)):
-        assert package in copied, f"the image lacks {package}/"
-    assert any(line.startswith("RUN pip install") for line in lines)
-    assert any(line.startswith("USER ") and "root" not in line for line in lines)
-    dev = services("docker-compose.yml")["sandbox"]["build"]["args"]["EXTRAS"]
-    assert dev == "[sandbox]"  # moto, which `remediator sandbox` needs
+    shipped = set(re.findall(r'"(\w+)\*"', packages.group(1)))
+    assert shipped == {"agent", "tools", "runbooks", "audit"}
+    assert shipped <= set(copied), "the image lacks a package of the product"
+    assert "sandbox" not in copied and "bench" not in copied
+    assert any(line.startswith("RUN pip install") for line in stages["product"])
+    assert any(line.startswith("USER ") and "root" not in line for line in stages["product"])
+    assert services("docker-compose.prod.yml")["api-1"]["build"]["target"] == "production"
+
+
+def test_the_sandbox_image_adds_the_emulators_and_moto() -> None:
+    sandbox = dockerfile_stages()["sandbox"]
+    assert sandbox[0] == "FROM product AS sandbox"
+    assert "COPY sandbox sandbox" in sandbox
+    assert 'RUN pip install ".[sandbox]"' in sandbox  # moto, which the AWS emulator needs
+    users = [line for line in sandbox if line.startswith("USER ")]
+    assert users[-1] == "USER remediator"
+    assert services("docker-compose.yml")["sandbox"]["build"]["target"] == "sandbox"

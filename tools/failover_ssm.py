@@ -30,14 +30,20 @@ def make_ssm_client(
     endpoint_url: str | None = None,
     timeout_seconds: float = 5.0,
     max_attempts: int = 3,
+    session: boto3.Session | None = None,
 ) -> Any:
-    """Return an SSM client with timeouts and botocore's bounded standard retries."""
+    """Return an SSM client with timeouts and botocore's bounded standard retries.
+
+    `session` carries the credentials (boto3's default chain when None).
+    """
     config = Config(
         connect_timeout=timeout_seconds,
         read_timeout=timeout_seconds,
         retries={"max_attempts": max_attempts, "mode": "standard"},
     )
-    return boto3.client("ssm", region_name=region, endpoint_url=endpoint_url, config=config)
+    return (session or boto3.Session()).client(
+        "ssm", region_name=region, endpoint_url=endpoint_url, config=config
+    )
 
 
 class SsmFailoverBackend(DocumentFailover):

@@ -17,7 +17,7 @@ from agent.alerts.arize import BreachMappingError, map_arize_payload
 from agent.alerts.intake import NotStored
 from agent.alerts.models import AlertRead
 from agent.alerts.service import Receipt, get_alert
-from agent.deps import Services, SessionDep, WebhookAuth, check_webhook_token, read_bounded
+from agent.deps import AppState, SessionDep, WebhookAuth, check_webhook_token, read_bounded
 from agent.incidents.models import Incident
 from audit.chain import canonical_json
 
@@ -59,12 +59,12 @@ JSON_OBJECT_BODY: dict[str, Any] = {
 )
 async def receive_arize_alert(request: Request) -> JSONResponse:
     """Accept an Arize monitor alert: 202 once it is stored, 200 for a re-delivery."""
-    services = _webhook_services(request)
+    app_state = _webhook_services(request)
     _require_json(request)
-    body = await _read_bounded(request, services.settings.max_body_bytes)
+    body = await _read_bounded(request, app_state.settings.max_body_bytes)
     payload = _parse_object(request, body)
     try:
-        breach = map_arize_payload(payload, services.field_paths)
+        breach = map_arize_payload(payload, app_state.field_paths)
     except BreachMappingError as exc:
         _refused(request, "unmapped")
         return JSONResponse(
@@ -73,7 +73,7 @@ async def receive_arize_alert(request: Request) -> JSONResponse:
         )
     digest = hashlib.sha256(body).hexdigest()
     try:
-        [receipt] = await services.intake.submit([(breach, payload, digest)])
+        [receipt] = await app_state.intake.submit([(breach, payload, digest)])
     except NotStored as exc:
         return _not_stored(exc)
     metrics.count_stored("arize", [_status(receipt)])
@@ -100,9 +100,11 @@ class AcceptedGroup(BaseModel):
 )
 async def receive_alertmanager_alerts(request: Request) -> JSONResponse:
     """Accept a Prometheus Alertmanager webhook (version 4): every alert of the group, or none."""
-    services = _webhook_services(request)
+    app_state = _webhook_services(request)
     _require_json(request)
-    payload = _parse_object(request, await _read_bounded(request, services.settings.max_body_bytes))
+    payload = _parse_object(
+        request, await _read_bounded(request, app_state.settings.max_body_bytes)
+    )
     try:
         mapped = map_alertmanager_payload(payload)
     except BreachMappingError as exc:
@@ -116,7 +118,7 @@ async def receive_alertmanager_alerts(request: Request) -> JSONResponse:
         for breach, item in mapped
     ]
     try:
-        receipts = await services.intake.submit(items)
+        receipts = await app_state.intake.submit(items)
     except NotStored as exc:
         return _not_stored(exc)
     metrics.count_stored("alertmanager", [_status(r) for r in receipts])
@@ -149,16 +151,16 @@ def read_alert(alert_id: uuid.UUID, session: SessionDep) -> AlertRead:
     return shown
 
 
-def _webhook_services(request: Request) -> Services:
+def _webhook_services(request: Request) -> AppState:
     """Return the service's parts once the request's webhook token is checked.
 
     The webhooks call this rather than declare FastAPI dependencies: solving those took a
     tenth of the ack path's CPU (measured with py-spy under bench/ingest.py).
     """
     metrics.count_received(request.scope["path"])  # before the token check: refusals count too
-    services: Services = request.app.state.services
-    check_webhook_token(request, services.settings)
-    return services
+    app_state: AppState = request.app.state.app_state
+    check_webhook_token(request, app_state.settings)
+    return app_state
 
 
 def _status(receipt: Receipt) -> str:

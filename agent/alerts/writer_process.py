@@ -172,16 +172,17 @@ def serve_writer(conn: Connection, settings: Settings) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     try:
-        from agent.auditlog import make_audit
-        from agent.db import BackgroundCheckpoints, make_engine
+        from agent.db import BackgroundCheckpoints
         from agent.logsetup import configure_logging
+        from agent.wiring import build_services
 
         configure_logging(settings)
-        engine = make_engine(settings.database_url)
+        services = build_services(settings)
+        engine = services.engine
         checkpoints = (
             BackgroundCheckpoints(engine).start() if engine.dialect.name == "sqlite" else None
         )
-        writer = BatchWriter(engine, make_audit(settings))
+        writer = BatchWriter(engine, services.audit)
         # What start-up built lives as long as the child: leave it out of the collector's passes.
         gc.freeze()
     except Exception as exc:  # reported to the parent, which refuses to start

@@ -23,7 +23,7 @@ from agent.approvals.models import Approval, ApprovalRead
 from agent.approvals.service import Decision, Verdict, decide
 from agent.approvals.slack_signing import check_slack_signature
 from agent.db import session_scope
-from agent.deps import Services, ServicesDep, SessionDep, bearer_token, read_bounded
+from agent.deps import AppState, AppStateDep, SessionDep, bearer_token, read_bounded
 
 router = APIRouter(tags=["approvals"])
 
@@ -82,20 +82,20 @@ class Click:
         }
     },
 )
-async def slack_interactions(request: Request, services: ServicesDep) -> JSONResponse:
+async def slack_interactions(request: Request, app_state: AppStateDep) -> JSONResponse:
     """Take an Approve/Reject click: signature first, on the raw body, then one decision."""
-    secret = services.settings.slack_signing_secret
+    secret = app_state.settings.slack_signing_secret
     if secret is None:
         raise HTTPException(
             status.HTTP_403_FORBIDDEN,
             "Slack interactions are off: set REMEDIATOR_SLACK_SIGNING_SECRET",
         )
-    body = await read_bounded(request, services.settings.max_body_bytes)
+    body = await read_bounded(request, app_state.settings.max_body_bytes)
     problem = check_slack_signature(
         secret.get_secret_value(),
         body,
         request.headers,
-        now=lambda: services.audit.now().timestamp(),
+        now=lambda: app_state.audit.now().timestamp(),
     )
     if problem is not None:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, problem)
@@ -105,7 +105,7 @@ async def slack_interactions(request: Request, services: ServicesDep) -> JSONRes
     retry = request.headers.get("x-slack-retry-num")
     verdict = await run_in_threadpool(
         _decide,
-        services,
+        app_state,
         click.approval_id,
         click.user,
         click.decision,
@@ -156,9 +156,9 @@ def parse_click(body: bytes) -> Click | None:
     return Click(user=user_id, decision=decision, approval_id=approval_id, digest=digest)
 
 
-def require_approver_token(request: Request, services: ServicesDep) -> None:
+def require_approver_token(request: Request, app_state: AppStateDep) -> None:
     """Let the request through only with the approver token (compared in constant time)."""
-    expected = services.settings.approver_token
+    expected = app_state.settings.approver_token
     if expected is None:
         raise HTTPException(
             status.HTTP_403_FORBIDDEN,
@@ -186,12 +186,12 @@ REFUSALS = {
     dependencies=[ApproverAuth],
 )
 async def post_decision(
-    approval_id: uuid.UUID, decision: DecisionIn, services: ServicesDep
+    approval_id: uuid.UUID, decision: DecisionIn, app_state: AppStateDep
 ) -> JSONResponse:
     """Approve or reject as a listed approver; the same checks as a Slack click."""
     verdict = await run_in_threadpool(
         _decide,
-        services,
+        app_state,
         approval_id,
         decision.as_user,
         decision.decision,
@@ -230,7 +230,7 @@ def _shown(approval: Approval | None) -> ApprovalRead | None:
 
 
 def _decide(
-    services: Services,
+    app_state: AppState,
     approval_id: uuid.UUID,
     user: str,
     decision: Decision,
@@ -239,22 +239,22 @@ def _decide(
     retry: str | None,
     reason: str | None = None,
 ) -> Verdict:
-    with session_scope(services.engine) as session:
+    with session_scope(app_state.engine) as session:
         verdict = decide(
             session=session,
-            audit=services.audit,
+            audit=app_state.audit,
             approval_id=approval_id,
             user=user,
             decision=decision,
             digest=digest,
             via=via,
-            members=services.group_members,
+            members=app_state.group_members,
             retry=retry,
             reason=reason,
         )
         if verdict.approval is not None:
             session.refresh(verdict.approval)
             session.expunge(verdict.approval)
-    if verdict.changed and services.wake_worker is not None:
-        services.wake_worker()
+    if verdict.changed and app_state.wake_worker is not None:
+        app_state.wake_worker()
     return verdict

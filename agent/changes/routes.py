@@ -13,7 +13,7 @@ from agent.alerts.routes import ERRORS
 from agent.changes.models import Deployment, DeploymentIn, DeploymentRead
 from agent.changes.service import record_deployment
 from agent.db import session_scope
-from agent.deps import Services, ServicesDep, SessionDep, ViewerAuth, WebhookAuth
+from agent.deps import AppState, AppStateDep, SessionDep, ViewerAuth, WebhookAuth
 
 router = APIRouter(tags=["changes"])
 
@@ -25,9 +25,9 @@ router = APIRouter(tags=["changes"])
     responses=ERRORS,
     dependencies=[WebhookAuth],
 )
-async def post_deployment(change: DeploymentIn, services: ServicesDep) -> DeploymentRead:
+async def post_deployment(change: DeploymentIn, app_state: AppStateDep) -> DeploymentRead:
     """Record a deployment of a model, prompt, index, config or code (from CI/CD)."""
-    return await run_in_threadpool(_record, services, change)
+    return await run_in_threadpool(_record, app_state, change)
 
 
 @router.get("/events/deployments", response_model=list[DeploymentRead], dependencies=[ViewerAuth])
@@ -47,7 +47,7 @@ def list_deployments(
     return [DeploymentRead.model_validate(r, from_attributes=True) for r in rows]
 
 
-def _record(services: Services, change: DeploymentIn) -> DeploymentRead:
-    with session_scope(services.engine) as session:
-        deployment = record_deployment(session=session, audit=services.audit, change=change)
+def _record(app_state: AppState, change: DeploymentIn) -> DeploymentRead:
+    with session_scope(app_state.engine) as session:
+        deployment = record_deployment(session=session, audit=app_state.audit, change=change)
         return DeploymentRead.model_validate(deployment, from_attributes=True)

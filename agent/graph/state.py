@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import operator
-import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -12,11 +11,10 @@ from typing import Annotated, Any, TypedDict
 
 from sqlalchemy import Engine
 
+from agent.adapters import Adapters, ServiceTools
 from agent.auditlog import AuditLog
 from agent.changes.source import DeploymentChangeSource
-from agent.service_tools import ServiceTools, build_service_tools
 from agent.settings import Settings
-from agent.toolbox import Toolbox
 from runbooks.catalog import Catalog
 from runbooks.schema import Runbook
 from tools.llm_analyst import LlmAnalyst
@@ -51,21 +49,26 @@ class IncidentState(TypedDict, total=False):
     """Where the summary was posted; last write wins."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class RunContext:
     """What nodes need besides the state: settings, adapters, policies, the audit log, a clock."""
 
     settings: Settings
     engine: Engine
-    tools: Toolbox
+    tools: Adapters
     audit: AuditLog
     now: Callable[[], datetime]
-    catalog: Catalog | None = None
     runbooks: list[Runbook] = field(default_factory=list)
-    analyst: LlmAnalyst | None = None
-    env: dict[str, str] = field(default_factory=dict)
-    _service_tools: dict[str, ServiceTools] = field(default_factory=dict)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def catalog(self) -> Catalog | None:
+        """Return the service catalog, when one is configured."""
+        return self.tools.catalog
+
+    @property
+    def analyst(self) -> LlmAnalyst | None:
+        """Return the optional LLM analyst."""
+        return self.tools.analyst
 
     def record(self, state: IncidentState, kind: str, actor: str, data: dict[str, Any]) -> None:
         """Append an audit event for this run's incident, under its runbook's payload policy."""
@@ -81,19 +84,7 @@ class RunContext:
 
     def service_tools(self, service: str | None) -> ServiceTools | None:
         """Return the catalogued service's adapters, built once and then reused."""
-        if service is None or self.catalog is None or service not in self.catalog.services:
-            return None
-        with self._lock:
-            if service not in self._service_tools:
-                self._service_tools[service] = build_service_tools(
-                    self.settings, self.catalog, service, self.env
-                )
-            return self._service_tools[service]
-
-    def warm_up(self) -> None:
-        """Build every catalogued service's adapters now, so the first incident is not slower."""
-        for service in self.catalog.services if self.catalog is not None else []:
-            self.service_tools(service)
+        return self.tools.for_service(service)
 
     def changes(self) -> DeploymentChangeSource:
         """Return the recent-deployments probe (our own database)."""

@@ -9,7 +9,7 @@ from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
 
-from agent.deps import ServicesDep
+from agent.deps import AppStateDep
 from agent.metrics.collector import ScrapeCollector
 from agent.settings import Settings
 
@@ -33,14 +33,14 @@ def metrics_token_ok(settings: Settings, authorization: str | None) -> bool:
         401: {"description": "REMEDIATOR_METRICS_TOKEN is set and the bearer token is wrong"},
     },
 )
-async def metrics(request: Request, services: ServicesDep) -> Response:
+async def metrics(request: Request, app_state: AppStateDep) -> Response:
     """Return this process's metrics and the incidents-by-state gauge read from the database."""
-    if not metrics_token_ok(services.settings, request.headers.get("authorization")):
+    if not metrics_token_ok(app_state.settings, request.headers.get("authorization")):
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
             "send 'Authorization: Bearer <metrics token>'",
             headers={"WWW-Authenticate": "Bearer"},
         )
     # The incidents gauge queries the database: keep that off the event loop.
-    body = await run_in_threadpool(generate_latest, ScrapeCollector(services.engine))
+    body = await run_in_threadpool(generate_latest, ScrapeCollector(app_state.engine))
     return Response(content=body, media_type=CONTENT_TYPE_LATEST)

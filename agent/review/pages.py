@@ -13,7 +13,7 @@ from fastapi.templating import Jinja2Templates
 
 from agent.deps import (
     VIEWER_COOKIE,
-    ServicesDep,
+    AppStateDep,
     SessionDep,
     is_viewer,
     viewer_session_value,
@@ -30,8 +30,8 @@ templates.env.filters["summary"] = event_summary
 STATUSES = ("open", "resolved")
 
 
-def _signed_in(request: Request, services: ServicesDep) -> bool:
-    return is_viewer(request, services.settings)
+def _signed_in(request: Request, app_state: AppStateDep) -> bool:
+    return is_viewer(request, app_state.settings)
 
 
 @router.get("", response_class=RedirectResponse)
@@ -41,9 +41,9 @@ def home() -> RedirectResponse:
 
 
 @router.get("/login", response_class=HTMLResponse)
-def login_form(request: Request, services: ServicesDep) -> Response:
+def login_form(request: Request, app_state: AppStateDep) -> Response:
     """Show the sign-in form (the viewer token)."""
-    enabled = services.settings.viewer_token is not None
+    enabled = app_state.settings.viewer_token is not None
     return templates.TemplateResponse(
         request,
         "login.html",
@@ -53,12 +53,12 @@ def login_form(request: Request, services: ServicesDep) -> Response:
 
 
 @router.post("/login", response_class=HTMLResponse)
-async def login(request: Request, services: ServicesDep) -> Response:
+async def login(request: Request, app_state: AppStateDep) -> Response:
     """Check the viewer token and set the session cookie."""
     form = parse_qs((await request.body())[:4096].decode("utf-8", "replace"))
     token = form.get("token", [""])[0]
-    session_value = viewer_session_value(services.settings)
-    if session_value is None or not viewer_token_matches(services.settings, token):
+    session_value = viewer_session_value(app_state.settings)
+    if session_value is None or not viewer_token_matches(app_state.settings, token):
         return templates.TemplateResponse(
             request,
             "login.html",
@@ -80,13 +80,13 @@ async def login(request: Request, services: ServicesDep) -> Response:
 def incidents_page(
     request: Request,
     session: SessionDep,
-    services: ServicesDep,
+    app_state: AppStateDep,
     status: str = "",
     service: str = "",
     model: str = "",
 ) -> Response:
     """List incidents with their status and the chain's verification."""
-    if not _signed_in(request, services):
+    if not _signed_in(request, app_state):
         return RedirectResponse("/ui/login", status_code=303)
     where = IncidentFilter(
         status=status if status in STATUSES else None,
@@ -101,7 +101,7 @@ def incidents_page(
         {
             "incidents": incidents,
             "total": total,
-            "chain": services.chain.current(),
+            "chain": app_state.chain.current(),
             "filters": {"status": status, "service": service, "model": model},
             "statuses": STATUSES,
         },
@@ -110,10 +110,10 @@ def incidents_page(
 
 @router.get("/incidents/{incident_id}", response_class=HTMLResponse)
 def incident_page(
-    request: Request, incident_id: str, session: SessionDep, services: ServicesDep
+    request: Request, incident_id: str, session: SessionDep, app_state: AppStateDep
 ) -> Response:
     """Show one incident's impact, timeline, evidence and links."""
-    if not _signed_in(request, services):
+    if not _signed_in(request, app_state):
         return RedirectResponse("/ui/login", status_code=303)
     record = None
     try:
@@ -125,7 +125,7 @@ def incident_page(
             request, "missing.html", {"incident_id": incident_id}, status_code=404
         )
     review = Review.build(
-        record, services.chain.current(), services.audit.now(), services.settings.public_url
+        record, app_state.chain.current(), app_state.audit.now(), app_state.settings.public_url
     )
     return templates.TemplateResponse(
         request,

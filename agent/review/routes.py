@@ -12,7 +12,7 @@ from pydantic import BaseModel
 
 from agent.alerts.models import AlertRead
 from agent.alerts.routes import Problem
-from agent.deps import ServicesDep, SessionDep, ViewerAuth
+from agent.deps import AppStateDep, SessionDep, ViewerAuth
 from agent.incidents.models import IncidentRead
 from agent.review.export import Review, to_json_lines, to_markdown
 from agent.review.service import (
@@ -91,20 +91,20 @@ def get_incidents(
 
 @router.get("/incidents/{incident_id}", response_model=IncidentDetail, responses=AUTH_ERRORS)
 def get_incident(
-    incident_id: uuid.UUID, session: SessionDep, services: ServicesDep
+    incident_id: uuid.UUID, session: SessionDep, app_state: AppStateDep
 ) -> IncidentDetail:
     """Show one incident, its alerts, and whether the audit chain verifies."""
     record = _record(session, incident_id)
     return IncidentDetail(
         incident=IncidentRead.model_validate(record.incident, from_attributes=True),
         alerts=[AlertRead.model_validate(a, from_attributes=True) for a in record.alerts],
-        chain=chain_summary(services.chain.current()),
+        chain=chain_summary(app_state.chain.current()),
     )
 
 
 @router.get("/incidents/{incident_id}/audit", response_model=IncidentAudit, responses=AUTH_ERRORS)
 def get_incident_audit(
-    incident_id: uuid.UUID, session: SessionDep, services: ServicesDep
+    incident_id: uuid.UUID, session: SessionDep, app_state: AppStateDep
 ) -> IncidentAudit:
     """List the incident's audit events, oldest first."""
     record = _record(session, incident_id)
@@ -120,7 +120,7 @@ def get_incident_audit(
         )
         for e in record.events
     ]
-    return IncidentAudit(events=events, chain=chain_summary(services.chain.current()))
+    return IncidentAudit(events=events, chain=chain_summary(app_state.chain.current()))
 
 
 @router.get(
@@ -134,13 +134,13 @@ def get_incident_audit(
 def export_incident(
     incident_id: uuid.UUID,
     session: SessionDep,
-    services: ServicesDep,
+    app_state: AppStateDep,
     format: Literal["md", "json"] = "md",
 ) -> PlainTextResponse:
     """Export a post-incident review as Markdown, or everything as JSON Lines."""
     record = _record(session, incident_id)
     review = Review.build(
-        record, services.chain.current(), services.audit.now(), services.settings.public_url
+        record, app_state.chain.current(), app_state.audit.now(), app_state.settings.public_url
     )
     if format == "md":
         body, media, suffix = to_markdown(review), "text/markdown; charset=utf-8", "md"

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from agent.adapters import Adapters, build_adapters
 from agent.cli import app
 from agent.doctor import run_checks
-from agent.toolbox import Toolbox, build_toolbox
 from runbooks.catalog import load_catalog
 from sandbox.stack import SandboxStack
 from tests.conftest import make_settings, sandbox_overrides
@@ -37,7 +37,7 @@ def test_every_integration_answers_in_the_sandbox(
 ) -> None:
     settings = make_settings(tmp_path, catalog_file=catalog_env, **sandbox_overrides(sandbox))
 
-    rows = run_checks(settings, build_toolbox(settings), load_catalog(catalog_env))
+    rows = run_checks(settings, build_adapters(settings, load_catalog(catalog_env)))
 
     failing = [r for r in rows if not r.ok]
     assert failing == []
@@ -110,9 +110,10 @@ def test_an_invalid_catalog_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyP
 
 
 def test_doctor_says_where_approvals_can_be_given(tmp_path: Path) -> None:
-    empty = Toolbox(logs=None, pager=None, chat=None, chat_channel=None)
-    without = run_checks(make_settings(tmp_path), empty, None)
-    with_slack = run_checks(make_settings(tmp_path, slack_signing_secret="s" * 32), empty, None)
+    settings = make_settings(tmp_path)
+    without = run_checks(settings, Adapters(settings=settings, catalog=None, env={}))
+    signed = make_settings(tmp_path, slack_signing_secret="s" * 32)
+    with_slack = run_checks(signed, Adapters(settings=signed, catalog=None, env={}))
 
     [row] = [r for r in without if r.role == "approvals"]
     assert "Slack buttons are off" in row.detail and "remediator approve" in row.detail

@@ -174,7 +174,7 @@ def test_triggered_breach_time_outside_now_still_investigates_its_own_window(
 
 def test_make_demo_command_plays_a_breach_end_to_end(tmp_path: object) -> None:
     finished = subprocess.run(
-        [sys.executable, "-m", "agent", "demo", "--no-keep"],
+        [sys.executable, "-m", "sandbox", "demo", "--no-keep"],
         capture_output=True,
         text=True,
         timeout=180,

@@ -14,15 +14,13 @@ from sqlmodel import Session, select
 from agent.alerts.arize import DEFAULT_FIELD_PATHS, map_arize_payload
 from agent.alerts.models import Alert
 from agent.alerts.service import accept_alert, claim_next_alert
-from agent.auditlog import AuditLog
-from agent.db import make_engine, session_scope, upgrade
+from agent.db import session_scope, upgrade
 from agent.graph.builder import build_graph
 from agent.graph.runner import GraphRunner, make_checkpointer
-from agent.graph.state import RunContext
 from agent.incidents.models import Incident
 from agent.incidents.service import open_incident
 from agent.settings import Settings
-from agent.toolbox import build_toolbox
+from agent.wiring import build_services
 from agent.worker import Worker
 from audit.models import AuditEvent
 from tests.conftest import make_settings
@@ -46,21 +44,14 @@ class Parts:
     def __init__(self, settings: Settings, clock: Clock) -> None:
         self.settings = settings
         self.clock = clock
-        self.engine = make_engine(settings.database_url)
+        services = build_services(settings, clock)
+        self.engine = services.engine
         upgrade(self.engine)
-        self.audit = AuditLog(key=b"k" * 32, now=clock)
-        tools = build_toolbox(settings)
-        self.context = RunContext(
-            settings=settings, engine=self.engine, tools=tools, audit=self.audit, now=clock
-        )
+        self.audit = services.audit
+        self.context = services.run_context()
         self.checkpointer = make_checkpointer(settings)
         self.worker = Worker(
-            settings=settings,
-            engine=self.engine,
-            audit=self.audit,
-            runner=GraphRunner(self.context, self.checkpointer),
-            now=clock,
-            worker_id="w-test",
+            services, GraphRunner(self.context, self.checkpointer), worker_id="w-test"
         )
 
     def accept(self, **changes: Any) -> uuid.UUID:

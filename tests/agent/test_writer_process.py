@@ -29,7 +29,7 @@ def api(tmp_path: Path) -> Iterator[tuple[RunningService, WriterProcess]]:
     settings = make_settings(tmp_path, intake_writer="process")
     app = create_app(settings, run_worker=False)
     server = EmulatorServer(app, lifespan="on").start()
-    store = app.state.services.intake._store
+    store = app.state.app_state.intake._store
     assert isinstance(store, WriterProcess)
     yield RunningService(settings, server), store
     server.stop()
@@ -107,7 +107,7 @@ def test_the_writer_stops_when_the_api_stops(tmp_path: Path) -> None:
     settings = make_settings(tmp_path, intake_writer="process")
     app = create_app(settings, run_worker=False)
     server = EmulatorServer(app, lifespan="on").start()
-    pid = app.state.services.intake._store.pid
+    pid = app.state.app_state.intake._store.pid
     assert pid is not None and alive(pid)
 
     server.stop()
@@ -201,7 +201,7 @@ def test_auto_gives_api_replicas_a_writer_process_and_keeps_it_on_a_thread_besid
     def store(run_worker: bool, **overrides: object) -> object:
         settings = make_settings(tmp_path, **{"intake_writer": "auto", **overrides})
         app = create_app(settings, run_worker=run_worker)
-        return app.state.services.intake._store
+        return app.state.app_state.intake._store
 
     assert isinstance(store(run_worker=False), WriterProcess)
     assert isinstance(store(run_worker=True), BatchWriter)
@@ -217,4 +217,4 @@ def test_auto_gives_api_replicas_a_writer_process_and_keeps_it_on_a_thread_besid
         run_worker=False,
         now=lambda: datetime(2026, 11, 27, tzinfo=UTC),
     )
-    assert isinstance(fixed.state.services.intake._store, BatchWriter)
+    assert isinstance(fixed.state.app_state.intake._store, BatchWriter)

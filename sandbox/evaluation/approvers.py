@@ -17,7 +17,7 @@ from sqlmodel import Session
 
 from agent.approvals.message import APPROVE_ACTION, REJECT_ACTION
 from agent.approvals.service import pending_for
-from agent.evaluation_world import ApprovalWorld
+from sandbox.evaluation.scenario import ApprovalWorld
 from sandbox.slack import click, interaction
 from sandbox.stack import SandboxStack
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Annotated
 
 import typer
+
+from agent.cli.common import load_services, parse_uuid
 
 
 def approve(
@@ -18,28 +19,15 @@ def approve(
 ) -> None:
     """Approve (or reject) a pending action as a listed approver; the run resumes on its own."""
     from agent.approvals.service import decide
-    from agent.auditlog import AuditLog
-    from agent.cli import load_settings
-    from agent.db import make_engine, session_scope
-    from agent.toolbox import build_toolbox
-    from audit.redact import Redactor
+    from agent.db import session_scope
 
-    try:
-        approval_uuid = uuid.UUID(approval_id)
-    except ValueError:
-        typer.echo(f"error: {approval_id!r} is not an approval id (a UUID)", err=True)
-        raise typer.Exit(2) from None
-    settings = load_settings()
-    audit = AuditLog(
-        key=settings.audit_key.get_secret_value().encode(),
-        redactor=Redactor(field_names=frozenset(settings.redact_fields)),
-        payload_policy=settings.payload_policy,
-    )
-    chat = build_toolbox(settings).chat
-    with session_scope(make_engine(settings.database_url)) as session:
+    approval_uuid = parse_uuid(approval_id, "approval")
+    services = load_services()
+    chat = services.adapters.chat
+    with session_scope(services.engine) as session:
         verdict = decide(
             session=session,
-            audit=audit,
+            audit=services.audit,
             approval_id=approval_uuid,
             user=as_user,
             decision="reject" if reject else "approve",
@@ -66,11 +54,8 @@ def approvals(
 
     from agent.approvals.models import Approval
     from agent.approvals.service import pending_for
-    from agent.cli import load_settings
-    from agent.db import make_engine
 
-    settings = load_settings()
-    with Session(make_engine(settings.database_url)) as session:
+    with Session(load_services().engine) as session:
         if every:
             rows = list(session.exec(select(Approval).order_by(col(Approval.requested_at))))
         else:

@@ -2,19 +2,17 @@
 
 Each run gets a fresh sandbox, a fresh SQLite database and the service in-process; the world is
 staged, the alerts are posted over HTTP, and once every alert has settled the audit trail and the
-emulators say what the agent did. Runs change the process environment while they last (the
-catalog's secrets and sandbox AWS credentials), so scenarios run one at a time.
+emulators say what the agent did. The service reads the catalog's secrets and the sandbox's
+AWS credentials from an environment of the run's own; the process environment is left alone.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -27,8 +25,12 @@ from sqlmodel import Session, col, select
 
 from agent.app import create_app
 from agent.db import make_engine
-from agent.evaluation_approvers import Approvers, ScenarioClock
-from agent.evaluation_world import (
+from agent.incidents.models import Incident
+from agent.settings import Settings
+from audit.models import AuditEvent
+from sandbox.aws import SANDBOX_CREDENTIALS, SANDBOX_REGION
+from sandbox.evaluation.approvers import Approvers, ScenarioClock
+from sandbox.evaluation.scenario import (
     ANALYST_MODEL,
     AlertStep,
     Expected,
@@ -39,10 +41,6 @@ from agent.evaluation_world import (
     load_scenario,
     stage_world,
 )
-from agent.incidents.models import Incident
-from agent.settings import Settings
-from audit.models import AuditEvent
-from sandbox.aws import SANDBOX_CREDENTIALS, SANDBOX_REGION
 from sandbox.server import EmulatorServer
 from sandbox.stack import DEMO_LOG_GROUP, SandboxStack
 
@@ -354,31 +352,29 @@ def run_scenario(scenario: Scenario, *, workdir: Path, llm: bool = False) -> Sce
         stack.start()
         breach = steps[0].breaches()[0]
         staged = stage_world(stack, scenario.world, workdir, breach=breach, llm=llm)
-        with _sandbox_environment(stack):
-            settings = _settings(scenario, stack, staged, workdir, llm=llm)
-            scenario_clock = ScenarioClock()
-            server = EmulatorServer(
-                create_app(settings, now=scenario_clock.now), lifespan="on"
-            ).start()
-            try:
-                approvers = Approvers(
-                    scenario.world.approval,
-                    stack=stack,
-                    url=server.url,
-                    signing_secret=SIGNING_SECRET,
-                    engine=make_engine(settings.database_url),
-                    clock=scenario_clock,
-                )
-                client = _Client(server.url, settings.webhook_token.get_secret_value(), approvers)
-                client.deploy(scenario, breach_time)
-                clock = time.monotonic()
-                deadline = clock + scenario.world.timeout_seconds
-                failures += client.play(steps, deadline)
-                elapsed = time.monotonic() - clock
-                observation = _observe(settings, stack, staged)
-                observation.refused_clicks = approvers.refused
-            finally:
-                server.stop()
+        settings = _settings(scenario, stack, staged, workdir, llm=llm)
+        scenario_clock = ScenarioClock()
+        app = create_app(settings, now=scenario_clock.now, env=_service_environment(stack))
+        server = EmulatorServer(app, lifespan="on").start()
+        try:
+            approvers = Approvers(
+                scenario.world.approval,
+                stack=stack,
+                url=server.url,
+                signing_secret=SIGNING_SECRET,
+                engine=make_engine(settings.database_url),
+                clock=scenario_clock,
+            )
+            client = _Client(server.url, settings.webhook_token.get_secret_value(), approvers)
+            client.deploy(scenario, breach_time)
+            clock = time.monotonic()
+            deadline = clock + scenario.world.timeout_seconds
+            failures += client.play(steps, deadline)
+            elapsed = time.monotonic() - clock
+            observation = _observe(settings, stack, staged)
+            observation.refused_clicks = approvers.refused
+        finally:
+            server.stop()
     except Exception as exc:  # a broken run is a failed scenario, not the end of the evaluation
         failures.append(f"the run broke: {type(exc).__name__}: {exc}")
     finally:
@@ -464,21 +460,9 @@ def to_json(results: Sequence[ScenarioResult]) -> str:
     return json.dumps({"results": [asdict(result) for result in results]}, indent=2, default=str)
 
 
-@contextmanager
-def _sandbox_environment(stack: SandboxStack) -> Iterator[None]:
-    """Give the service the catalog's secrets and sandbox AWS credentials, without proxies."""
-    saved = dict(os.environ)
-    for name in list(os.environ):
-        if name.lower().endswith("_proxy") or name.startswith("AWS_"):
-            del os.environ[name]
-    os.environ.update(SANDBOX_CREDENTIALS)
-    os.environ["AWS_DEFAULT_REGION"] = SANDBOX_REGION
-    os.environ.update(stack.catalog_env())
-    try:
-        yield
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
+def _service_environment(stack: SandboxStack) -> dict[str, str]:
+    """Return where the service reads the catalog's secrets and the sandbox's AWS credentials."""
+    return {**SANDBOX_CREDENTIALS, "AWS_DEFAULT_REGION": SANDBOX_REGION, **stack.catalog_env()}
 
 
 def _settings(

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.evaluation import (
+from runbooks.library import SHIPPED_RUNBOOKS, load_runbooks
+from sandbox.evaluation.runner import (
     ScenarioError,
     ScenarioResult,
     find_scenarios,
@@ -18,7 +19,6 @@ from agent.evaluation import (
     run_all,
     to_json,
 )
-from runbooks.library import SHIPPED_RUNBOOKS, load_runbooks
 
 SCENARIOS = Path(__file__).parents[2] / "scenarios"
 

@@ -1,13 +1,18 @@
-"""Build each catalogued service's adapters: its logs, dependencies, endpoint, failover and pager.
+"""The one adapter factory: every outside system's adapter that the settings and catalog name.
 
-Secrets come from the environment variables the catalog names; a missing one leaves that adapter
-out and says why (dry-run), instead of failing the whole service.
+`build_adapters` makes the service-wide ones (logs, pager, chat, PagerDuty REST, the analyst) from
+the settings; each catalogued service's own (logs, dependencies, endpoint, failover, pagers) are
+built the first time a run asks for them. Secrets come from the environment variables the catalog
+names (read from the mapping given, the process environment by default); a missing one leaves that
+adapter out and says why (dry-run), instead of failing the whole service. An adapter that is not
+configured is None: the agent records what it would have done.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,17 +24,26 @@ from google.auth.credentials import AnonymousCredentials
 
 from agent.settings import Settings
 from runbooks.catalog import Catalog, Service
+from tools.chat_slack import SlackChat
 from tools.cloudwatch_more import CloudWatchEventsLogSource, CloudWatchMetricSource, MetricSpec
 from tools.failover_file import FileFailoverBackend
 from tools.failover_gateway import GatewayFailoverBackend
 from tools.failover_ssm import SsmFailoverBackend, make_ssm_client
+from tools.llm_analyst import LlmAnalyst
 from tools.logs_cloudwatch import CloudWatchLogSource
 from tools.logs_gcp import GcpLogSource
-from tools.pager_pagerduty import PagerDutyEventsPager
+from tools.pager_pagerduty import PagerDutyEventsPager, PagerDutyRestPager
 from tools.probe_embeddings import EmbeddingProbe, load_golden_vectors
 from tools.probe_endpoint import DEFAULT_PROMPTS, DiagnosticPrompt, EndpointProbe
 from tools.probe_vectordb import Canary, HttpReadinessProbe, QdrantProbe
-from tools.protocols import Checkable, FailoverBackend, HealthProbe, LogSource, Pager
+from tools.protocols import (
+    ChatWorkspace,
+    Checkable,
+    FailoverBackend,
+    HealthProbe,
+    LogSource,
+    Pager,
+)
 
 
 @dataclass
@@ -58,16 +72,133 @@ class ServiceTools:
         return found
 
 
-def build_service_tools(
-    settings: Settings,
-    catalog: Catalog,
+@dataclass
+class Adapters:
+    """The service-wide adapters, and each catalogued service's, built once and then reused."""
+
+    settings: Settings
+    catalog: Catalog | None
+    env: Mapping[str, str]
+    logs: LogSource | None = None
+    pager: Pager | None = None
+    chat: ChatWorkspace | None = None
+    incidents: PagerDutyRestPager | None = None
+    """PagerDuty REST (notes on paged incidents), when an API key is configured."""
+    analyst: LlmAnalyst | None = None
+    """The optional LLM analyst, when an analyst endpoint is configured."""
+    _services: dict[str, ServiceTools] = field(default_factory=dict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def chat_channel(self) -> str | None:
+        """Return the Slack channel of incidents without a catalogued channel of their own."""
+        return self.settings.slack_channel
+
+    def configured(self) -> dict[str, bool]:
+        """Return which service-wide integrations are live (the rest are dry-run)."""
+        return {
+            "logs": self.logs is not None,
+            "pager": self.pager is not None,
+            "chat": self.chat is not None and self.chat_channel is not None,
+        }
+
+    def for_service(self, name: str | None) -> ServiceTools | None:
+        """Return a catalogued service's adapters (None when it is not catalogued).
+
+        Raises ValueError when the catalog names a file that cannot be read (a canary).
+        """
+        if name is None or self.catalog is None or name not in self.catalog.services:
+            return None
+        with self._lock:
+            if name not in self._services:
+                self._services[name] = _service_tools(self.settings, self.catalog, name, self.env)
+            return self._services[name]
+
+    def warm_up(self) -> None:
+        """Build every catalogued service's adapters now, so the first incident is not slower."""
+        for name in self.catalog.services if self.catalog is not None else []:
+            self.for_service(name)
+
+
+def build_adapters(
+    settings: Settings, catalog: Catalog | None = None, env: Mapping[str, str] = os.environ
+) -> Adapters:
+    """Create one adapter per configured service-wide integration; services' come on demand."""
+    adapters = Adapters(settings=settings, catalog=catalog, env=env)
+    if settings.cloudwatch_log_groups:
+        adapters.logs = CloudWatchLogSource(
+            _aws_client("logs", settings, env, _logs_config(settings)),
+            settings.cloudwatch_log_groups,
+            timeout_seconds=settings.logs_query_timeout_seconds,
+        )
+    if settings.pagerduty_routing_key is not None:
+        adapters.pager = PagerDutyEventsPager(
+            settings.pagerduty_routing_key.get_secret_value(),
+            base_url=settings.pagerduty_events_url,
+            ca_bundle=settings.pagerduty_ca_bundle,
+            timeout_seconds=settings.pagerduty_timeout_seconds,
+        )
+    if settings.slack_bot_token is not None:
+        adapters.chat = SlackChat(
+            settings.slack_bot_token.get_secret_value(),
+            base_url=settings.slack_base_url,
+            timeout_seconds=settings.slack_timeout_seconds,
+            min_interval_seconds=settings.slack_min_interval_seconds,
+        )
+    if settings.pagerduty_api_key is not None and settings.pagerduty_from_email:
+        adapters.incidents = PagerDutyRestPager(
+            settings.pagerduty_api_key.get_secret_value(),
+            from_email=settings.pagerduty_from_email,
+            base_url=settings.pagerduty_rest_url,
+            ca_bundle=settings.pagerduty_ca_bundle,
+            timeout_seconds=settings.pagerduty_timeout_seconds,
+        )
+    if settings.analyst_base_url:
+        key = settings.analyst_api_key.get_secret_value() if settings.analyst_api_key else "unset"
+        adapters.analyst = LlmAnalyst(
+            base_url=settings.analyst_base_url, api_key=key, model=settings.analyst_model
+        )
+    return adapters
+
+
+def _aws_client(
     name: str,
-    env: Mapping[str, str] = os.environ,
+    settings: Settings,
+    env: Mapping[str, str],
+    config: Config | None = None,
+    region: str | None = None,
+) -> Any:
+    """Return a boto3 client whose credentials come from `env` (then boto3's usual chain)."""
+    session: Any = _aws_session(settings, env, region)  # the stubs type each service apart
+    return session.client(name, endpoint_url=settings.aws_endpoint_url, config=config)
+
+
+def _aws_session(
+    settings: Settings, env: Mapping[str, str], region: str | None = None
+) -> boto3.Session:
+    return boto3.Session(
+        aws_access_key_id=env.get("AWS_ACCESS_KEY_ID"),
+        aws_secret_access_key=env.get("AWS_SECRET_ACCESS_KEY"),
+        aws_session_token=env.get("AWS_SESSION_TOKEN"),
+        region_name=region or settings.aws_region,
+    )
+
+
+def _logs_config(settings: Settings) -> Config:
+    return Config(
+        connect_timeout=5,
+        read_timeout=int(settings.logs_query_timeout_seconds) + 5,
+        retries={"mode": "standard", "max_attempts": 3},
+    )
+
+
+def _service_tools(
+    settings: Settings, catalog: Catalog, name: str, env: Mapping[str, str]
 ) -> ServiceTools:
     """Create the adapters the catalog describes for one service."""
     spec = catalog.services[name]
     tools = ServiceTools(service=name)
-    _logs(settings, spec, tools)
+    _logs(settings, spec, tools, env)
     _dependencies(spec, tools, env)
     _endpoint(spec, tools, env)
     _failover(settings, spec, tools, env)
@@ -90,18 +221,10 @@ def build_service_tools(
     return tools
 
 
-def _logs(settings: Settings, spec: Service, tools: ServiceTools) -> None:
+def _logs(settings: Settings, spec: Service, tools: ServiceTools, env: Mapping[str, str]) -> None:
     if spec.logs.cloudwatch is not None:
-        client = boto3.client(
-            "logs",
-            region_name=spec.logs.cloudwatch.region or settings.aws_region,
-            endpoint_url=settings.aws_endpoint_url,
-            config=Config(
-                connect_timeout=5,
-                read_timeout=int(settings.logs_query_timeout_seconds) + 5,
-                retries={"mode": "standard", "max_attempts": 3},
-            ),
-        )
+        region = spec.logs.cloudwatch.region
+        client = _aws_client("logs", settings, env, _logs_config(settings), region)
         source = (
             CloudWatchEventsLogSource
             if spec.logs.cloudwatch.mode == "filter"
@@ -115,11 +238,7 @@ def _logs(settings: Settings, spec: Service, tools: ServiceTools) -> None:
             )
         )
         if spec.logs.cloudwatch.metrics:
-            metrics = boto3.client(
-                "cloudwatch",
-                region_name=spec.logs.cloudwatch.region or settings.aws_region,
-                endpoint_url=settings.aws_endpoint_url,
-            )
+            metrics = _aws_client("cloudwatch", settings, env, region=region)
             tools.logs.append(
                 CloudWatchMetricSource(
                     metrics,
@@ -212,7 +331,11 @@ def _failover(
     if failover is None:
         return
     if failover.backend == "ssm":
-        client = make_ssm_client(settings.aws_region, endpoint_url=settings.aws_endpoint_url)
+        client = make_ssm_client(
+            settings.aws_region,
+            endpoint_url=settings.aws_endpoint_url,
+            session=_aws_session(settings, env),
+        )
         tools.failover = SsmFailoverBackend(client, prefix=failover.parameter_prefix)
     elif failover.backend == "gateway" and failover.gateway_url:
         token = env.get(failover.gateway_token_env or "")

@@ -1,0 +1,149 @@
+"""`remediator audit`: verify, sign, show and export the tamper-evident audit trail."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from agent.cli.common import load_services, parse_uuid
+
+app = typer.Typer(help="The tamper-evident audit trail.", no_args_is_help=True)
+
+
+@app.command("verify")
+def audit_verify(
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only problems.")] = False,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            min=1,
+            help="Processes that verify ranges of the chain at once (default: one per CPU, "
+            "at most 8). Chains under 100,000 events are walked in this process.",
+        ),
+    ] = None,
+) -> None:
+    """Check every link of the audit chain; exit 1 naming the first bad sequence number."""
+    from sqlmodel import Session
+
+    from audit.service import read_checkpoint_file, verify_chain
+
+    services = load_services()
+    settings = services.settings
+    started = time.monotonic()
+
+    def progress(done: int, total: int) -> None:
+        if not quiet and total > 50_000:
+            typer.echo(f"  checked {done:,} of {total:,} events", err=True)
+
+    try:
+        kept = (
+            read_checkpoint_file(settings.audit_checkpoint_file)
+            if settings.audit_checkpoint_file
+            else []
+        )
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    with Session(services.engine) as session:
+        result = verify_chain(
+            session=session,
+            key=settings.audit_key.get_secret_value().encode(),
+            progress=progress,
+            extra_checkpoints=kept,
+            workers=workers or min(8, os.cpu_count() or 1),
+        )
+    elapsed = time.monotonic() - started
+    if result.ok:
+        if not quiet:
+            typer.echo(
+                f"audit chain OK: {result.checked:,} events verified in {elapsed:.2f}s "
+                f"against {result.checkpoints} signed checkpoint(s)"
+            )
+        return
+    typer.echo(
+        f"audit chain BROKEN at sequence {result.first_bad_seq}: {result.reason} "
+        f"({result.checked:,} events verified before it)",
+        err=True,
+    )
+    raise typer.Exit(1)
+
+
+@app.command("checkpoint")
+def audit_checkpoint() -> None:
+    """Sign the chain's current head (also to REMEDIATOR_AUDIT_CHECKPOINT_FILE when set)."""
+    services = load_services()
+    settings = services.settings
+    checkpoint = services.audit.checkpoint(services.engine, settings.audit_checkpoint_file)
+    where = f" and {settings.audit_checkpoint_file}" if settings.audit_checkpoint_file else ""
+    typer.echo(
+        f"checkpoint of event {checkpoint.head_seq} signed at "
+        f"{checkpoint.created_at:%Y-%m-%d %H:%M:%S} UTC, stored in the database{where}"
+    )
+
+
+@app.command("export")
+def audit_export(
+    incident_id: Annotated[str, typer.Argument(help="Incident id (UUID).")],
+    format: Annotated[
+        str, typer.Option("--format", "-f", help="md (post-incident review) or json (JSON Lines).")
+    ] = "md",
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")
+    ] = None,
+) -> None:
+    """Export one incident as a Markdown post-incident review or as JSON Lines."""
+    from sqlmodel import Session
+
+    from agent.review.export import Review, to_json_lines, to_markdown
+    from agent.review.service import load_incident
+    from audit.service import verify_chain
+    from audit.sqltypes import utcnow
+
+    if format not in ("md", "json"):
+        typer.echo(f"error: --format must be md or json, not {format!r}", err=True)
+        raise typer.Exit(2)
+    incident_uuid = parse_uuid(incident_id, "incident")
+    services = load_services()
+    settings = services.settings
+    with Session(services.engine) as session:
+        record = load_incident(session=session, incident_id=incident_uuid)
+        if record is None:
+            typer.echo(f"error: no incident {incident_id}", err=True)
+            raise typer.Exit(1)
+        chain = verify_chain(session=session, key=settings.audit_key.get_secret_value().encode())
+    review = Review.build(record, chain, utcnow(), settings.public_url)
+    text = to_markdown(review) if format == "md" else to_json_lines(review)
+    if output is None:
+        typer.echo(text, nl=False)
+    else:
+        output.write_text(text, encoding="utf-8")
+        typer.echo(f"wrote {output}")
+
+
+@app.command("show")
+def audit_show(incident_id: Annotated[str, typer.Argument(help="Incident id (UUID).")]) -> None:
+    """Print the timeline of one incident, oldest event first."""
+    from sqlmodel import Session
+
+    from agent.incidents.service import alert_ids_of, get_incident
+    from audit.service import events_for
+    from audit.timeline import format_timeline
+
+    incident_uuid = parse_uuid(incident_id, "incident")
+    with Session(load_services().engine) as session:
+        incident = get_incident(session=session, incident_id=incident_uuid)
+        if incident is None:
+            typer.echo(f"error: no incident {incident_id}", err=True)
+            raise typer.Exit(1)
+        alert_ids = alert_ids_of(session=session, incident_id=incident_uuid)
+        events = events_for(session=session, incident_id=incident_uuid, alert_ids=alert_ids)
+        typer.echo(f"Incident {incident.id}: {incident.title}")
+        typer.echo(
+            f"status {incident.status}, run {incident.run_state}, opened {incident.opened_at}"
+        )
+        typer.echo(format_timeline(events))

@@ -1,0 +1,1 @@
+"""The scored scenario evaluation: play scenarios against the sandbox, compare with expected."""
