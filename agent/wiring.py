@@ -15,12 +15,12 @@ from functools import cached_property
 
 from sqlalchemy import Engine
 
-from agent.adapters import Adapters, build_adapters
-from agent.auditlog import AuditLog, make_audit
-from agent.db import make_engine
+from agent.adapters.factory import Adapters, build_adapters
 from agent.graph.runner import GraphRunner, make_checkpointer
 from agent.graph.state import RunContext
 from agent.settings import Settings
+from agent.store.audit_log import AuditLog, make_audit
+from agent.store.db import make_engine
 from audit.sqltypes import utcnow
 from runbooks.catalog import Catalog, load_catalog
 from runbooks.library import SHIPPED_RUNBOOKS, load_runbooks

@@ -24,7 +24,7 @@ from harness import Row, load_average, print_table, say
 from sqlalchemy import insert, text, update
 from sqlmodel import Session
 
-from agent.db import make_engine, upgrade
+from agent.store.db import make_engine, upgrade
 from audit.chain import canonical_json, event_digest
 from audit.models import GENESIS_HASH, AuditEvent, AuditHead
 from audit.ranges import read_batch

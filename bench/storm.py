@@ -34,8 +34,8 @@ from sqlmodel import Session, col, select
 from time_to_page import FINISHED, World, audit_events, start_world
 
 from agent.alerts.models import Alert
-from agent.db import make_engine
 from agent.incidents.models import Incident
+from agent.store.db import make_engine
 
 RSS_TARGET_MB = 300
 CONNECTIONS = 16

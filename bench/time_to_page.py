@@ -33,8 +33,8 @@ from harness import Row, Service, arize_body, load_average, print_table, say
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
-from agent.db import make_engine
 from agent.incidents.models import page_dedup_key
+from agent.store.db import make_engine
 from audit.models import AuditEvent
 from sandbox.aws import demo_log_lines, seed_log_lines
 from sandbox.stack import CHAT_MODEL, EMBEDDING_MODEL, SandboxStack

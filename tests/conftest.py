@@ -15,9 +15,9 @@ from sqlalchemy import Engine, func
 from sqlmodel import Session, select
 
 from agent.alerts.models import Alert
-from agent.app import create_app
-from agent.db import make_engine, upgrade
+from agent.api.app import create_app
 from agent.settings import Settings
+from agent.store.db import make_engine, upgrade
 from audit.models import AuditEvent
 from sandbox.aws import SANDBOX_CREDENTIALS, demo_log_lines, seed_log_lines
 from sandbox.openai_server import create_openai_app

@@ -17,7 +17,7 @@ import httpx
 from sqlalchemy import Engine, func
 from sqlmodel import Session, col, select
 
-from agent.db import make_engine
+from agent.store.db import make_engine
 from audit.models import AuditEvent
 from sandbox.stack import SandboxStack
 

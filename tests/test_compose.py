@@ -16,7 +16,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from agent.app import create_app
+from agent.api.app import create_app
 from agent.cli import app as cli
 from agent.settings import Settings
 from sandbox.cli import app as sandbox_cli

@@ -27,8 +27,8 @@ from sqlalchemy.exc import DataError, IntegrityError
 
 from agent.alerts.models import Breach
 from agent.alerts.service import Delivery, Receipt, accept_alerts, prepare_delivery
-from agent.auditlog import AuditLog
-from agent.db import session_scope
+from agent.store.audit_log import AuditLog
+from agent.store.db import session_scope
 
 log = structlog.get_logger(__name__)
 

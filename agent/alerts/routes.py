@@ -11,14 +11,15 @@ from fastapi import APIRouter, HTTPException, Request, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from agent import metrics
 from agent.alerts.alertmanager import map_alertmanager_payload
 from agent.alerts.arize import BreachMappingError, map_arize_payload
 from agent.alerts.intake import NotStored
 from agent.alerts.models import AlertRead
 from agent.alerts.service import Receipt, get_alert
-from agent.deps import AppState, SessionDep, WebhookAuth, check_webhook_token, read_bounded
+from agent.api.deps import AppState, SessionDep, WebhookAuth, check_webhook_token, read_bounded
+from agent.api.problems import ERRORS, Problem
 from agent.incidents.models import Incident
+from agent.telemetry import metrics
 from audit.chain import canonical_json
 
 router = APIRouter(tags=["webhooks"])
@@ -32,16 +33,6 @@ class Accepted(BaseModel):
     incident_id: uuid.UUID | None = None
 
 
-class Problem(BaseModel):
-    """An error answer: what was wrong with the request."""
-
-    detail: str
-    missing: list[str] | None = None
-
-
-ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": Problem} for code in (400, 401, 413, 415, 422, 503)
-}
 JSON_OBJECT_BODY: dict[str, Any] = {
     "requestBody": {
         "required": True,

@@ -13,8 +13,8 @@ from sqlmodel import Session, col, select
 from uuid6 import uuid7
 
 from agent.alerts.models import Alert, AlertState, Breach
-from agent.auditlog import AuditLog
-from agent.leases import note_lease_expired
+from agent.store.audit_log import AuditLog
+from agent.store.leases import note_lease_expired
 from audit.service import NewEvent, lock_head
 
 INGRESS_ACTOR = "ingress"

@@ -172,8 +172,8 @@ def serve_writer(conn: Connection, settings: Settings) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     try:
-        from agent.db import BackgroundCheckpoints
-        from agent.logsetup import configure_logging
+        from agent.store.db import BackgroundCheckpoints
+        from agent.telemetry.logs import configure_logging
         from agent.wiring import build_services
 
         configure_logging(settings)

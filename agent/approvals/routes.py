@@ -18,12 +18,12 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
+from agent.api.deps import AppState, AppStateDep, SessionDep, bearer_token, read_bounded
 from agent.approvals.message import APPROVE_ACTION, REJECT_ACTION
 from agent.approvals.models import Approval, ApprovalRead
 from agent.approvals.service import Decision, Verdict, decide
 from agent.approvals.slack_signing import check_slack_signature
-from agent.db import session_scope
-from agent.deps import AppState, AppStateDep, SessionDep, bearer_token, read_bounded
+from agent.store.db import session_scope
 
 router = APIRouter(tags=["approvals"])
 

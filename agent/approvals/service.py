@@ -19,10 +19,10 @@ from typing import Any, Literal
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 
-from agent import metrics
 from agent.approvals.models import Approval, ApprovalStatus
-from agent.auditlog import AuditLog
 from agent.incidents.models import Incident
+from agent.store.audit_log import AuditLog
+from agent.telemetry import metrics
 from audit.chain import canonical_json
 
 APPROVAL_ACTOR = "approvals"

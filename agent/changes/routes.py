@@ -9,11 +9,11 @@ from fastapi import APIRouter, Query, status
 from sqlmodel import col, select
 from starlette.concurrency import run_in_threadpool
 
-from agent.alerts.routes import ERRORS
+from agent.api.deps import AppState, AppStateDep, SessionDep, ViewerAuth, WebhookAuth
+from agent.api.problems import ERRORS
 from agent.changes.models import Deployment, DeploymentIn, DeploymentRead
 from agent.changes.service import record_deployment
-from agent.db import session_scope
-from agent.deps import AppState, AppStateDep, SessionDep, ViewerAuth, WebhookAuth
+from agent.store.db import session_scope
 
 router = APIRouter(tags=["changes"])
 

@@ -8,8 +8,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import or_
 from sqlmodel import Session, col, select
 
-from agent.auditlog import AuditLog
 from agent.changes.models import Deployment, DeploymentIn
+from agent.store.audit_log import AuditLog
 
 PIPELINE_ACTOR = "ci/cd"
 

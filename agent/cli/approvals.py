@@ -19,7 +19,7 @@ def approve(
 ) -> None:
     """Approve (or reject) a pending action as a listed approver; the run resumes on its own."""
     from agent.approvals.service import decide
-    from agent.db import session_scope
+    from agent.store.db import session_scope
 
     approval_uuid = parse_uuid(approval_id, "approval")
     services = load_services()

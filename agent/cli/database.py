@@ -16,7 +16,7 @@ def db_upgrade(
     revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
 ) -> None:
     """Apply the schema migrations (SQLite or PostgreSQL)."""
-    from agent.db import current_revision, upgrade
+    from agent.store.db import current_revision, upgrade
 
     engine = load_services().engine
     upgrade(engine, revision)
@@ -26,7 +26,7 @@ def db_upgrade(
 @app.command("current")
 def db_current() -> None:
     """Print the schema revision the database is at."""
-    from agent.db import current_revision
+    from agent.store.db import current_revision
 
     revision = current_revision(load_services().engine)
     typer.echo(revision or "empty database (run `remediator db upgrade`)")

@@ -9,7 +9,7 @@ from agent.cli.common import catalog_of, load_services
 
 def doctor() -> None:
     """Check every configured integration (settings and catalog) and print a table."""
-    from agent.doctor import format_rows, run_checks
+    from agent.adapters.checks import format_rows, run_checks
 
     services = load_services()
     catalog_of(services)  # a broken catalog is named before anything is checked

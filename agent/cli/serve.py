@@ -19,8 +19,8 @@ def serve(
     """Run the webhook API and (by default) the worker in one process."""
     import uvicorn
 
-    from agent.app import create_app
-    from agent.logsetup import configure_logging
+    from agent.api.app import create_app
+    from agent.telemetry.logs import configure_logging
 
     settings = load_settings()
     configure_logging(settings)
@@ -46,8 +46,8 @@ def worker(
     ] = 1,
 ) -> None:
     """Run worker loops without the API; SIGTERM finishes or hands back the work in hand."""
-    from agent.logsetup import configure_logging
-    from agent.workers import run_workers
+    from agent.telemetry.logs import configure_logging
+    from agent.worker.pool import run_workers
     from runbooks.loader import ConfigError
 
     settings = load_settings()

@@ -12,11 +12,11 @@ from typing import Any, Literal
 
 from langgraph.runtime import Runtime
 
-from agent import metrics
 from agent.alerts.models import Breach
 from agent.graph.policy import runbook_of
 from agent.graph.state import IncidentState, RunContext
 from agent.incidents.models import page_dedup_key
+from agent.telemetry import metrics
 from runbooks.catalog import FailoverTarget
 from runbooks.schema import FailoverAction, PageAction, Runbook
 from tools.protocols import Pager, PageRequest, Route

@@ -23,11 +23,11 @@ from agent.alerts.models import Breach
 from agent.approvals.message import decided_message, request_message
 from agent.approvals.models import Approval, ApprovalStatus
 from agent.approvals.service import close_if_due, request_approval, set_message
-from agent.db import session_scope
 from agent.graph.policy import runbook_of
 from agent.graph.report import post_to_incident
 from agent.graph.state import IncidentState, RunContext
 from agent.incidents.models import Incident, IncidentStatus
+from agent.store.db import session_scope
 from runbooks.schema import Runbook
 
 ACTOR = "agent.approve"

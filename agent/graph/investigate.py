@@ -14,12 +14,12 @@ from typing import Any, Literal, TypedDict
 from langgraph.runtime import Runtime
 from langgraph.types import Send
 
-from agent import metrics
-from agent.db import session_scope
 from agent.graph.diagnosis import diagnose as run_rules
 from agent.graph.policy import builtin_runbook, runbook_of
 from agent.graph.state import IncidentState, RunContext
 from agent.incidents.service import set_service
+from agent.store.db import session_scope
+from agent.telemetry import metrics
 from runbooks.library import match_runbook
 from runbooks.schema import normalise_metric
 from tools.protocols import LogQuery

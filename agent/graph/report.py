@@ -8,10 +8,10 @@ from typing import Any, cast
 from langgraph.runtime import Runtime
 
 from agent.alerts.models import Breach
-from agent.db import session_scope
 from agent.graph.state import IncidentState, RunContext
 from agent.incidents.models import Incident
 from agent.incidents.service import set_slack_thread
+from agent.store.db import session_scope
 
 REPORTER = "agent.report"
 

@@ -11,10 +11,10 @@ from typing import Annotated, Any, TypedDict
 
 from sqlalchemy import Engine
 
-from agent.adapters import Adapters, ServiceTools
-from agent.auditlog import AuditLog
+from agent.adapters.factory import Adapters, ServiceTools
 from agent.changes.source import DeploymentChangeSource
 from agent.settings import Settings
+from agent.store.audit_log import AuditLog
 from runbooks.catalog import Catalog
 from runbooks.schema import Runbook
 from tools.llm_analyst import LlmAnalyst

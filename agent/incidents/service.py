@@ -10,9 +10,9 @@ from sqlalchemy import or_, text
 from sqlmodel import Session, col, select
 
 from agent.alerts.models import Alert, Breach
-from agent.auditlog import AuditLog
 from agent.incidents.models import Incident, IncidentStatus, RunState
-from agent.leases import note_lease_expired
+from agent.store.audit_log import AuditLog
+from agent.store.leases import note_lease_expired
 
 CORRELATOR_ACTOR = "correlator"
 

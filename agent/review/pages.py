@@ -11,7 +11,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from agent.deps import (
+from agent.api.deps import (
     VIEWER_COOKIE,
     AppStateDep,
     SessionDep,

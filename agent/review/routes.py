@@ -11,8 +11,8 @@ from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel
 
 from agent.alerts.models import AlertRead
-from agent.alerts.routes import Problem
-from agent.deps import AppStateDep, SessionDep, ViewerAuth
+from agent.api.deps import AppStateDep, SessionDep, ViewerAuth
+from agent.api.problems import Problem
 from agent.incidents.models import IncidentRead
 from agent.review.export import Review, to_json_lines, to_markdown
 from agent.review.service import (

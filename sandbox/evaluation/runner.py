@@ -23,10 +23,10 @@ import httpx
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 from sqlmodel import Session, col, select
 
-from agent.app import create_app
-from agent.db import make_engine
+from agent.api.app import create_app
 from agent.incidents.models import Incident
 from agent.settings import Settings
+from agent.store.db import make_engine
 from audit.models import AuditEvent
 from sandbox.aws import SANDBOX_CREDENTIALS, SANDBOX_REGION
 from sandbox.evaluation.approvers import Approvers, ScenarioClock

@@ -25,7 +25,7 @@ import httpx
 import pytest
 from sqlmodel import Session, select
 
-from agent.db import make_engine
+from agent.store.db import make_engine
 from audit.models import AuditEvent
 from audit.service import verify_chain
 from sandbox.slack import click, interaction

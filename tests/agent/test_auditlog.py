@@ -7,7 +7,7 @@ import json
 import pytest
 from sqlalchemy import Engine
 
-from agent.auditlog import AuditLog
+from agent.store.audit_log import AuditLog
 from audit.redact import Redactor
 
 PROBE = {

@@ -11,8 +11,8 @@ from sqlalchemy import text
 from typer.testing import CliRunner
 
 from agent.cli import app
-from agent.db import make_engine, session_scope
 from agent.incidents.models import Incident
+from agent.store.db import make_engine, session_scope
 from audit.service import append_event
 from audit.sqltypes import utcnow
 

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from agent.adapters import Adapters, build_adapters
+from agent.adapters.checks import run_checks
+from agent.adapters.factory import Adapters, build_adapters
 from agent.cli import app
-from agent.doctor import run_checks
 from runbooks.catalog import load_catalog
 from sandbox.stack import SandboxStack
 from tests.conftest import make_settings, sandbox_overrides

@@ -17,8 +17,8 @@ from sqlmodel import Session, select
 from agent.alerts.arize import DEFAULT_FIELD_PATHS, map_arize_payload
 from agent.alerts.intake import AlertIntake, BatchWriter, NotStored, Received
 from agent.alerts.models import Alert
-from agent.app import create_app
-from agent.auditlog import AuditLog
+from agent.api.app import create_app
+from agent.store.audit_log import AuditLog
 from audit.models import AuditEvent
 from audit.service import verify_chain
 from sandbox.server import EmulatorServer

@@ -137,7 +137,7 @@ def test_log_lines_of_an_alert_and_of_its_incident_carry_their_ids(
 LINES_FROM_TWO_KINDS_OF_LOGGER = """
 import logging, sys, threading
 import structlog
-from agent.logsetup import configure_logging
+from agent.telemetry.logs import configure_logging
 from agent.settings import Settings
 
 configure_logging(Settings(_env_file=None, env="dev", log_format="json"))

@@ -16,10 +16,10 @@ import pytest
 from sqlmodel import Session
 
 from agent.alerts.models import Alert
-from agent.db import session_scope
 from agent.incidents.models import Incident
 from agent.incidents.service import claim_due_incident, open_incident
-from agent.leases import lease_expiries, release_lease, renew_lease
+from agent.store.db import session_scope
+from agent.store.leases import lease_expiries, release_lease, renew_lease
 from tests.agent.test_worker import Clock, Parts, claim
 from tests.conftest import make_settings
 

@@ -11,9 +11,9 @@ from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
 from agent.alerts.models import Alert
-from agent.db import session_scope
 from agent.incidents.service import claim_due_incident, open_incident
-from agent.metrics.server import start_metrics_server
+from agent.store.db import session_scope
+from agent.telemetry.server import start_metrics_server
 from sandbox.stack import SandboxStack
 from tests.agent.test_worker import Clock, Parts, claim
 from tests.conftest import RunningService, ServiceFactory, make_settings, seed_demo_logs

@@ -8,8 +8,8 @@ import pytest
 from alembic import command
 from sqlalchemy import inspect
 
-from agent.db import alembic_config, current_revision, make_engine, upgrade
 from agent.incidents.models import Incident
+from agent.store.db import alembic_config, current_revision, make_engine, upgrade
 from audit.sqltypes import utcnow
 
 TABLES = {

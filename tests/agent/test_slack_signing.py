@@ -19,7 +19,7 @@ import httpx
 import pytest
 from slack_sdk.signature import Clock, SignatureVerifier
 
-from agent.app import create_app
+from agent.api.app import create_app
 from agent.approvals.slack_signing import check_slack_signature
 from audit.models import AuditEvent
 from sandbox.server import EmulatorServer

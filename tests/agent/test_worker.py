@@ -14,14 +14,14 @@ from sqlmodel import Session, select
 from agent.alerts.arize import DEFAULT_FIELD_PATHS, map_arize_payload
 from agent.alerts.models import Alert
 from agent.alerts.service import accept_alert, claim_next_alert
-from agent.db import session_scope, upgrade
 from agent.graph.builder import build_graph
 from agent.graph.runner import GraphRunner, make_checkpointer
 from agent.incidents.models import Incident
 from agent.incidents.service import open_incident
 from agent.settings import Settings
+from agent.store.db import session_scope, upgrade
 from agent.wiring import build_services
-from agent.worker import Worker
+from agent.worker.loop import Worker
 from audit.models import AuditEvent
 from tests.conftest import make_settings
 from tests.sample import arize_alert

@@ -15,8 +15,8 @@ from sqlalchemy import Engine, text
 from agent.alerts.intake import NotStored
 from agent.alerts.models import Alert
 from agent.alerts.writer_process import WriterGone, WriterProcess
-from agent.app import create_app
-from agent.db import BackgroundCheckpoints, make_engine, upgrade
+from agent.api.app import create_app
+from agent.store.db import BackgroundCheckpoints, make_engine, upgrade
 from sandbox.server import EmulatorServer
 from tests.agent.test_intake import assert_one_event_per_alert, post_all, storm
 from tests.conftest import RunningService, make_settings

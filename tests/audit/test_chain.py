@@ -10,7 +10,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import IntegrityError, ProgrammingError
 from sqlmodel import Session, select
 
-from agent.db import make_engine, session_scope, upgrade
+from agent.store.db import make_engine, session_scope, upgrade
 from audit.models import AuditEvent
 from audit.service import (
     append_checkpoint_file,

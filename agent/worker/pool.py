@@ -20,11 +20,11 @@ from types import FrameType
 
 import structlog
 
-from agent.db import upgrade
-from agent.metrics.server import start_metrics_server
 from agent.settings import Settings
+from agent.store.db import upgrade
+from agent.telemetry.server import start_metrics_server
 from agent.wiring import build_services
-from agent.worker import Worker
+from agent.worker.loop import Worker
 from audit.sqltypes import utcnow
 
 log = structlog.get_logger(__name__)

@@ -12,8 +12,8 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from agent.db import session_scope
 from agent.settings import Settings
+from agent.store.db import session_scope
 from audit.chain import canonical_json
 from audit.models import AuditCheckpoint, AuditEvent
 from audit.redact import PayloadPolicy, Redactor

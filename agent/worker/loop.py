@@ -14,11 +14,9 @@ from datetime import datetime, timedelta
 import structlog
 from sqlmodel import col, select
 
-from agent import metrics
 from agent.alerts.models import Alert, Breach
 from agent.alerts.service import claim_next_alert, finish_alert
 from agent.approvals.service import wake_incident
-from agent.db import session_scope
 from agent.graph.followup import renotify, resolve_outside, settle_failbacks
 from agent.graph.runner import GraphRunner
 from agent.incidents.models import Incident, IncidentStatus, RunState
@@ -32,8 +30,10 @@ from agent.incidents.service import (
     resolve_incident,
     set_run_state,
 )
-from agent.leases import Leased, heartbeat, release_lease
-from agent.logsetup import log_ids
+from agent.store.db import session_scope
+from agent.store.leases import Leased, heartbeat, release_lease
+from agent.telemetry import metrics
+from agent.telemetry.logs import log_ids
 from agent.wiring import Services
 
 log = structlog.get_logger(__name__)

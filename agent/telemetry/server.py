@@ -11,9 +11,9 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 from prometheus_client import make_wsgi_app
 from sqlalchemy import Engine
 
-from agent.metrics.collector import ScrapeCollector
-from agent.metrics.routes import metrics_token_ok
 from agent.settings import Settings
+from agent.telemetry.collector import ScrapeCollector
+from agent.telemetry.routes import metrics_token_ok
 
 StartResponse = Callable[..., Any]
 

@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 
-from agent.adapters import Adapters
+from agent.adapters.factory import Adapters
 from agent.settings import Settings
 from tools.protocols import Checkable
 

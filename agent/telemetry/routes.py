@@ -9,9 +9,9 @@ from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
 
-from agent.deps import AppStateDep
-from agent.metrics.collector import ScrapeCollector
+from agent.api.deps import AppStateDep
 from agent.settings import Settings
+from agent.telemetry.collector import ScrapeCollector
 
 router = APIRouter(tags=["health"])
 

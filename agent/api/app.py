@@ -14,23 +14,23 @@ from fastapi.responses import JSONResponse
 from starlette.requests import Request
 
 from agent import __version__
+from agent.adapters.checks import CachedChecks, run_checks
 from agent.alerts.arize import load_field_paths
 from agent.alerts.intake import AlertIntake, BatchWriter, Store
 from agent.alerts.routes import router as alerts_router
 from agent.alerts.writer_process import WriterProcess
+from agent.api.deps import AppState
+from agent.api.health import router as health_router
 from agent.approvals.routes import router as approvals_router
 from agent.changes.routes import router as changes_router
-from agent.db import upgrade
-from agent.deps import AppState
-from agent.doctor import CachedChecks, run_checks
-from agent.health import router as health_router
-from agent.metrics.routes import router as metrics_router
 from agent.review.pages import router as pages_router
 from agent.review.routes import router as review_router
 from agent.review.service import ChainStatus
 from agent.settings import Settings
+from agent.store.db import upgrade
+from agent.telemetry.routes import router as metrics_router
 from agent.wiring import Services, build_services
-from agent.worker import Worker, start_worker_thread
+from agent.worker.loop import Worker, start_worker_thread
 from audit.ranges import shared_url
 from audit.sqltypes import utcnow
 

@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-from agent.deps import AppStateDep
+from agent.api.deps import AppStateDep
 
 router = APIRouter(tags=["health"])
 

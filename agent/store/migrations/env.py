@@ -1,10 +1,10 @@
-"""Alembic environment: runs on the engine handed over by agent.db (SQLite or PostgreSQL)."""
+"""Alembic environment: runs on the engine handed over by agent.store.db (SQLite or PostgreSQL)."""
 
 from alembic import context
 from sqlalchemy import text
 from sqlmodel import SQLModel
 
-import agent.models  # noqa: F401  (registers every table on the metadata)
+import agent.store.tables  # noqa: F401  (registers every table on the metadata)
 
 target_metadata = SQLModel.metadata
 engine = context.config.attributes["engine"]

@@ -11,12 +11,12 @@ from fastapi import Depends, HTTPException, Request, status
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from agent import metrics
+from agent.adapters.checks import CachedChecks
 from agent.alerts.intake import AlertIntake
-from agent.auditlog import AuditLog
-from agent.doctor import CachedChecks
 from agent.review.service import ChainStatus
 from agent.settings import Settings
+from agent.store.audit_log import AuditLog
+from agent.telemetry import metrics
 from agent.wiring import Services
 from runbooks.catalog import Catalog
 

@@ -19,10 +19,10 @@ import structlog
 from sqlalchemy import Engine, update
 from sqlmodel import col
 
-from agent import metrics
 from agent.alerts.models import Alert, AlertState
-from agent.db import session_scope
 from agent.incidents.models import Incident
+from agent.store.db import session_scope
+from agent.telemetry import metrics
 
 log = structlog.get_logger(__name__)
 
