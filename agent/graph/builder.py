@@ -11,10 +11,15 @@ from typing import Any
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
 
-from agent.graph.act import act, decide, route_after_act, verify
-from agent.graph.approve import approve, route_after_decide
-from agent.graph.investigate import analyse, diagnose, fan_out, probe, route_after_diagnose, triage
-from agent.graph.report import report
+from agent.graph.nodes.act import act, route_after_act
+from agent.graph.nodes.analyse import analyse
+from agent.graph.nodes.approve import approve
+from agent.graph.nodes.decide import decide, route_after_decide
+from agent.graph.nodes.diagnose import diagnose, route_after_diagnose
+from agent.graph.nodes.probe import fan_out, probe
+from agent.graph.nodes.report import report
+from agent.graph.nodes.triage import triage
+from agent.graph.nodes.verify import verify
 from agent.graph.state import IncidentState, RunContext
 
 GRAPH_NAME = "incident_remediation"

@@ -11,10 +11,10 @@ from sqlmodel import col, select
 from agent.alerts.models import Breach
 from agent.approvals.models import Approval, ApprovalStatus
 from agent.approvals.service import close_if_due
-from agent.graph.act import pager_for
-from agent.graph.approve import approvers_for, ask_approval, edit_request
+from agent.graph.actions import pager_for
+from agent.graph.channels import channel_for
 from agent.graph.policy import runbook_of
-from agent.graph.report import channel_for
+from agent.graph.requests import approvers_for, ask_approval, edit_request
 from agent.graph.state import IncidentState, RunContext
 from agent.incidents.models import Incident, page_dedup_key
 from agent.store.db import session_scope

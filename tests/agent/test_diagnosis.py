@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from agent.graph.diagnosis import Candidate, Diagnosis, diagnose
+from agent.graph.rules import Candidate, Diagnosis, apply_rules
 from runbooks.schema import DiagnosisRules
 from tools.result import ToolResult, ToolStatus
 
@@ -89,7 +89,7 @@ def healthy(**override: list[dict[str, Any]]) -> Findings:
 def run(
     findings: Findings, breach: dict[str, Any] | None = None, rules: DiagnosisRules = RULES
 ) -> Diagnosis:
-    return diagnose(breach=breach or BREACH, findings=findings, rules=rules, now=NOW)
+    return apply_rules(breach=breach or BREACH, findings=findings, rules=rules, now=NOW)
 
 
 def candidate(diagnosis: Diagnosis, kind: str) -> Candidate:

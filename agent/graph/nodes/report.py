@@ -2,27 +2,15 @@
 
 from __future__ import annotations
 
-import uuid
-from typing import Any, cast
+from typing import Any
 
 from langgraph.runtime import Runtime
 
 from agent.alerts.models import Breach
+from agent.graph.channels import post_to_incident
 from agent.graph.state import IncidentState, RunContext
-from agent.incidents.models import Incident
-from agent.incidents.service import set_slack_thread
-from agent.store.db import session_scope
 
 REPORTER = "agent.report"
-
-
-def channel_for(ctx: RunContext, service: str | None) -> str | None:
-    """Return the service's Slack channel from the catalog, else the one from the settings."""
-    if ctx.catalog is not None and service in ctx.catalog.services:
-        channel = ctx.catalog.services[str(service)].slack_channel
-        if channel:
-            return channel
-    return ctx.tools.chat_channel
 
 
 def report(state: IncidentState, runtime: Runtime[RunContext]) -> dict[str, Any]:
@@ -44,42 +32,6 @@ def report(state: IncidentState, runtime: Runtime[RunContext]) -> dict[str, Any]
     channel, ts = posted
     _note_on_page(ctx, state, ctx.audit.redactor.text(text))
     return {"report": {"status": "sent", "channel": channel, "ts": ts}}
-
-
-def post_to_incident(
-    ctx: RunContext,
-    state: IncidentState,
-    text: str,
-    blocks: list[dict[str, Any]],
-    *,
-    actor: str,
-    dry_run: str,
-) -> tuple[str, str] | str | None:
-    """Post (redacted) into the incident's Slack thread, opening it with this message if needed.
-
-    Return (channel, ts) once posted, the error when Slack refused, None when Slack is not set up
-    (then the message is audited as a dry run). Every outcome is audited.
-    """
-    text = ctx.audit.redactor.text(text)
-    blocks = cast(list[dict[str, Any]], ctx.audit.redactor.value(blocks))
-    chat, channel = ctx.tools.chat, channel_for(ctx, state.get("service"))
-    if chat is None or channel is None:
-        ctx.record(state, "notification.dry_run", actor, {"summary": dry_run, "text": text})
-        return None
-    incident_id = uuid.UUID(state["incident_id"])
-    with session_scope(ctx.engine) as session:
-        incident = session.get(Incident, incident_id)
-        thread = incident.slack_thread_ts if incident is not None else None
-        channel = (incident.slack_channel if incident is not None else None) or channel
-    result = chat.post(channel=channel, text=text, blocks=blocks, thread_ts=thread)
-    if result.status != "ok":
-        ctx.record(state, "notification.failed", actor, result.audit_data())
-        return str(result.error)
-    posted, ts = str(result.evidence.get("channel") or channel), str(result.evidence.get("ts"))
-    with session_scope(ctx.engine) as session:
-        set_slack_thread(session=session, incident_id=incident_id, channel=posted, thread_ts=ts)
-    ctx.record(state, "notification.sent", actor, result.audit_data())
-    return posted, ts
 
 
 def _note_on_page(ctx: RunContext, state: IncidentState, text: str) -> None:

@@ -148,7 +148,7 @@ class _Facts:
     rules: DiagnosisRules
 
 
-def diagnose(
+def apply_rules(
     *,
     breach: Mapping[str, Any],
     findings: Mapping[str, Sequence[Mapping[str, Any]]],

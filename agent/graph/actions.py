@@ -1,0 +1,153 @@
+"""The write actions a run takes, each idempotent: page a team, fail a service over."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from agent.alerts.models import Breach
+from agent.graph.state import IncidentState, RunContext
+from agent.incidents.models import page_dedup_key
+from tools.protocols import Pager, PageRequest, Route
+
+ACTOR = "agent.act"
+
+
+def page(ctx: RunContext, state: IncidentState, item: dict[str, Any]) -> dict[str, Any]:
+    pager = pager_for(ctx, state.get("service"), item.get("team"))
+    breach = state["breach"]
+    incident_id = uuid.UUID(state["incident_id"])
+    request = PageRequest(
+        dedup_key=page_dedup_key(incident_id),
+        summary=f"[{state['diagnosis']['kind']}] {page_title(breach)}",
+        source=breach.get("model_id") or breach.get("monitor_id") or "llm-service",
+        severity=item["severity"],
+        component=state["diagnosis"].get("component") or breach.get("model_id"),
+        group=breach.get("environment"),
+        custom_details={
+            "incident_id": str(incident_id),
+            "diagnosis": state["diagnosis"]["summary"],
+            "runbook": state["runbook"],
+            "evidence": evidence_lines(state),
+        },
+        links=[{"href": str(breach["url"]), "text": "Arize monitor"}] if breach.get("url") else [],
+    )
+    who = item.get("team") or "on-call"
+    if pager is None:
+        outcome = {
+            **item,
+            "status": "dry_run",
+            "dedup_key": request.dedup_key,
+            "summary": f"dry-run: would page {who} at {request.severity} (no pager configured)",
+        }
+        ctx.record(state, "action.dry_run", ACTOR, outcome)
+        return outcome
+    ctx.record(
+        state,
+        "action.started",
+        ACTOR,
+        {
+            "summary": f"page {who} at {request.severity} (dedup_key {request.dedup_key})",
+            "action": "page",
+            "team": item.get("team"),
+            "idempotency_key": request.dedup_key,
+        },
+    )
+    result = pager.trigger(request)
+    ok = result.status == "ok"
+    ctx.record(state, "action.succeeded" if ok else "action.failed", ACTOR, result.audit_data())
+    return {
+        **item,
+        "status": "done" if ok else "failed",
+        "dedup_key": request.dedup_key,
+        "summary": f"paged {who}: {result.summary}",
+        "error": result.error,
+    }
+
+
+def fail_over(ctx: RunContext, state: IncidentState, item: dict[str, Any]) -> dict[str, Any]:
+    service = str(state.get("service"))
+    tools = ctx.service_tools(service)
+    target = item["target"]
+    key = f"{state['incident_id']}/failover/{target['name']}"
+    if tools is None or tools.failover is None:
+        outcome = {
+            **item,
+            "status": "dry_run",
+            "idempotency_key": key,
+            "summary": f"dry-run: would fail {service} over to {target['name']}",
+        }
+        ctx.record(state, "action.dry_run", ACTOR, outcome)
+        return outcome
+    ctx.record(
+        state,
+        "action.started",
+        ACTOR,
+        {
+            "summary": f"fail {service} over to {target['name']} ({target['model']} in "
+            f"{target.get('region') or 'its region'})",
+            "action": "failover",
+            "idempotency_key": key,
+        },
+    )
+    route = Route(provider=target["provider"], model=target["model"], region=target.get("region"))
+    result = tools.failover.switch(service, route, idempotency_key=key)
+    ok = result.status == "ok"
+    ctx.record(state, "action.succeeded" if ok else "action.failed", ACTOR, result.audit_data())
+    return {
+        **item,
+        "status": "done" if ok else "failed",
+        "idempotency_key": key,
+        "previous": result.evidence.get("previous"),
+        "summary": f"failed over to {target['name']}: {result.summary}",
+        "error": result.error,
+    }
+
+
+def owner_team(ctx: RunContext, state: IncidentState) -> str | None:
+    """Page the owner of a degraded dependency, else the service's team."""
+    service = state.get("service")
+    if ctx.catalog is None or service not in ctx.catalog.services:
+        return None
+    spec = ctx.catalog.services[str(service)]
+    hint = state["diagnosis"].get("owner_hint")
+    if state["diagnosis"]["kind"] == "dependency_degraded" and hint in ("vector_db", "embeddings"):
+        dependency = getattr(spec.dependencies, str(hint))
+        if dependency is not None:
+            return str(dependency.owner)
+    return spec.team
+
+
+def pager_for(ctx: RunContext, service: str | None, team: str | None) -> Pager | None:
+    """Return the team's pager from the catalog, else the one from the settings."""
+    tools = ctx.service_tools(service)
+    if tools is not None and team and team in tools.pagers:
+        return tools.pagers[team]
+    return ctx.tools.pager
+
+
+def evidence_lines(state: IncidentState) -> list[str]:
+    return [f"{f['probe']}: {f['status']} — {f['summary']}" for f in state.get("findings", [])]
+
+
+def page_title(breach: dict[str, Any]) -> str:
+    return Breach.model_validate(breach).title()
+
+
+def describe_action(item: dict[str, Any]) -> str:
+    what = str(item["kind"])
+    if item.get("target"):
+        what += f" to {item['target']['name']}"
+    if item.get("severity"):
+        what += f" at {item['severity']}"
+    if item.get("team"):
+        what += f" ({item['team']})"
+    if item["status"] != "planned":
+        what += f" [{item['status']}]"
+    return what
+
+
+def not_taken(item: dict[str, Any]) -> str:
+    if item["status"] == "needs_approval":
+        return f"{describe_action(item)} not taken: it was never approved"
+    return f"{describe_action(item)} not taken: {item.get('reason', item['status'])}"

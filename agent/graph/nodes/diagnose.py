@@ -1,0 +1,44 @@
+"""Diagnose: apply the rules to the findings; ask the analyst only when they are inconclusive."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any, Literal
+
+from langgraph.runtime import Runtime
+
+from agent.graph.policy import runbook_of
+from agent.graph.rules import apply_rules
+from agent.graph.state import IncidentState, RunContext
+
+DIAGNOSER = "agent.diagnose"
+
+
+def diagnose(state: IncidentState, runtime: Runtime[RunContext]) -> dict[str, Any]:
+    """Apply the runbook's diagnosis rules to the findings."""
+    ctx = runtime.context
+    runbook = runbook_of(ctx, state["runbook"])
+    grouped: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for finding in state.get("findings", []):
+        grouped[finding["probe"]].append(finding)
+    result = apply_rules(
+        breach=state["breach"], findings=grouped, rules=runbook.diagnosis, now=ctx.now()
+    ).to_dict()
+    ctx.record(
+        state,
+        "diagnosis.made",
+        DIAGNOSER,
+        {
+            **result,
+            "explanation": result["summary"],
+            "summary": f"diagnosis: {result['kind']} — {result['summary']}",
+        },
+    )
+    return {"diagnosis": result}
+
+
+def route_after_diagnose(state: IncidentState) -> Literal["analyse", "decide"]:
+    """Consult the analyst only for inconclusive or conflicting diagnoses."""
+    diagnosis = state.get("diagnosis", {})
+    unclear = diagnosis.get("kind") == "no_fault_found" or diagnosis.get("conflicting")
+    return "analyse" if unclear else "decide"

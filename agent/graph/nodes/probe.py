@@ -1,0 +1,133 @@
+"""Probe: one probe of the runbook (logs, vector DB, embeddings, endpoint, changes), in parallel."""
+
+from __future__ import annotations
+
+import contextvars
+import time
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from datetime import datetime, timedelta
+from typing import Any, Literal, TypedDict
+
+from langgraph.runtime import Runtime
+from langgraph.types import Send
+
+from agent.graph.policy import runbook_of
+from agent.graph.state import IncidentState, RunContext
+from agent.telemetry import metrics
+from tools.protocols import LogQuery
+from tools.result import ToolResult, ToolStatus
+
+INVESTIGATOR = "agent.investigate"
+
+_PROBES = ThreadPoolExecutor(max_workers=16, thread_name_prefix="probe")
+
+
+class ProbeTask(TypedDict):
+    """What one parallel probe needs (sent to the `probe` node)."""
+
+    incident_id: str
+    breach: dict[str, Any]
+    service: str | None
+    runbook: str
+    probe: str
+    timeout: float
+
+
+def fan_out(state: IncidentState) -> list[Send] | Literal["diagnose"]:
+    """Start every probe the runbook lists at once; with none, go straight to diagnosis."""
+    tasks = [
+        Send(
+            "probe",
+            ProbeTask(
+                incident_id=state["incident_id"],
+                breach=state["breach"],
+                service=state.get("service"),
+                runbook=state["runbook"],
+                probe=name,
+                timeout=timeout,
+            ),
+        )
+        for name, timeout in state.get("probes", {}).items()
+    ]
+    return tasks or "diagnose"
+
+
+def probe(task: ProbeTask, runtime: Runtime[RunContext]) -> dict[str, Any]:
+    """Run one probe within its deadline; a failure or a timeout is evidence, never a crash."""
+    ctx = runtime.context
+    state: IncidentState = {"incident_id": task["incident_id"], "runbook": task["runbook"]}
+    started = time.monotonic()
+    # The copied context carries the log ids bound by the worker into the probe's thread.
+    future = _PROBES.submit(contextvars.copy_context().run, _run_probe, ctx, task)
+    try:
+        results = future.result(timeout=task["timeout"])
+    except FutureTimeout:
+        # Too slow to answer within its deadline is a fault of what was probed, not a shrug.
+        results = [
+            ToolResult(
+                tool=task["probe"],
+                status=ToolStatus.down,
+                summary=f"{task['probe']} probe timed out after {task['timeout']:g}s",
+                error="timeout",
+                latency_ms=task["timeout"] * 1000,
+            )
+        ]
+    except Exception as exc:  # a probe bug must not end the investigation
+        results = [
+            ToolResult(
+                tool=task["probe"],
+                status=ToolStatus.error,
+                summary=f"{task['probe']} probe failed: {type(exc).__name__}",
+                error=str(exc)[:300],
+            )
+        ]
+    elapsed = time.monotonic() - started
+    findings = []
+    for result in results:
+        seconds = result.latency_ms / 1000 if result.latency_ms else elapsed
+        metrics.PROBE_SECONDS.labels(result.tool, str(result.status)).observe(seconds)
+        ctx.record(state, "probe.completed", INVESTIGATOR, result.audit_data())
+        findings.append({"probe": task["probe"], **result.model_dump(mode="json")})
+    return {"findings": findings}
+
+
+def _run_probe(ctx: RunContext, task: ProbeTask) -> list[ToolResult]:
+    name, breach = task["probe"], task["breach"]
+    tools = ctx.service_tools(task["service"])
+    anchor = breach_time(breach, ctx.now())
+    if name == "logs":
+        sources = tools.logs if tools else [s for s in [ctx.tools.logs] if s is not None]
+        query = LogQuery(
+            start=anchor - timedelta(minutes=ctx.settings.logs_lookback_minutes),
+            end=max(ctx.now(), anchor),
+            model_id=breach.get("model_id"),
+            model_version=breach.get("model_version"),
+        )
+        return [source.search(query) for source in sources] or [_not_configured(name)]
+    if name == "changes":
+        runbook = runbook_of(ctx, task["runbook"])
+        return [
+            ctx.changes().recent(
+                service=task["service"] or breach.get("service"),
+                model_id=breach.get("model_id"),
+                around=anchor,
+                window_minutes=runbook.diagnosis.change_window_minutes,
+            )
+        ]
+    adapter = getattr(tools, name, None) if tools else None
+    return [adapter.probe()] if adapter is not None else [_not_configured(name)]
+
+
+def _not_configured(name: str) -> ToolResult:
+    return ToolResult(
+        tool=name,
+        status=ToolStatus.no_data,
+        summary=f"{name}: not configured for this service, not probed",
+    )
+
+
+def breach_time(breach: dict[str, Any], fallback: datetime) -> datetime:
+    """Return when the breach was triggered, or `fallback` when the alert did not say."""
+    raw = breach.get("triggered_at")
+    return datetime.fromisoformat(raw) if raw else fallback
