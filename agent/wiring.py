@@ -21,10 +21,12 @@ from agent.graph.state import RunContext
 from agent.settings import Settings
 from agent.store.audit_log import AuditLog, make_audit
 from agent.store.db import make_engine
+from agent.telemetry import metrics
 from audit.sqltypes import utcnow
 from runbooks.catalog import Catalog, load_catalog
 from runbooks.library import SHIPPED_RUNBOOKS, load_runbooks
 from runbooks.schema import Runbook
+from tools.retry import add_retry_hook
 
 Clock = Callable[[], datetime]
 
@@ -90,6 +92,7 @@ def build_services(
     `env` is where the catalog's secrets and the AWS credentials are read (the process
     environment by default); a harness passes its own instead of changing the process's.
     """
+    add_retry_hook(metrics.count_outgoing_retry)  # the adapters' retries, counted here
     return Services(
         settings=settings,
         clock=clock,

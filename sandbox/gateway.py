@@ -1,6 +1,6 @@
 """Emulator of a LiteLLM-style gateway's admin API for routes: the failover backend's other end.
 
-Contract (the one tools/failover_gateway.py speaks; errors in LiteLLM's shape
+Contract (the one tools/failover/gateway.py speaks; errors in LiteLLM's shape
 {"error": {"message", "type", "param", "code"}}):
 - every /routes call needs `Authorization: Bearer <admin token>`: 401 without it or with another;
 - GET /routes, GET /routes/{service}, GET /routes/{service}/history; an unknown service is 404;

@@ -22,7 +22,7 @@ from sandbox.server import EmulatorServer
 from sandbox.slack import SlackState, create_slack_app
 from sandbox.tls import make_self_signed
 from sandbox.vectordb import VectorDBState, create_vectordb_app
-from tools.probe_vectordb import seed_canary
+from tools.probes.canary import seed_canary
 
 DEMO_CHANNEL = "C0INCIDENTS"
 DEMO_LOG_GROUP = "/llm/chat-gateway"

@@ -2,8 +2,10 @@
 
 Adapters whose SDK has no retry policy of its own wrap their call in `call_with_retry` and give it a
 `classify` function that says, for an exception, whether to retry and how long the server asked
-to wait. Adapters whose SDK retries by itself call `count_retry` from that SDK's retry hook, so
-every retry shows in `remediator_outgoing_retries_total{system}`.
+to wait. Adapters whose SDK retries by itself call `count_retry` from that SDK's retry hook.
+Either way each retry is told to the hooks added with `add_retry_hook`: the service adds one that
+counts it in `remediator_outgoing_retries_total{system}` (agent/telemetry/metrics.py), so the
+adapters need no metrics library of their own.
 """
 
 from __future__ import annotations
@@ -14,15 +16,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
-from prometheus_client import Counter
-
 T = TypeVar("T")
+RetryHook = Callable[[str], None]
+"""Told the name of the outside system each time a call to it is retried."""
 
-OUTGOING_RETRIES = Counter(
-    "remediator_outgoing_retries",
-    "Retries of calls to outside systems (PagerDuty, Slack, probes, logs, gateway), by system.",
-    ["system"],
-)
+_retry_hooks: list[RetryHook] = []
 
 RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 
@@ -73,9 +71,16 @@ def parse_retry_after(headers: Mapping[str, str]) -> float | None:
     return None
 
 
+def add_retry_hook(hook: RetryHook) -> None:
+    """Call `hook(system)` on every retry of a call to an outside system (once per hook)."""
+    if hook not in _retry_hooks:
+        _retry_hooks.append(hook)
+
+
 def count_retry(system: str) -> None:
-    """Count one retry of a call to the named outside system."""
-    OUTGOING_RETRIES.labels(system).inc()
+    """Tell the retry hooks about one retry of a call to the named outside system."""
+    for hook in list(_retry_hooks):
+        hook(system)
 
 
 def call_with_retry(

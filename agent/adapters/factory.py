@@ -10,7 +10,6 @@ configured is None: the agent records what it would have done.
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 from collections.abc import Mapping
@@ -24,18 +23,22 @@ from google.auth.credentials import AnonymousCredentials
 
 from agent.settings import Settings
 from runbooks.catalog import Catalog, Service
-from tools.chat_slack import SlackChat
-from tools.cloudwatch_more import CloudWatchEventsLogSource, CloudWatchMetricSource, MetricSpec
-from tools.failover_file import FileFailoverBackend
-from tools.failover_gateway import GatewayFailoverBackend
-from tools.failover_ssm import SsmFailoverBackend, make_ssm_client
-from tools.llm_analyst import LlmAnalyst
-from tools.logs_cloudwatch import CloudWatchLogSource
-from tools.logs_gcp import GcpLogSource
-from tools.pager_pagerduty import PagerDutyEventsPager, PagerDutyRestPager
-from tools.probe_embeddings import EmbeddingProbe, load_golden_vectors
-from tools.probe_endpoint import DEFAULT_PROMPTS, DiagnosticPrompt, EndpointProbe
-from tools.probe_vectordb import Canary, HttpReadinessProbe, QdrantProbe
+from tools.analyst.llm import LlmAnalyst
+from tools.chat.slack import SlackChat
+from tools.failover.file import FileFailoverBackend
+from tools.failover.gateway import GatewayFailoverBackend
+from tools.failover.ssm import SsmFailoverBackend, make_ssm_client
+from tools.logs.cloudwatch_events import CloudWatchEventsLogSource
+from tools.logs.cloudwatch_insights import CloudWatchLogSource
+from tools.logs.cloudwatch_metrics import CloudWatchMetricSource, MetricSpec
+from tools.logs.gcp import GcpLogSource
+from tools.pager.pagerduty_events import PagerDutyEventsPager
+from tools.pager.pagerduty_rest import PagerDutyRestPager
+from tools.probes.canary import load_canary
+from tools.probes.embeddings import EmbeddingProbe, load_golden_vectors
+from tools.probes.endpoint import DEFAULT_PROMPTS, DiagnosticPrompt, EndpointProbe
+from tools.probes.http_readiness import HttpReadinessProbe
+from tools.probes.qdrant import QdrantProbe
 from tools.protocols import (
     ChatWorkspace,
     Checkable,
@@ -345,32 +348,6 @@ def _failover(
         tools.failover = GatewayFailoverBackend(failover.gateway_url, token)
     elif failover.routes_file:
         tools.failover = FileFailoverBackend(Path(failover.routes_file))
-
-
-def load_canary(path: Path) -> Canary:
-    """Read a canary file written by `remediator baseline capture`."""
-    try:
-        data: Any = json.loads(path.read_text(encoding="utf-8"))
-        return Canary(
-            str(data["collection"]), tuple(float(x) for x in data["vector"]), data["expected_id"]
-        )
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ValueError(f"{path}: not a canary file ({exc})") from None
-
-
-def save_canary(canary: Canary, path: Path) -> None:
-    """Write a canary file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(
-        json.dumps(
-            {
-                "collection": canary.collection,
-                "vector": list(canary.vector),
-                "expected_id": canary.expected_id,
-            }
-        ),
-        encoding="utf-8",
-    )
 
 
 def _unset(variable: str | None) -> str:

@@ -42,9 +42,8 @@ def _capture(spec: Service, env: Mapping[str, str]) -> int:
     """Capture what the service's catalog entry asks for; return how many baselines."""
     from qdrant_client import QdrantClient
 
-    from agent.adapters.factory import save_canary
-    from tools.probe_embeddings import capture_golden_vectors, save_golden_vectors
-    from tools.probe_vectordb import capture_canary
+    from tools.probes.canary import capture_canary, save_canary
+    from tools.probes.embeddings import capture_golden_vectors, save_golden_vectors
 
     done = 0
     embeddings = spec.dependencies.embeddings

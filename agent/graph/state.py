@@ -17,7 +17,7 @@ from agent.settings import Settings
 from agent.store.audit_log import AuditLog
 from runbooks.catalog import Catalog
 from runbooks.schema import Runbook
-from tools.llm_analyst import LlmAnalyst
+from tools.analyst.llm import LlmAnalyst
 
 
 class IncidentState(TypedDict, total=False):

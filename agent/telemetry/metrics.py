@@ -13,8 +13,6 @@ from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram
 
-from tools.retry import OUTGOING_RETRIES
-
 ALERTS_RECEIVED = Counter(
     "remediator_alerts_received",
     "Webhook deliveries received, before any check (an Alertmanager delivery may hold several "
@@ -54,6 +52,11 @@ APPROVAL_WAIT_SECONDS = Histogram(
     "cancelled).",
     ["outcome"],
     buckets=(5, 15, 30, 60, 120, 300, 600, 1800, 3600),
+)
+OUTGOING_RETRIES = Counter(
+    "remediator_outgoing_retries",
+    "Retries of calls to outside systems (PagerDuty, Slack, probes, logs, gateway), by system.",
+    ["system"],
 )
 LEASE_EXPIRIES = Counter(
     "remediator_worker_lease_expiries",
@@ -106,3 +109,8 @@ def count_actions(outcomes: Iterable[dict[str, Any]]) -> None:
     """Count each action outcome of a run by kind and status."""
     for outcome in outcomes:
         ACTIONS.labels(str(outcome.get("kind")), str(outcome.get("status"))).inc()
+
+
+def count_outgoing_retry(system: str) -> None:
+    """Count one retry of a call to an outside system (the adapters' retry hook)."""
+    OUTGOING_RETRIES.labels(system).inc()

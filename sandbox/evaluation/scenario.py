@@ -45,7 +45,7 @@ from sandbox.stack import (
     FALLBACK_MODEL,
     SandboxStack,
 )
-from tools.probe_embeddings import capture_golden_vectors, save_golden_vectors
+from tools.probes.embeddings import capture_golden_vectors, save_golden_vectors
 
 ANALYST_MODEL = "analyst-model"
 # Latency budgets of the sandbox catalog, and what "slow" means against them: fast to run, yet

@@ -14,10 +14,12 @@ from agent.alerts.models import Alert
 from agent.incidents.service import claim_due_incident, open_incident
 from agent.store.db import session_scope
 from agent.telemetry.server import start_metrics_server
+from agent.wiring import build_services
 from sandbox.stack import SandboxStack
 from tests.agent.test_worker import Clock, Parts, claim
 from tests.conftest import RunningService, ServiceFactory, make_settings, seed_demo_logs
 from tests.sample import arize_alert
+from tools.retry import count_retry
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -224,3 +226,19 @@ def claim_incident(parts: Parts, worker_id: str) -> object:
         return claim_due_incident(
             session=session, worker_id=worker_id, now=parts.clock, lease=timedelta(seconds=60)
         )
+
+
+def test_the_service_counts_each_adapter_retry_in_its_metric(tmp_path: Path) -> None:
+    def count() -> float:
+        value = REGISTRY.get_sample_value(
+            "remediator_outgoing_retries_total", {"system": "test-system"}
+        )
+        return value or 0.0
+
+    build_services(make_settings(tmp_path))  # adds the hook, once however often it is built
+    build_services(make_settings(tmp_path))
+    before = count()
+    count_retry("test-system")
+    count_retry("test-system")
+
+    assert count() - before == 2

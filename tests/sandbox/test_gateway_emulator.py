@@ -11,8 +11,8 @@ import pytest
 
 from sandbox.gateway import GatewayState, create_gateway_app
 from sandbox.server import EmulatorServer
-from tools.failover import route_to_json
-from tools.failover_gateway import GatewayFailoverBackend
+from tools.failover.document import route_to_json
+from tools.failover.gateway import GatewayFailoverBackend
 from tools.protocols import Route
 from tools.retry import RetryPolicy
 

@@ -13,7 +13,7 @@ import pytest
 
 from sandbox.gcp_logging import GcpLoggingState, create_gcp_logging_app
 from sandbox.server import EmulatorServer
-from tools.logs_gcp import GcpLogSource
+from tools.logs.gcp import GcpLogSource
 from tools.protocols import LogQuery
 
 PROJECT = "sandbox-project"

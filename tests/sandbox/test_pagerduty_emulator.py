@@ -14,7 +14,7 @@ import pytest
 from sandbox.pagerduty import PagerDutyState, create_pagerduty_app
 from sandbox.server import EmulatorServer
 from sandbox.tls import make_self_signed
-from tools.pager_pagerduty import PagerDutyEventsPager
+from tools.pager.pagerduty_events import PagerDutyEventsPager
 from tools.protocols import PageRequest
 
 KEY = "0123456789abcdef0123456789abcdef"

@@ -14,7 +14,8 @@ from sandbox.pagerduty import PagerDutyState, create_pagerduty_app
 from sandbox.pagerduty_rest import ACCEPT
 from sandbox.server import EmulatorServer
 from sandbox.tls import make_self_signed
-from tools.pager_pagerduty import PagerDutyEventsPager, PagerDutyRestPager
+from tools.pager.pagerduty_events import PagerDutyEventsPager
+from tools.pager.pagerduty_rest import PagerDutyRestPager
 from tools.protocols import PageRequest
 
 ROUTING_KEY = "0123456789abcdef0123456789abcdef"

@@ -15,7 +15,7 @@ from sandbox.pagerduty import PagerDutyState, create_pagerduty_app
 from sandbox.pagerduty_rest import ACCEPT
 from sandbox.server import EmulatorServer
 from sandbox.tls import make_self_signed
-from tools.pager_pagerduty import PagerDutyRestPager
+from tools.pager.pagerduty_rest import PagerDutyRestPager
 
 API_KEY = "u+sandbox-rest-key"
 SERVICE = "PSERVICE1"

@@ -10,7 +10,7 @@ from prometheus_client import REGISTRY
 
 from sandbox.server import EmulatorServer
 from sandbox.slack import SlackState, create_slack_app
-from tools.chat_slack import SlackChat
+from tools.chat.slack import SlackChat
 
 TOKEN = "xoxb-test-token"
 
@@ -127,7 +127,7 @@ def test_posts_to_one_channel_are_paced_and_never_hit_the_rate_limit(
 
 
 def test_the_pacer_keeps_channels_apart_and_queues_concurrent_posts() -> None:
-    from tools.chat_slack import ChannelPacer
+    from tools.chat.slack import ChannelPacer
 
     now = [0.0]
     pacer = ChannelPacer(1.0, monotonic=lambda: now[0], sleep=lambda s: None)

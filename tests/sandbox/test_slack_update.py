@@ -9,7 +9,7 @@ import pytest
 
 from sandbox.server import EmulatorServer
 from sandbox.slack import SlackState, create_slack_app
-from tools.chat_slack import SlackChat
+from tools.chat.slack import SlackChat
 
 TOKEN = "xoxb-test-token"
 SECTION = {"type": "section", "text": {"type": "mrkdwn", "text": "*approved* by <@U1>"}}

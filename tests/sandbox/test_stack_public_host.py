@@ -7,7 +7,7 @@ from pathlib import Path
 import yaml
 
 from sandbox.stack import SandboxStack
-from tools.pager_pagerduty import PagerDutyEventsPager
+from tools.pager.pagerduty_events import PagerDutyEventsPager
 from tools.protocols import PageRequest
 
 # Loopback, but not a name the certificate holds unless the stack adds it.

@@ -11,7 +11,7 @@ from qdrant_client import QdrantClient, models
 
 from sandbox.server import EmulatorServer
 from sandbox.vectordb import VectorDBState, create_vectordb_app
-from tools.probe_vectordb import capture_canary, seed_canary
+from tools.probes.canary import capture_canary, seed_canary
 
 # A fresh connection per request: on a reused loopback connection each answer waits ~40 ms for a
 # delayed ACK (qdrant-client turns keep-alive off for localhost for the same reason).

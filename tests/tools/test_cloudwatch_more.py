@@ -11,7 +11,8 @@ import pytest
 from moto import mock_aws
 
 from sandbox.aws import demo_log_lines
-from tools.cloudwatch_more import CloudWatchEventsLogSource, CloudWatchMetricSource, MetricSpec
+from tools.logs.cloudwatch_events import CloudWatchEventsLogSource
+from tools.logs.cloudwatch_metrics import CloudWatchMetricSource, MetricSpec
 from tools.protocols import LogQuery
 
 GROUP = "/llm/gateway"

@@ -15,10 +15,10 @@ from moto import mock_aws
 
 from sandbox.gateway import GatewayState, create_gateway_app
 from sandbox.server import EmulatorServer
-from tools.failover import route_to_json
-from tools.failover_file import FileFailoverBackend
-from tools.failover_gateway import GatewayFailoverBackend
-from tools.failover_ssm import MAX_VALUE_CHARS, SsmFailoverBackend, make_ssm_client
+from tools.failover.document import route_to_json
+from tools.failover.file import FileFailoverBackend
+from tools.failover.gateway import GatewayFailoverBackend
+from tools.failover.ssm import MAX_VALUE_CHARS, SsmFailoverBackend, make_ssm_client
 from tools.protocols import FailoverBackend, Route
 
 SERVICE = "support-bot"

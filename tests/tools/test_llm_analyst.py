@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from sandbox.openai_server import OpenAIServerState, ToolCall
-from tools.llm_analyst import TOOL_NAME, LlmAnalyst, pack_evidence
+from tools.analyst.llm import TOOL_NAME, LlmAnalyst, pack_evidence
 from tools.protocols import IncidentAnalyst
 from tools.result import ToolResult
 from tools.retry import RetryPolicy

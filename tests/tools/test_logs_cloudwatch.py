@@ -16,7 +16,7 @@ from moto import mock_aws
 from sandbox.aws import demo_log_lines, start_moto
 from sandbox.fault_proxy import FaultProxyState, create_fault_proxy
 from sandbox.server import EmulatorServer
-from tools.logs_cloudwatch import CloudWatchLogSource
+from tools.logs.cloudwatch_insights import CloudWatchLogSource
 from tools.protocols import LogQuery
 
 GROUP = "/llm/gateway"

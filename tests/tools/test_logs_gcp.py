@@ -12,7 +12,7 @@ from google.auth.credentials import AnonymousCredentials
 
 from sandbox.gcp_logging import GcpLoggingState, create_gcp_logging_app
 from sandbox.server import EmulatorServer
-from tools.logs_gcp import GcpLogSource
+from tools.logs.gcp import GcpLogSource
 from tools.protocols import LogQuery
 from tools.retry import RetryPolicy
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from sandbox.openai_server import OpenAIServerState
-from tools.probe_embeddings import (
+from tools.probes.embeddings import (
     DEFAULT_CANARIES,
     EmbeddingProbe,
     GoldenCaptureError,

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from sandbox.openai_server import OpenAIServerState
-from tools.probe_endpoint import DEFAULT_PROMPTS, DiagnosticPrompt, EndpointProbe
+from tools.probes.endpoint import DEFAULT_PROMPTS, DiagnosticPrompt, EndpointProbe
 from tools.protocols import HealthProbe
 from tools.retry import RetryPolicy
 

@@ -12,7 +12,9 @@ from qdrant_client import QdrantClient, models
 
 from sandbox.server import EmulatorServer
 from sandbox.vectordb import VectorDBState, create_vectordb_app
-from tools.probe_vectordb import Canary, HttpReadinessProbe, QdrantProbe, seed_canary
+from tools.probes.canary import Canary, seed_canary
+from tools.probes.http_readiness import HttpReadinessProbe
+from tools.probes.qdrant import QdrantProbe
 from tools.retry import RetryPolicy
 
 QUERY = "/points/query"

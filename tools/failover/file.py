@@ -1,9 +1,10 @@
 """Failover on a local JSON routing file, for the demo and single-host set-ups.
 
 The file holds `{"services": {<service>: <route document> + {"version": n}}}` (the document is
-described in tools/failover.py). Writers hold an exclusive `flock` on `<file>.lock` from read to
-write, which excludes other threads and processes alike, and replace the file atomically (temporary
-file in the same directory, fsync, os.replace), so a reader never sees half a file.
+described in tools/failover/document.py). Writers hold an exclusive `flock` on `<file>.lock`
+from read to write, which excludes other threads and processes alike, and replace the file
+atomically (temporary file in the same directory, fsync, os.replace), so a reader never sees half
+a file.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
-from tools.failover import DocumentFailover, RouteDocument, StoreError, parse_document
+from tools.failover.document import DocumentFailover, RouteDocument, StoreError, parse_document
 from tools.result import ToolStatus
 
 

@@ -25,7 +25,7 @@ from google.auth.exceptions import GoogleAuthError
 from google.auth.transport.requests import AuthorizedSession
 from google.cloud.logging import DESCENDING, Client
 
-from tools.logs_cloudwatch import MESSAGE_CHARS, top_errors
+from tools.logs.cloudwatch_insights import MESSAGE_CHARS, top_errors
 from tools.protocols import LogQuery
 from tools.result import Stopwatch, ToolResult, ToolStatus
 from tools.retry import NO_RETRY, RetryPolicy, Verdict, call_with_retry, verdict_for_status

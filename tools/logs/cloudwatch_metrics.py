@@ -1,10 +1,4 @@
-"""More of CloudWatch through boto3: paginated filter_log_events, and get_metric_data.
-
-`CloudWatchEventsLogSource` reads the same log groups as the Insights source but with
-filter_log_events, following nextToken through pages that may be empty (for accounts or regions
-without Logs Insights). `CloudWatchMetricSource` reads the latency/error metrics the catalog names
-for the breach window and flags those over their threshold.
-"""
+"""CloudWatch metrics (GetMetricData) as evidence: each catalogued metric against its threshold."""
 
 from __future__ import annotations
 
@@ -15,43 +9,8 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from tools.logs_cloudwatch import SAFE_TERM, CloudWatchLogSource
 from tools.protocols import LogQuery
 from tools.result import Stopwatch, ToolResult, ToolStatus
-
-MAX_EVENTS = 1000
-PAGE_SIZE = 50
-
-
-class CloudWatchEventsLogSource(CloudWatchLogSource):
-    """Count and group the errors of a model's log events read with filter_log_events."""
-
-    name = "cloudwatch_events"
-
-    def _query_string(self, query: LogQuery) -> str:
-        # One quoted term narrows the read server-side; the version is matched on our side.
-        model = query.model_id
-        return f'"{model}"' if model and SAFE_TERM.match(model) else ""
-
-    def _run(self, query: LogQuery, query_string: str) -> tuple[list[dict[str, str]], str]:
-        paginator = self._client.get_paginator("filter_log_events")
-        rows: list[dict[str, str]] = []
-        for group in self._log_groups:
-            arguments: dict[str, Any] = {
-                "logGroupName": group,
-                "startTime": int(query.start.timestamp() * 1000),
-                "endTime": int(query.end.timestamp() * 1000),
-                "PaginationConfig": {
-                    "MaxItems": min(query.limit * 5, MAX_EVENTS),
-                    "PageSize": PAGE_SIZE,
-                },
-            }
-            if query_string:
-                arguments["filterPattern"] = query_string
-            # Pages may be empty while nextToken remains: the paginator keeps following it.
-            for page in paginator.paginate(**arguments):
-                rows += [{"@message": event.get("message", "")} for event in page["events"]]
-        return rows, "Complete"
 
 
 @dataclass(frozen=True)

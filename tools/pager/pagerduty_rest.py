@@ -1,8 +1,7 @@
-"""PagerDuty Events API v2 and REST API v2 (incidents, notes) through the `pagerduty` SDK."""
+"""PagerDuty REST API v2 through the `pagerduty` SDK: the incident of a dedup key, its notes."""
 
 from __future__ import annotations
 
-import ssl
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -11,104 +10,18 @@ from urllib.parse import quote
 
 import pagerduty
 
-from tools.pager_pagerduty_rest import IncidentListingError, find_incident
-from tools.protocols import PageRequest
+from tools.pager.pagerduty_client import (
+    ERROR_LIMIT,
+    bound_retries,
+    rest_error,
+    tls_verify,
+)
 from tools.result import Stopwatch, ToolResult, ToolStatus
-from tools.retry import RetryPolicy, count_retry
+from tools.retry import RetryPolicy, Verdict, call_with_retry, count_retry
 
-SUMMARY_LIMIT = 1024
-DEDUP_KEY_LIMIT = 255
-SEVERITIES = frozenset({"critical", "error", "warning", "info"})
 URGENCIES = frozenset({"high", "low"})
-ERROR_LIMIT = 1000
-# UrlError is not a pagerduty.Error: it flags a path the SDK cannot map (e.g. an odd incident id).
+
 REST_FAILURES = (pagerduty.Error, pagerduty.UrlError)
-
-
-class PagerDutyEventsPager:
-    """Trigger and resolve PagerDuty alerts, retrying 429/5xx a bounded number of times."""
-
-    name = "pagerduty_events"
-
-    def __init__(
-        self,
-        routing_key: str,
-        *,
-        base_url: str = "https://events.pagerduty.com",
-        ca_bundle: Path | None = None,
-        timeout_seconds: float = 10.0,
-        retry_base_seconds: float = 0.5,
-    ) -> None:
-        self._client = _CountedEventsClient(
-            routing_key, base_url=base_url, verify=_verify(ca_bundle)
-        )
-        _bound_retries(self._client, timeout_seconds, retry_base_seconds)
-        self._base_url = base_url
-
-    def check(self) -> tuple[bool, str]:
-        """Report the configured endpoint; Events v2 has no read-only call to probe."""
-        return True, f"events API at {self._base_url}"
-
-    def close(self) -> None:
-        """Release the client's pooled connections."""
-        self._client.close()
-
-    def trigger(self, request: PageRequest) -> ToolResult:
-        """Open (or update) the PagerDuty alert with the request's dedup_key."""
-        if request.severity not in SEVERITIES:
-            raise ValueError(f"severity must be one of {sorted(SEVERITIES)}")
-        payload: dict[str, Any] = {
-            "summary": request.summary[:SUMMARY_LIMIT],
-            "source": request.source,
-            "severity": request.severity,
-            "custom_details": request.custom_details,
-        }
-        if request.component:
-            payload["component"] = request.component
-        if request.group:
-            payload["group"] = request.group
-        asked = {"event_action": "trigger", "dedup_key": request.dedup_key, "payload": payload}
-        return self._send(
-            asked,
-            lambda: self._client.send_event(
-                "trigger",
-                dedup_key=request.dedup_key[:DEDUP_KEY_LIMIT],
-                payload=payload,
-                links=request.links,
-            ),
-        )
-
-    def resolve(self, dedup_key: str) -> ToolResult:
-        """Resolve the PagerDuty alert with this dedup_key."""
-        asked = {"event_action": "resolve", "dedup_key": dedup_key}
-        return self._send(asked, lambda: self._client.resolve(dedup_key[:DEDUP_KEY_LIMIT]))
-
-    def _send(self, asked: dict[str, Any], call: Any) -> ToolResult:
-        watch = Stopwatch()
-        try:
-            dedup_key = call()
-        except pagerduty.Error as exc:
-            response = getattr(exc, "response", None)
-            detail = _error_detail(response) if response is not None else str(exc)
-            status_code = response.status_code if response is not None else None
-            return ToolResult(
-                tool=self.name,
-                status=ToolStatus.error,
-                summary=f"PagerDuty refused the {asked['event_action']}"
-                + (f" (HTTP {status_code})" if status_code else ""),
-                asked=asked,
-                evidence={"http_status": status_code},
-                latency_ms=watch.ms,
-                error=detail[:1000],
-            )
-        return ToolResult(
-            tool=self.name,
-            status=ToolStatus.ok,
-            summary=f"PagerDuty accepted the {asked['event_action']} ({dedup_key})",
-            asked=asked,
-            evidence={"dedup_key": dedup_key},
-            latency_ms=watch.ms,
-        )
 
 
 class PagerDutyRestPager:
@@ -133,10 +46,10 @@ class PagerDutyRestPager:
         lookup_base_seconds: float = 1.0,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        self._client = _CountedRestClient(
-            api_key, default_from=from_email, base_url=base_url, verify=_verify(ca_bundle)
+        self._client = CountedRestClient(
+            api_key, default_from=from_email, base_url=base_url, verify=tls_verify(ca_bundle)
         )
-        _bound_retries(self._client, timeout_seconds, retry_base_seconds)
+        bound_retries(self._client, timeout_seconds, retry_base_seconds)
         self._base_url = base_url
         self._lookup_policy = RetryPolicy(
             attempts=max(lookup_attempts, 1), base_seconds=lookup_base_seconds, max_seconds=5.0
@@ -149,7 +62,7 @@ class PagerDutyRestPager:
             self._client.rget("abilities")
         except REST_FAILURES as exc:
             response = getattr(exc, "response", None)
-            reason = _rest_error(response)[0] if response is not None else str(exc)
+            reason = rest_error(response)[0] if response is not None else str(exc)
             return False, f"PagerDuty REST API refused or unreachable: {reason[:300]}"
         return True, f"REST API at {self._base_url}, API key accepted"
 
@@ -287,7 +200,7 @@ class PagerDutyRestPager:
             summary = f"PagerDuty's answer about {what} could not be read"
             error, evidence = str(exc), {"http_status": response.status_code}
         else:
-            error, code = _rest_error(response)
+            error, code = rest_error(response)
             summary = f"PagerDuty did not take {what} (HTTP {response.status_code})"
             evidence = {"http_status": response.status_code, "pagerduty_code": code}
         return ToolResult(
@@ -313,41 +226,6 @@ class PagerDutyRestPager:
         )
 
 
-def _verify(ca_bundle: Path | None) -> ssl.SSLContext | bool:
-    if ca_bundle is None:
-        return True
-    return ssl.create_default_context(cafile=str(ca_bundle))
-
-
-class _CountedEventsClient(pagerduty.EventsApiV2Client):
-    """The Events API client, counting each retry: the SDK asks `cooldown_factor` once per retry."""
-
-    def cooldown_factor(self) -> float:
-        """Count a retry, then return the SDK's own backoff factor."""
-        count_retry(PagerDutyEventsPager.name)
-        return float(super().cooldown_factor())
-
-
-class _CountedRestClient(pagerduty.RestApiV2Client):
-    """The REST API client, counting each retry like `_CountedEventsClient`."""
-
-    def cooldown_factor(self) -> float:
-        """Count a retry, then return the SDK's own backoff factor."""
-        count_retry(PagerDutyRestPager.name)
-        return float(super().cooldown_factor())
-
-
-def _bound_retries(client: Any, timeout_seconds: float, retry_base_seconds: float) -> None:
-    client.timeout = timeout_seconds
-    # The SDK retries 429 forever by default; an incident cannot wait forever. Other 4xx are
-    # not in the table, so they come back at once (401 raises inside the SDK).
-    client.retry = {429: 3, 500: 2, 502: 2, 503: 3, 504: 3}
-    client.max_http_attempts = 4
-    client.max_network_attempts = 2
-    client.sleep_timer = retry_base_seconds
-    client.sleep_timer_base = 2
-
-
 def _fields(answer: object, **types: type) -> dict[str, Any] | None:
     """Return the named fields of an answer when each is present with its type, else None."""
     if not isinstance(answer, dict):
@@ -358,28 +236,71 @@ def _fields(answer: object, **types: type) -> dict[str, Any] | None:
     return None
 
 
-def _rest_error(response: Any) -> tuple[str, int | None]:
-    """Return REST API v2's error as text (message, code, errors) and its numeric code."""
-    try:
-        body = response.json()
-    except ValueError:
-        return str(response.text)[:ERROR_LIMIT], None
-    error = body.get("error") if isinstance(body, dict) else None
-    if not isinstance(error, dict):
-        return str(body)[:ERROR_LIMIT], None
-    code = error.get("code") if isinstance(error.get("code"), int) else None
-    errors = [str(e) for e in error.get("errors") or []]
-    text = "; ".join([str(error.get("message", "")), *errors]).strip("; ")
-    return (f"{text} (code {code})" if code is not None else text), code
+class IncidentListingError(ValueError):
+    """PagerDuty listed incidents in a shape that cannot be read."""
 
 
-def _error_detail(response: Any) -> str:
+class _NotListedYet(Exception):
+    """No incident carries the key yet; worth asking again."""
+
+
+def find_incident(
+    client: pagerduty.RestApiV2Client,
+    incident_key: str,
+    *,
+    policy: RetryPolicy,
+    sleep: Callable[[float], None],
+) -> tuple[dict[str, Any] | None, int]:
+    """Return the incident listed for this key (None when none appeared) and the lookups made.
+
+    Raises the SDK's errors (it has already retried 429/5xx) and IncidentListingError.
+    """
+    lookups = 0
+
+    def lookup() -> dict[str, Any]:
+        nonlocal lookups
+        lookups += 1
+        listed = client.list_all("incidents", params={"incident_key": incident_key})
+        chosen = pick_incident(listed)
+        if chosen is None:
+            raise _NotListedYet
+        return chosen
+
     try:
-        body = response.json()
-    except ValueError:
-        return str(response.text)
-    if isinstance(body, dict):
-        errors = body.get("errors") or []
-        message = body.get("message", "")
-        return "; ".join([str(message), *map(str, errors)]).strip("; ")
-    return str(body)
+        found = call_with_retry(
+            lookup,
+            classify=lambda exc: Verdict(isinstance(exc, _NotListedYet)),
+            policy=policy,
+            sleep=sleep,
+            system="pagerduty_rest",
+        )
+    except _NotListedYet:
+        return None, lookups
+    return found, lookups
+
+
+def pick_incident(listed: list[Any]) -> dict[str, Any] | None:
+    """Return the open incident, else the newest one, of a listing (None when it is empty)."""
+    usable = [i for i in listed if isinstance(i, dict) and isinstance(i.get("id"), str) and i["id"]]
+    if len(usable) != len(listed):
+        raise IncidentListingError(f"incidents without an id in the listing: {listed!r}")
+    if not usable:
+        return None
+    # A key can have a resolved incident and, after a new trigger, an open one: note the open one.
+    return max(
+        usable,
+        key=lambda i: (
+            i.get("status") != "resolved",
+            str(i.get("created_at") or ""),
+            i["incident_number"] if isinstance(i.get("incident_number"), int) else 0,
+        ),
+    )
+
+
+class CountedRestClient(pagerduty.RestApiV2Client):
+    """The REST API client, counting each retry like `CountedEventsClient`."""
+
+    def cooldown_factor(self) -> float:
+        """Count a retry, then return the SDK's own backoff factor."""
+        count_retry(PagerDutyRestPager.name)
+        return float(super().cooldown_factor())

@@ -1,7 +1,7 @@
 """Failover on AWS SSM Parameter Store: one String parameter per service holds its route document.
 
 The parameter `<prefix>/<service>` (default prefix `/remediator/routes`) holds the JSON document
-described in tools/failover.py: the active route and the records of the switches made. One
+described in tools/failover/document.py: the active route and the records of the switches made. One
 `put_parameter(Overwrite=True)` per switch or restore, so the parameter's version goes up by exactly
 one per change and not at all for a repeated call. Parameter Store has no conditional write: two
 writers racing on one service can interleave; the agent's incident lease keeps it to one.
@@ -16,7 +16,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from tools.failover import DocumentFailover, RouteDocument, StoreError, parse_document
+from tools.failover.document import DocumentFailover, RouteDocument, StoreError, parse_document
 from tools.result import ToolStatus
 
 DEFAULT_PREFIX = "/remediator/routes"

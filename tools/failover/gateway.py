@@ -26,7 +26,14 @@ from urllib.parse import quote
 
 import httpx
 
-from tools.failover import change_result, check_key, failure, label, route_from_json, route_to_json
+from tools.failover.document import (
+    change_result,
+    check_key,
+    failure,
+    label,
+    route_from_json,
+    route_to_json,
+)
 from tools.protocols import Route
 from tools.result import Stopwatch, ToolResult, ToolStatus
 from tools.retry import NO_RETRY, RetryPolicy, Verdict, call_with_retry, verdict_for_status
