@@ -28,7 +28,7 @@ from langchain_core.utils.function_calling import convert_to_openai_tool
 from langchain_openai import ChatOpenAI
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
-from tools.probes.endpoint import UNAVAILABLE, classify_openai_error, describe_failure
+from tools.openai_errors import UNAVAILABLE, classify_openai_error, describe_failure
 from tools.result import Stopwatch, ToolResult, ToolStatus
 from tools.retry import RetryPolicy, call_with_retry
 

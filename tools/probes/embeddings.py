@@ -19,12 +19,8 @@ from typing import Any
 from langchain_openai import OpenAIEmbeddings
 from pydantic import SecretStr
 
-from tools.probes.endpoint import (
-    DEFAULT_RETRY,
-    check_model,
-    classify_openai_error,
-    describe_failure,
-)
+from tools.openai_errors import classify_openai_error, describe_failure
+from tools.probes.endpoint import DEFAULT_RETRY, check_model
 from tools.result import Stopwatch, ToolResult, ToolStatus
 from tools.retry import RetryPolicy, call_with_retry
 

@@ -18,14 +18,15 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, System
 from langchain_openai import ChatOpenAI
 from pydantic import SecretStr
 
+from tools.openai_errors import (
+    UNAVAILABLE,
+    classify_openai_error,
+    describe_failure,
+)
 from tools.result import Stopwatch, ToolResult, ToolStatus
-from tools.retry import NO_RETRY, RetryPolicy, Verdict, call_with_retry, verdict_for_status
+from tools.retry import RetryPolicy, call_with_retry
 
 MatchKind = Literal["exact", "contains", "regex"]
-FailureKind = Literal[
-    "timeout", "unreachable", "rate_limited", "server_error", "refused", "malformed"
-]
-UNAVAILABLE: frozenset[str] = frozenset({"timeout", "unreachable", "rate_limited", "server_error"})
 Prices = Mapping[str, Mapping[str, float]]
 DEFAULT_RETRY = RetryPolicy()
 
@@ -58,39 +59,6 @@ DEFAULT_PROMPTS: tuple[DiagnosticPrompt, ...] = (
         "echo", "Reply with the single word READY and nothing else.", "READY", "exact"
     ),
 )
-
-
-@dataclass(frozen=True)
-class Failure:
-    """Why an SDK call failed, in the terms a probe reports."""
-
-    kind: FailureKind
-    http_status: int | None
-    detail: str
-
-
-def classify_openai_error(exc: BaseException) -> Verdict:
-    """Retry 408/429/5xx answers (with the server's Retry-After); nothing else."""
-    if isinstance(exc, openai.APIStatusError):
-        return verdict_for_status(exc.status_code, exc.response.headers)
-    return NO_RETRY
-
-
-def describe_failure(exc: BaseException) -> Failure:
-    """Name an SDK exception as a probe reports it (timeout, unreachable, refused, …)."""
-    detail = f"{type(exc).__name__}: {exc}"[:500]
-    if isinstance(exc, openai.APITimeoutError):
-        return Failure("timeout", None, detail)
-    if isinstance(exc, openai.APIConnectionError):
-        return Failure("unreachable", None, detail)
-    if isinstance(exc, openai.APIStatusError):
-        status = exc.status_code
-        if status == 408:
-            return Failure("timeout", status, detail)
-        if status == 429:
-            return Failure("rate_limited", status, detail)
-        return Failure("server_error" if status >= 500 else "refused", status, detail)
-    return Failure("malformed", None, detail)
 
 
 def check_model(
