@@ -28,9 +28,9 @@ from langchain_core.utils.function_calling import convert_to_openai_tool
 from langchain_openai import ChatOpenAI
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
-from tools.openai_errors import UNAVAILABLE, classify_openai_error, describe_failure
+from tools.openai_calls import UNAVAILABLE, call_openai, describe_failure
 from tools.result import Stopwatch, ToolResult, ToolStatus
-from tools.retry import RetryPolicy, call_with_retry
+from tools.retry import RetryPolicy
 
 KNOWN_ACTIONS: tuple[str, ...] = ("page", "failover", "rollback", "notify")
 TOOL_NAME = "submit_analysis"
@@ -344,13 +344,8 @@ class LlmAnalyst:
             )
 
         try:
-            message = call_with_retry(
-                call,
-                classify=classify_openai_error,
-                policy=self._retry,
-                sleep=self._sleep,
-                on_retry=lambda _n, _exc, pause: waits.append(pause),
-                system=self.name,
+            message = call_openai(
+                call, policy=self._retry, sleep=self._sleep, waits=waits, system=self.name
             )
         except Exception as exc:
             failure = describe_failure(exc)

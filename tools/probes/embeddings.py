@@ -19,10 +19,10 @@ from typing import Any
 from langchain_openai import OpenAIEmbeddings
 from pydantic import SecretStr
 
-from tools.openai_errors import classify_openai_error, describe_failure
+from tools.openai_calls import call_openai, describe_failure
 from tools.probes.endpoint import DEFAULT_RETRY, check_model
 from tools.result import Stopwatch, ToolResult, ToolStatus
-from tools.retry import RetryPolicy, call_with_retry
+from tools.retry import RetryPolicy
 
 DEFAULT_CANARIES: tuple[str, ...] = (
     "The quick brown fox jumps over the lazy dog.",
@@ -169,13 +169,8 @@ class EmbeddingProbe:
             attempt = Stopwatch()
             return self._client.embed_documents(list(self.canaries))
 
-        vectors = call_with_retry(
-            call,
-            classify=classify_openai_error,
-            policy=self._retry,
-            sleep=self._sleep,
-            on_retry=lambda _n, _exc, pause: waits.append(pause),
-            system=self.name,
+        vectors = call_openai(
+            call, policy=self._retry, sleep=self._sleep, waits=waits, system=self.name
         )
         _check_shape(vectors, len(self.canaries))
         return vectors, {"latency_ms": attempt.ms, "retry_waits": waits}

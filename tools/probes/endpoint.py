@@ -18,13 +18,13 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, System
 from langchain_openai import ChatOpenAI
 from pydantic import SecretStr
 
-from tools.openai_errors import (
+from tools.openai_calls import (
     UNAVAILABLE,
-    classify_openai_error,
+    call_openai,
     describe_failure,
 )
 from tools.result import Stopwatch, ToolResult, ToolStatus
-from tools.retry import RetryPolicy, call_with_retry
+from tools.retry import RetryPolicy
 
 MatchKind = Literal["exact", "contains", "regex"]
 Prices = Mapping[str, Mapping[str, float]]
@@ -181,13 +181,8 @@ class EndpointProbe:
             "expected": prompt.expected,
         }
         try:
-            message = call_with_retry(
-                call,
-                classify=classify_openai_error,
-                policy=self._retry,
-                sleep=self._sleep,
-                on_retry=lambda _n, _exc, pause: waits.append(pause),
-                system=self.name,
+            message = call_openai(
+                call, policy=self._retry, sleep=self._sleep, waits=waits, system=self.name
             )
         except Exception as exc:
             failure = describe_failure(exc)

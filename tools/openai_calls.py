@@ -1,13 +1,19 @@
-"""How the OpenAI-compatible adapters (the endpoint probe, the analyst) read an SDK error."""
+"""How the OpenAI-compatible adapters (endpoint and embeddings probes, analyst) call the SDK.
+
+One bounded retry on 429/5xx/timeouts (Retry-After honoured), and one reading of what failed.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, TypeVar
 
 import openai
 
-from tools.retry import NO_RETRY, Verdict, verdict_for_status
+from tools.retry import NO_RETRY, RetryPolicy, Verdict, call_with_retry, verdict_for_status
+
+T = TypeVar("T")
 
 FailureKind = Literal[
     "timeout", "unreachable", "rate_limited", "server_error", "refused", "malformed"
@@ -48,3 +54,22 @@ def describe_failure(exc: BaseException) -> Failure:
             return Failure("rate_limited", status, detail)
         return Failure("server_error" if status >= 500 else "refused", status, detail)
     return Failure("malformed", None, detail)
+
+
+def call_openai(
+    call: Callable[[], T],
+    *,
+    policy: RetryPolicy,
+    sleep: Callable[[float], None],
+    waits: list[float],
+    system: str,
+) -> T:
+    """Run an SDK call with bounded retries, noting each pause in `waits`; raise the last error."""
+    return call_with_retry(
+        call,
+        classify=classify_openai_error,
+        policy=policy,
+        sleep=sleep,
+        on_retry=lambda _n, _exc, pause: waits.append(pause),
+        system=system,
+    )
