@@ -291,6 +291,24 @@ def pending_for(*, session: Session, incident_id: uuid.UUID | None = None) -> li
     return list(session.exec(query.order_by(col(Approval.requested_at))).all())
 
 
+def unsettled_failbacks(*, session: Session, incident_id: uuid.UUID) -> list[Approval]:
+    """Return the incident's failback requests not yet carried out or dropped, oldest first."""
+    query = select(Approval).where(
+        Approval.incident_id == incident_id,
+        Approval.kind == "failback",
+        col(Approval.settled_at).is_(None),
+    )
+    return list(session.exec(query.order_by(col(Approval.requested_at))).all())
+
+
+def mark_settled(*, session: Session, approval_id: uuid.UUID, now: datetime) -> None:
+    """Record that a decided failback was carried out (or dropped); the first time counts."""
+    approval = session.get(Approval, approval_id)
+    if approval is not None and approval.settled_at is None:
+        approval.settled_at = now
+        session.add(approval)
+
+
 def set_message(*, session: Session, approval_id: uuid.UUID, channel: str, ts: str) -> None:
     """Remember where the request was posted, so it is posted once and edited later."""
     approval = session.get(Approval, approval_id)

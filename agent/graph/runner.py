@@ -1,4 +1,8 @@
-"""Run (or resume) one incident's graph on its thread, checkpointing after every step."""
+"""Run (or resume) one incident's graph on its thread, checkpointing after every step.
+
+The follow-ups of an incident (a repeat notice, the resolution, each decided failback) run the
+follow-up graph, with the same checkpointer, each on a thread of its own (`thread_id`).
+"""
 
 from __future__ import annotations
 
@@ -14,9 +18,15 @@ from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.types import Command
 
 from agent.alerts.models import Breach
+from agent.approvals.service import close_if_due, unsettled_failbacks
 from agent.graph.builder import build_graph
+from agent.graph.followup.builder import build_followup_graph, thread_id
+from agent.graph.followup.effects import next_failback_moment
+from agent.graph.followup.state import FollowupKind, FollowupState, incident_view
 from agent.graph.state import RunContext
+from agent.incidents.models import Incident
 from agent.settings import Settings
+from agent.store.db import session_scope
 
 # Any fixed number: the advisory lock that lets one replica at a time create the checkpoint tables.
 CHECKPOINT_SETUP_LOCK = 0x52454D31
@@ -94,6 +104,7 @@ class GraphRunner:
     def __init__(self, context: RunContext, checkpointer: BaseCheckpointSaver[Any]) -> None:
         self._context = context
         self._graph = build_graph(checkpointer)
+        self._followup = build_followup_graph(checkpointer)
 
     @property
     def context(self) -> RunContext:
@@ -136,3 +147,61 @@ class GraphRunner:
             )
             return RunOutcome(dict(paused.values), wake)
         return RunOutcome(result)
+
+    def renotify(self, incident: Incident, breach: Breach, *, alert_id: uuid.UUID) -> None:
+        """Notify again that the breach goes on: the same pages (same dedup key), a reply.
+
+        One follow-up per alert that made the notice due (`alert_id`).
+        """
+        start = self._followup_start(incident, "renotify")
+        start["breach"] = breach.model_dump(mode="json")
+        self._follow(thread_id(incident.id, "renotify", str(alert_id)), start)
+
+    def resolve(self, incident: Incident) -> datetime | None:
+        """Resolve the incident's pages, fail back per the runbook, and say so in the thread.
+
+        Return when a failback that waits for approval needs a worker (None when none waits).
+        """
+        self._follow(thread_id(incident.id, "resolve"), self._followup_start(incident, "resolve"))
+        return next_failback_moment(self._context, incident.id)
+
+    def settle(self, incident: Incident) -> datetime | None:
+        """Carry out (or drop) each decided failback of a resolved incident, exactly once.
+
+        Return when the next still-pending request expires (None when none is left).
+        """
+        with session_scope(self._context.engine) as session:
+            requests = unsettled_failbacks(session=session, incident_id=incident.id)
+            for approval in requests:
+                close_if_due(session=session, audit=self._context.audit, approval=approval)
+            decided = [approval.id for approval in requests if approval.decided]
+        start = self._followup_start(incident, "settle")
+        for approval_id in decided:
+            thread = thread_id(incident.id, "settle", str(approval_id))
+            self._follow(thread, {**start, "approval_id": str(approval_id)})
+        return next_failback_moment(self._context, incident.id)
+
+    def _followup_start(self, incident: Incident, kind: FollowupKind) -> FollowupState:
+        return {
+            "incident_id": str(incident.id),
+            "kind": kind,
+            "incident": incident_view(incident),
+            "run": self.state(incident.id),
+        }
+
+    def _follow(self, thread: str, start: FollowupState) -> None:
+        """Run a follow-up on its thread: from the start, from its last checkpoint, or not at all.
+
+        A thread with a checkpoint continues from it and ignores `start` (what the follow-up was
+        given the first time stays what it works with); a finished one is not run again.
+        """
+        config: dict[str, Any] = {"configurable": {"thread_id": thread}}
+        snapshot = self._followup.get_state(config)
+        if snapshot.values and not snapshot.next:
+            return
+        self._followup.invoke(
+            start if not snapshot.next else None,
+            config,
+            context=self._context,
+            durability="sync",
+        )

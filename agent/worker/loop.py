@@ -17,7 +17,6 @@ from sqlmodel import col, select
 from agent.alerts.models import Alert, Breach
 from agent.alerts.service import claim_next_alert, finish_alert
 from agent.approvals.service import wake_incident
-from agent.graph.followup import renotify, resolve_outside, settle_failbacks
 from agent.graph.runner import GraphRunner
 from agent.incidents.models import Incident, IncidentStatus, RunState
 from agent.incidents.service import (
@@ -223,14 +222,14 @@ class Worker:
                     )
         if resolved is not None:
             before = self._now()
-            wake = resolve_outside(self._runner.context, self._runner.state(resolved.id), resolved)
+            wake = self._runner.resolve(resolved)
             if wake is not None:  # a failback waits for its approval
                 with session_scope(self._engine) as session:
                     park_incident(
                         session=session, incident_id=resolved.id, wake=wake, claimed_at=before
                     )
         if repeat is not None:
-            renotify(self._runner.context, self._runner.state(repeat.id), repeat, breach)
+            self._runner.renotify(repeat, breach, alert_id=alert_id)
         with session_scope(self._engine) as session:
             finish_alert(session=session, alert_id=alert_id, now=self._now)
 
@@ -283,7 +282,7 @@ class Worker:
             incident = session.get(Incident, incident_id)
             assert incident is not None
             session.expunge(incident)
-        wake = settle_failbacks(self._runner.context, self._runner.state(incident_id), incident)
+        wake = self._runner.settle(incident)
         with session_scope(self._engine) as session:
             if wake is not None:
                 park_incident(

@@ -1,0 +1,96 @@
+"""What the follow-up nodes share: the audit record, the failback restore, the thread reply."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from agent.alerts.models import Breach
+from agent.approvals.models import Approval
+from agent.approvals.service import unsettled_failbacks
+from agent.graph.channels import channel_for
+from agent.graph.followup.state import FollowupState
+from agent.graph.state import RunContext
+from agent.store.db import session_scope
+
+ACTOR = "agent.followup"
+
+
+def done_actions(state: FollowupState, kind: str) -> list[dict[str, Any]]:
+    """Return the run's actions of this kind that were carried out."""
+    actions = state["run"].get("actions", [])
+    return [a for a in actions if a.get("kind") == kind and a.get("status") == "done"]
+
+
+def still_breaching(state: FollowupState) -> str:
+    """Return the repeat notice: what the re-sent pages and the thread reply say."""
+    breach = Breach.model_validate(state["breach"])
+    return f"Still breaching after the repeat interval: {breach.title()}"
+
+
+def restore(ctx: RunContext, state: FollowupState, failover: dict[str, Any]) -> str:
+    """Move the service back, keyed like its failover, so a retry changes nothing twice."""
+    service = str(state["run"].get("service"))
+    tools = ctx.service_tools(service)
+    if tools is None or tools.failover is None:
+        return f"Failback of {service} not taken: no failover backend configured."
+    record(
+        ctx,
+        state,
+        "action.started",
+        {
+            "summary": f"fail {service} back to its route before the incident",
+            "action": "failback",
+            "idempotency_key": failover["idempotency_key"],
+        },
+    )
+    result = tools.failover.restore(service, idempotency_key=failover["idempotency_key"])
+    ok = result.status == "ok"
+    record(ctx, state, "action.succeeded" if ok else "action.failed", result.audit_data())
+    return f"Failback of {service}: {'done' if ok else 'FAILED'} ({result.summary})."
+
+
+def reply(ctx: RunContext, state: FollowupState, text: str) -> None:
+    """Reply in the incident's thread; an incident nobody was told about gets no reply."""
+    chat = ctx.tools.chat
+    incident = state["incident"]
+    channel = incident.get("slack_channel") or channel_for(ctx, state["run"].get("service"))
+    if chat is None or channel is None or not incident.get("slack_thread_ts"):
+        return
+    result = chat.post(
+        channel=channel,
+        text=ctx.audit.redactor.text(text),
+        thread_ts=incident["slack_thread_ts"],
+    )
+    record(
+        ctx,
+        state,
+        "notification.sent" if result.status == "ok" else "notification.failed",
+        result.audit_data(),
+    )
+
+
+def record(ctx: RunContext, state: FollowupState, kind: str, data: dict[str, Any]) -> None:
+    """Append an audit event for the incident followed up, as `agent.followup`."""
+    ctx.audit.record_now(
+        ctx.engine, kind, data, actor=ACTOR, incident_id=uuid.UUID(state["incident_id"])
+    )
+
+
+def next_failback_moment(ctx: RunContext, incident_id: uuid.UUID) -> datetime | None:
+    """Return when the incident's unsettled failbacks need a worker: now if one is decided
+    (possibly while the resolution was still being told), else at the first expiry."""
+    with session_scope(ctx.engine) as session:
+        unsettled = unsettled_failbacks(session=session, incident_id=incident_id)
+        moments = [ctx.now() if a.decided else a.expires_at for a in unsettled]
+    return min(moments) if moments else None
+
+
+def load_approval(ctx: RunContext, state: FollowupState) -> Approval:
+    """Return the failback request this follow-up settles, as stored now."""
+    with session_scope(ctx.engine) as session:
+        approval = session.get(Approval, uuid.UUID(state["approval_id"]))
+        assert approval is not None
+        session.expunge(approval)
+        return approval

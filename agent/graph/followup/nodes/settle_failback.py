@@ -1,0 +1,39 @@
+"""Settle failback: a decided failback request is carried out if approved, else dropped."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langgraph.runtime import Runtime
+
+from agent.approvals.models import ApprovalStatus
+from agent.graph.followup.effects import done_actions, load_approval, record, restore
+from agent.graph.followup.state import FollowupState
+from agent.graph.state import RunContext
+
+
+def settle_failback(state: FollowupState, runtime: Runtime[RunContext]) -> dict[str, Any]:
+    """Fail back if the request was approved; otherwise record why the route stays."""
+    ctx = runtime.context
+    approval = load_approval(ctx, state)
+    service = str(state["run"].get("service"))
+    failover = next(
+        (f for f in done_actions(state, "failover") if f["target"]["name"] == approval.target),
+        None,
+    )
+    if approval.status == ApprovalStatus.approved and failover is not None:
+        return {"notes": [restore(ctx, state, failover)]}
+    why = approval.reason or str(approval.status)
+    record(
+        ctx,
+        state,
+        "action.not_taken",
+        {
+            "summary": f"failback of {service} not taken: {approval.status} ({why})",
+            "kind": "failback",
+            "approval_id": str(approval.id),
+        },
+    )
+    note = f"Failback of {service} not taken: {approval.status}; it stays on "
+    note += f"{approval.target} until someone moves it back."
+    return {"notes": [note]}
