@@ -66,8 +66,14 @@ def house(tmp_path: Path) -> Path:
         (
             "agent/graph/nodes/leak.py",
             "from agent.api.deps import AppState\n",
-            "The graph and its nodes never import the API layer or the CLI BROKEN",
+            "agent.graph never imports the API (app, routes, pages) or the CLI BROKEN",
             "agent.graph.nodes.leak -> agent.api.deps",
+        ),
+        (
+            "agent/graph/nodes/leak.py",
+            "from agent.approvals.routes import router\n",
+            "agent.graph never imports the API (app, routes, pages) or the CLI BROKEN",
+            "agent.graph.nodes.leak -> agent.approvals.routes",
         ),
         (
             "audit/leak.py",
