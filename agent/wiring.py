@@ -12,12 +12,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 
-from agent.adapters.factory import Adapters, build_adapters
-from agent.graph.runner import GraphRunner, make_checkpointer
-from agent.graph.state import RunContext
 from agent.settings import Settings
 from agent.store.audit_log import AuditLog, make_audit
 from agent.store.db import make_engine
@@ -27,6 +25,13 @@ from runbooks.catalog import Catalog, load_catalog
 from runbooks.library import SHIPPED_RUNBOOKS, load_runbooks
 from runbooks.schema import Runbook
 from tools.retry import add_retry_hook
+
+if TYPE_CHECKING:
+    # Imported where used: they bring every SDK, and the intake's writer process (which needs
+    # only the engine and the audit log) must start in a moment.
+    from agent.adapters.factory import Adapters
+    from agent.graph.runner import GraphRunner
+    from agent.graph.state import RunContext
 
 Clock = Callable[[], datetime]
 
@@ -61,10 +66,14 @@ class Services:
     @cached_property
     def adapters(self) -> Adapters:
         """Return the adapters the settings and the catalog configure (the one factory)."""
+        from agent.adapters.factory import build_adapters
+
         return build_adapters(self.settings, self.catalog, self.env)
 
     def run_context(self) -> RunContext:
         """Return what graph runs are given: settings, adapters, runbooks, audit log, clock."""
+        from agent.graph.state import RunContext
+
         return RunContext(
             settings=self.settings,
             engine=self.engine,
@@ -79,6 +88,8 @@ class Services:
 
         `connections` bounds the PostgreSQL checkpointer's pool (one per worker loop is enough).
         """
+        from agent.graph.runner import GraphRunner, make_checkpointer
+
         context = self.run_context()
         self.adapters.warm_up()
         return GraphRunner(context, make_checkpointer(self.settings, connections=connections))
