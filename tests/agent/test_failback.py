@@ -1,4 +1,4 @@
-"""Failback through the worker: only onto a primary that answers right, never under another incident.
+"""Failback through the worker: onto a primary that answers right, never under another incident.
 
 The sandbox's gateway routes support-bot's alias; a failover moves it. Before moving it back the
 agent sends the known-answer prompts to the primary route directly (the catalog's `route_model`),
@@ -30,11 +30,13 @@ probes:
   vector_db: {{timeout_seconds: 10}}
   embeddings: {{timeout_seconds: 10}}
   endpoint: {{timeout_seconds: 30}}
+  changes: {{timeout_seconds: 10}}
 actions:
   endpoint_isolated:
     failover: {{target: backup-region, approval: auto}}
     page: {{severity: error}}
   dependency_degraded: {{page: {{severity: error}}}}
+  suspect_change: {{rollback: {{approval: required}}, notify: {{severity: warning}}}}
 failback: auto
 {retry}
 """
@@ -198,56 +200,3 @@ def test_resolving_one_of_two_incidents_that_failed_over_keeps_the_route_for_the
     restored = [e for e in events(parts, "action.started") if e.get("action") == "failback"]
     assert [e["idempotency_key"] for e in restored] == [f"{first.id}/failover/backup-region"]
     assert len(world.gateway.changes(DEMO_SERVICE)) == 2  # one failover, one failback
-
-
-def test_every_owner_of_a_failing_dependency_is_paged_once_with_its_own_key(
-    world: SandboxStack, tmp_path: Path
-) -> None:
-    world.gateway.failing_regions.clear()
-    world.vectordb.fail_next(503, times=1000)
-    world.openai.model("text-embedding-3-small").fail_next(503, times=1000)
-    parts = make_parts(world, tmp_path)
-
-    parts.accept(**breach())
-    parts.drain()
-
-    [diagnosis] = events(parts, "diagnosis.made")
-    assert diagnosis["kind"] == "dependency_degraded"
-    assert sorted(diagnosis["dependencies"]) == ["embeddings", "vector_db"]
-    teams = {key: team for team, key in world.team_keys.items()}
-    pages = [(teams[t["routing_key"]], t["dedup_key"]) for t in world.pagerduty.triggers()]
-    [incident] = incidents(parts)
-    assert sorted(pages) == [
-        ("ml-platform", f"remediator/incident/{incident.id}/ml-platform"),
-        ("search-platform", f"remediator/incident/{incident.id}/search-platform"),
-    ]
-
-    parts.accept(**breach(current_value=9000))  # grouped: no second page to anyone
-    parts.accept(**breach(status="Healthy"))
-    parts.drain()
-
-    assert len(world.pagerduty.triggers()) == 2
-    resolved = [
-        e["dedup_key"]
-        for e in world.pagerduty.snapshot()["accepted"]
-        if e["event_action"] == "resolve"
-    ]
-    assert sorted(resolved) == sorted(key for _, key in pages)
-
-
-def test_a_service_named_in_the_alert_is_its_own_incident_and_named_in_the_thread(
-    world: SandboxStack, tmp_path: Path
-) -> None:
-    world.gateway.failing_regions.clear()
-    parts = make_parts(world, tmp_path)
-
-    parts.accept(**breach(service="support-bot", model_id="sb-canary"))
-    parts.accept(**breach(service="billing-bot", model_id="sb-canary"))
-    parts.drain()
-
-    found = incidents(parts)
-    assert len(found) == 2
-    assert {i.service for i in found} == {"support-bot", "billing-bot"}
-    assert any(i.title.startswith("latency_p95_ms breach on billing-bot") for i in found)
-    headers = [m["text"] for m in world.slack.snapshot()["messages"] if not m["thread_ts"]]
-    assert any("breach on support-bot (model sb-canary" in text for text in headers)
