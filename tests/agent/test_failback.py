@@ -14,8 +14,11 @@ from typing import Any
 import pytest
 from sqlmodel import Session, col, select
 
+from agent.approvals.models import Approval
+from agent.approvals.service import decide, pending_for
 from agent.failovers.models import Failover
 from agent.incidents.models import Incident
+from agent.store.db import session_scope
 from audit.models import AuditEvent
 from sandbox.stack import DEMO_SERVICE, SandboxStack
 from tests.agent.test_worker import Clock, Parts
@@ -37,15 +40,18 @@ actions:
     page: {{severity: error}}
   dependency_degraded: {{page: {{severity: error}}}}
   suspect_change: {{rollback: {{approval: required}}, notify: {{severity: warning}}}}
-failback: auto
+failback: {failback}
+approval: {{approvers: [U0ALICE]}}
 {retry}
 """
 
 
-def make_parts(world: SandboxStack, tmp_path: Path, retry: str = "") -> Parts:
+def make_parts(
+    world: SandboxStack, tmp_path: Path, retry: str = "", failback: str = "auto"
+) -> Parts:
     runbooks = tmp_path / "runbooks"
     runbooks.mkdir(exist_ok=True)
-    (runbooks / "failback.yaml").write_text(RUNBOOK.format(retry=retry))
+    (runbooks / "failback.yaml").write_text(RUNBOOK.format(retry=retry, failback=failback))
     settings = make_settings(
         tmp_path,
         **sandbox_overrides(world),
@@ -200,3 +206,43 @@ def test_resolving_one_of_two_incidents_that_failed_over_keeps_the_route_for_the
     restored = [e for e in events(parts, "action.started") if e.get("action") == "failback"]
     assert [e["idempotency_key"] for e in restored] == [f"{first.id}/failover/backup-region"]
     assert len(world.gateway.changes(DEMO_SERVICE)) == 2  # one failover, one failback
+
+
+def test_an_approval_to_fail_back_is_asked_only_once_the_primary_answers_right(
+    world: SandboxStack, tmp_path: Path
+) -> None:
+    parts = make_parts(world, tmp_path, retry="failback_retry_minutes: 5", failback="approval")
+    parts.accept(**breach())
+    parts.drain()
+    parts.accept(**breach(status="Healthy"))
+    parts.drain()
+    assert "approval.requested" not in parts.kinds()  # nobody is asked to restore a broken route
+    assert region(world) == "us-east-1"
+
+    world.gateway.failing_regions.clear()
+    parts.clock.advance(5 * 60 + 1)
+    parts.drain()
+    [request] = [a for a in pending(parts) if a.kind == "failback"]
+    assert region(world) == "us-east-1"  # not before the approval
+    assert f"waits for approval (request {request.id})" in thread_replies(world)[-1]
+
+    with session_scope(parts.engine) as session:
+        decide(
+            session=session,
+            audit=parts.audit,
+            approval_id=request.id,
+            user="U0ALICE",
+            decision="approve",
+            digest=None,
+            via="api",
+        )
+    parts.drain()
+
+    assert region(world) == "eu-west-1"
+    assert [e["status"] for e in events(parts, "failback.checked")] == ["down", "ok", "ok"]
+    assert [f.status for f in failovers(parts)] == ["restored"]
+
+
+def pending(parts: Parts) -> list[Approval]:
+    with Session(parts.engine) as session:
+        return pending_for(session=session)
