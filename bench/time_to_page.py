@@ -155,7 +155,9 @@ def measure_one(service: Service, world: World, engine: Engine, seq: int) -> Mea
     paged = [
         t
         for t, event in world.pages.timed()
-        if event["dedup_key"] == key and event["event_action"] == "trigger"
+        # Each team paged has its own key under the incident's (remediator/incident/<id>/<team>).
+        if (event["dedup_key"] == key or str(event["dedup_key"]).startswith(key + "/"))
+        and event["event_action"] == "trigger"
     ]
     if not paged:
         raise RuntimeError(

@@ -7,13 +7,16 @@ holds them (`*_env`).
 from __future__ import annotations
 
 from pathlib import Path
+from string import Formatter
 from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from runbooks.loader import load_model
 
 SHIPPED_CATALOG = Path(__file__).parent / "services.yaml"
+ROUTE_FIELDS = frozenset({"provider", "model", "region"})
 
 
 class Strict(BaseModel):
@@ -92,11 +95,44 @@ class Endpoint(Strict):
     base_url: str
     model: str
     provider: str = "openai"
-    region: str | None = None
+    region: str | None = Field(
+        None, description="The region the primary route serves from (never a `segment_only`)."
+    )
     api_key_env: str | None = None
     timeout_seconds: float = Field(10, gt=0)
     latency_budget_ms: float = Field(5000, gt=0)
     prompts: list[DiagnosticPrompt] = Field(default_factory=list)
+    route_model: str | None = Field(
+        None,
+        description="How `base_url` serves one route directly, past the routing that failover "
+        "switches: a model name template over the route's {provider}, {model} and {region} "
+        "(a LiteLLM-style gateway's deployment name, e.g. `{provider}/{model}@{region}`). "
+        "Before a failback the known-answer prompts go to the route that would be restored this "
+        "way. Unset: `model` at `base_url` is the primary route itself.",
+    )
+
+    @field_validator("route_model")
+    @classmethod
+    def _route_template(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            fields = {name for _, name, _, _ in Formatter().parse(value) if name is not None}
+        except ValueError as exc:
+            raise ValueError(f"not a template: {exc}") from None
+        unknown = fields - ROUTE_FIELDS
+        if unknown or not fields:
+            raise ValueError(
+                "a template naming at least one of {provider}, {model}, {region}"
+                + (f"; unknown: {', '.join(sorted(unknown))}" if unknown else "")
+            )
+        return value
+
+    def model_for(self, provider: str, model: str, region: str | None) -> str:
+        """Return the model name that reaches one route directly (`model` without a template)."""
+        if self.route_model is None:
+            return self.model
+        return self.route_model.format(provider=provider, model=model, region=region or "")
 
 
 class VectorDb(Strict):
@@ -184,6 +220,21 @@ class Service(Strict):
     failover: Failover | None = None
     prices: dict[str, Price] = Field(default_factory=dict)
 
+    @model_validator(mode="after")
+    def _primary_reachable(self) -> Service:
+        failover, endpoint = self.failover, self.endpoint
+        if failover is None or endpoint is None or endpoint.route_model is not None:
+            return self
+        if failover.backend == "gateway" and _origin(endpoint.base_url) == _origin(
+            failover.gateway_url or ""
+        ):
+            raise ValueError(
+                "endpoint.route_model is needed: the endpoint is reached through the gateway "
+                "whose route failover switches, so without it the check before a failback would "
+                "probe the failover route, not the primary"
+            )
+        return self
+
 
 class Catalog(Strict):
     """Every service and team the agent knows."""
@@ -218,6 +269,11 @@ class Catalog(Strict):
             if model_id and model_id in spec.models:
                 return name, spec
         return None
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    return parts.scheme, (parts.hostname or "").casefold(), parts.port
 
 
 def load_catalog(path: Path) -> Catalog:

@@ -58,11 +58,82 @@ _SEMVER = re.compile(r"^\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$"
 _SLACK_ID = re.compile(r"^[UWS][A-Z0-9]{2,}$")
 
 
+# Single words that say which metric an alert name is about ("RagAnswersSlow", "Chatbot5xxSpike").
+# A percentile word beats a generic latency word; a name whose words point at two metrics says
+# nothing for sure and names none.
+_SYNONYMS: dict[str, MetricName] = {
+    **dict.fromkeys(("p95", "latency", "slow", "slowness", "duration", "lag"), "latency_p95"),
+    "p99": "latency_p99",
+    **dict.fromkeys(
+        (
+            "err",
+            "errs",
+            "error",
+            "errors",
+            "5xx",
+            "5xxs",
+            "http5xx",
+            "fivexx",
+            "failure",
+            "failures",
+            "failing",
+            "exceptions",
+        ),
+        "error_rate",
+    ),
+    **dict.fromkeys(("cost", "costs", "spend", "spending", "expensive", "price"), "cost_per_query"),
+    **dict.fromkeys(("token", "tokens"), "token_usage"),
+    **dict.fromkeys(("quality", "grounded", "groundedness", "relevance"), "quality_score"),
+    **dict.fromkeys(("hallucination", "hallucinations", "hallucinating"), "hallucination_score"),
+    **dict.fromkeys(("uptime", "availability", "available", "unavailable", "down"), "uptime"),
+}
+_SPECIFIC: dict[frozenset[MetricName], MetricName] = {
+    frozenset({"latency_p95", "latency_p99"}): "latency_p99",
+    # "TokenCostHigh": the spend is what breached, tokens are how it is counted.
+    frozenset({"cost_per_query", "token_usage"}): "cost_per_query",
+}
+
+
+def metric_words(name: str) -> list[str]:
+    """Split a camelCase, snake_case or kebab-case name into lower-case words."""
+    spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", name.strip())
+    spaced = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1 \2", spaced)  # "LLMLatency" → "LLM Latency"
+    return [word for word in re.split(r"[^a-z0-9]+", spaced.lower()) if word]
+
+
 def normalise_metric(name: str) -> MetricName | None:
     """Return the vocabulary name of a metric name as Arize or Alertmanager spell it, or None."""
-    spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", name.strip())
-    words = frozenset(re.split(r"[^a-z0-9]+", spaced.lower())) - _NOISE - {""}
-    return _WORDS_TO_METRIC.get(words)
+    return _WORDS_TO_METRIC.get(frozenset(metric_words(name)) - _NOISE)
+
+
+def metric_from_name(name: str) -> MetricName | None:
+    """Return the metric an alert or monitor name is about, or None when it does not say.
+
+    The whole name is tried first as a metric name (`latency_p95_ms`, `p95_latency`); then each
+    of its words against the synonym table (`RagAnswersSlow` is latency_p95,
+    `ChatbotFivexxSpike` error_rate). Words pointing at two metrics name none, except a percentile
+    with a latency word (the percentile) and tokens with spend (the spend).
+    """
+    exact = normalise_metric(name)
+    if exact is not None:
+        return exact
+    found = {_SYNONYMS[word] for word in metric_words(name) if word in _SYNONYMS}
+    if len(found) == 1:
+        return next(iter(found))
+    return _SPECIFIC.get(frozenset(found))
+
+
+def identify_metric(*names: str | None) -> MetricName | None:
+    """Return the metric the first of these names that says one names (None: none does).
+
+    Callers pass the alert's metric field or label first, then its monitor or alert name: an
+    explicit metric that the vocabulary knows wins over what the alert's name suggests.
+    """
+    for name in names:
+        metric = metric_from_name(name) if name else None
+        if metric is not None:
+            return metric
+    return None
 
 
 def _canonical_metric(value: object) -> object:
@@ -317,7 +388,16 @@ class Runbook(Strict):
     actions: Actions = Field(default_factory=Actions)
     failback: Literal["auto", "approval"] = Field(
         "approval",
-        description="After a failover, how the route moves back once the breach resolves.",
+        description="After a failover, how the route moves back once the breach resolves "
+        "(only once the primary route answers its known-answer prompts right).",
+    )
+    failback_retry_minutes: int | None = Field(
+        None,
+        ge=1,
+        le=24 * 60,
+        description="While a failback is held back (the primary still fails its probe, or "
+        "another incident still depends on the failover), try again every this many minutes; "
+        "unset: only a later resolution of the service tries again.",
     )
     approval: ApprovalPolicy = Field(default_factory=ApprovalPolicy)
     analyst: Analyst = Field(default_factory=Analyst)
@@ -378,6 +458,11 @@ def lint_runbook(runbook: Runbook) -> list[str]:
                     "approval.approvers is empty, so nobody can approve it and it always times "
                     f"out ({runbook.approval.on_timeout.action} instead)"
                 )
+    if runbook.failback_retry_minutes is not None and not _fails_over(runbook):
+        warnings.append(
+            "failback_retry_minutes: set, but no diagnosis allows a failover, so there is never "
+            "a failback to retry"
+        )
     if runbook.failback == "approval" and nobody and _fails_over(runbook):
         warnings.append(
             "failback: approval is required but approval.approvers is empty, so the service "

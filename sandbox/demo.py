@@ -117,7 +117,7 @@ def _play(
 def _check_emulators(stack: SandboxStack, incident_id: str, code: int) -> int:
     triggers = stack.pagerduty.triggers()
     messages = stack.slack.snapshot()["messages"]
-    expected_key = f"remediator/incident/{incident_id}"
+    expected_key = f"remediator/incident/{incident_id}/search-platform"
     teams = {key: team for team, key in stack.team_keys.items()}
     paged = [(t["dedup_key"], teams.get(t["routing_key"], "the settings' key")) for t in triggers]
     _say(

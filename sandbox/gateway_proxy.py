@@ -4,11 +4,16 @@ A LiteLLM-style gateway serves `POST /v1/chat/completions` for a model alias (th
 and forwards it to the route's model; switching the route (failover) changes where traffic goes.
 A region can be made to fail (`GatewayState.failing_regions`), which is how the sandbox stages an
 endpoint fault that a failover to another region cures.
+
+One route can also be called directly, whatever the alias routes to, by the model name
+`<provider>/<model>@<region>` (as LiteLLM calls a specific deployment): the agent probes a
+service's primary route that way before it fails back.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import httpx
@@ -16,6 +21,8 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
 from sandbox.gateway import GatewayState
+
+DIRECT = re.compile(r"^(?P<provider>[^/@]+)/(?P<model>[^@]+)@(?P<region>[^@]*)$")
 
 
 def _openai_error(status: int, message: str, code: str) -> JSONResponse:
@@ -69,8 +76,11 @@ def add_proxy_routes(app: FastAPI, state: GatewayState, upstream: str) -> None:
                 400, "We could not parse the JSON body of your request.", "invalid_json"
             )
         alias = body.get("model") if isinstance(body, dict) else None
+        direct = DIRECT.match(str(alias)) if alias else None
         with state.lock:
             route = state.routes.get(str(alias)) if alias else None
+            if route is None and direct is not None:
+                route = {**direct.groupdict(), "region": direct["region"] or None}
             failing = state.failing_regions.get(str(route.get("region"))) if route else None
         if route is None:
             return _openai_error(404, f"The model `{alias}` does not exist", "model_not_found")

@@ -200,6 +200,8 @@ class SandboxStack:
                         "base_url": urls["gateway"] + "/v1",
                         "model": DEMO_SERVICE,
                         "region": "eu-west-1",
+                        # One route directly (the primary, before a failback), past the alias.
+                        "route_model": "{provider}/{model}@{region}",
                         "api_key_env": "SANDBOX_OPENAI_KEY",
                         "latency_budget_ms": 10000,
                         "prompts": [

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,6 +46,7 @@ from tools.protocols import (
     HealthProbe,
     LogSource,
     Pager,
+    Route,
 )
 
 
@@ -58,6 +59,9 @@ class ServiceTools:
     vector_db: HealthProbe | None = None
     embeddings: HealthProbe | None = None
     endpoint: HealthProbe | None = None
+    route_probe: Callable[[Route], HealthProbe] | None = None
+    """The endpoint's known-answer prompts sent to one route directly (the primary, before a
+    failback); None when the catalog describes no endpoint (or its key is missing)."""
     failover: FailoverBackend | None = None
     pagers: dict[str, Pager] = field(default_factory=dict)
     """PagerDuty per team name (the service's team and its dependencies' owners)."""
@@ -316,7 +320,7 @@ def _endpoint(spec: Service, tools: ServiceTools, env: Mapping[str, str]) -> Non
         for i, p in enumerate(endpoint.prompts)
     ]
     prices = {model: price.model_dump() for model, price in spec.prices.items()}
-    tools.endpoint = EndpointProbe(
+    probe = EndpointProbe(
         base_url=endpoint.base_url,
         api_key=key or "unset",
         model=endpoint.model,
@@ -325,6 +329,12 @@ def _endpoint(spec: Service, tools: ServiceTools, env: Mapping[str, str]) -> Non
         latency_budget_ms=endpoint.latency_budget_ms,
         timeout_seconds=endpoint.timeout_seconds,
     )
+    tools.endpoint = probe
+
+    def route_probe(route: Route) -> HealthProbe:
+        return probe.for_model(endpoint.model_for(route.provider, route.model, route.region))
+
+    tools.route_probe = route_probe
 
 
 def _failover(

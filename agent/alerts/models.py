@@ -48,29 +48,49 @@ class Breach(BaseModel):
         return key
 
     def fingerprint(self) -> str:
-        """Return the grouping key: monitor, model, environment and segment."""
+        """Return the grouping key: monitor, the identity labels and the segment.
+
+        The identity labels are the service, the model and the environment: alerts of one
+        monitor (an Alertmanager `alertname`) for two services are two incidents, never one. The
+        service enters the key only when the alert names one, so alerts without a service keep
+        the key they always had (an incident open across an upgrade still groups its alerts).
+        """
         parts: dict[str, Any] = {
             "monitor": self.monitor_key,
             "model": self.model_id,
             "environment": self.environment,
             "segment": self.segment,
         }
+        if self.service:
+            parts["service"] = self.service
         return hashlib.sha256(canonical_json(parts).encode()).hexdigest()[:32]
 
-    def title(self) -> str:
-        """Return a one-line human description of the breach."""
+    def title(self, service: str | None = None) -> str:
+        """Return a one-line human description of the breach, naming its service.
+
+        `service` is the catalog's name for it when the alert did not carry one (found by its
+        model); a service named like its model is said once.
+        """
         what = self.metric or "monitor"
-        model = self.model_id or "unknown model"
-        if self.model_version:
+        service = self.service or service
+        model = self.model_id
+        if model and self.model_version:
             model += f" v{self.model_version}"
-        where = f" ({self.environment})" if self.environment else ""
+        details = []
+        if service and service != self.model_id:
+            subject = service
+            details += [f"model {model}"] if model else []
+        else:
+            subject = model or "unknown model"
+        details += [self.environment] if self.environment else []
+        where = f" ({', '.join(details)})" if details else ""
         numbers = ""
         if self.value is not None and self.threshold is not None:
             numbers = f": {self.value:g} {self.operator or 'vs'} {self.threshold:g}"
         segment = ""
         if self.segment:
             segment = " [" + ", ".join(f"{k}={v}" for k, v in sorted(self.segment.items())) + "]"
-        return f"{what} breach on {model}{where}{numbers}{segment}"
+        return f"{what} breach on {subject}{where}{numbers}{segment}"
 
 
 class AlertState(StrEnum):

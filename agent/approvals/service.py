@@ -291,6 +291,15 @@ def pending_for(*, session: Session, incident_id: uuid.UUID | None = None) -> li
     return list(session.exec(query.order_by(col(Approval.requested_at))).all())
 
 
+def approval_for(*, session: Session, incident_id: uuid.UUID, action_key: str) -> Approval | None:
+    """Return the incident's request for this action, if one was made."""
+    return session.exec(
+        select(Approval).where(
+            Approval.incident_id == incident_id, Approval.action_key == action_key
+        )
+    ).first()
+
+
 def unsettled_failbacks(*, session: Session, incident_id: uuid.UUID) -> list[Approval]:
     """Return the incident's failback requests not yet carried out or dropped, oldest first."""
     query = select(Approval).where(

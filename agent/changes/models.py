@@ -27,6 +27,9 @@ class DeploymentIn(BaseModel):
     model_id: str | None = Field(None, max_length=512)
     previous_version: str | None = Field(None, max_length=200)
     environment: str | None = Field(None, max_length=128)
+    region: str | None = Field(
+        None, max_length=64, description="Where it went, when it went to one region only."
+    )
     deployed_at: datetime | None = Field(None, description="Defaults to when it was received.")
     actor: str | None = Field(None, max_length=200)
     url: str | None = Field(None, max_length=2000)
@@ -47,6 +50,7 @@ class Deployment(SQLModel, table=True):
     model_id: str | None = SQLField(default=None, max_length=512)
     previous_version: str | None = SQLField(default=None, max_length=200)
     environment: str | None = SQLField(default=None, max_length=128)
+    region: str | None = SQLField(default=None, max_length=64)
     actor: str | None = SQLField(default=None, max_length=200)
     url: str | None = SQLField(default=None, sa_column=Column(Text))
     description: str | None = SQLField(default=None, sa_column=Column(Text))
@@ -63,6 +67,7 @@ class DeploymentRead(BaseModel):
     model_id: str | None
     previous_version: str | None
     environment: str | None
+    region: str | None
     actor: str | None
     url: str | None
     description: str | None

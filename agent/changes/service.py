@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_
+from sqlalchemy import func, or_
 from sqlmodel import Session, col, select
 
 from agent.changes.models import Deployment, DeploymentIn
+from agent.changes.scope import BreachScope, out_of_scope
 from agent.store.audit_log import AuditLog
 
 PIPELINE_ACTOR = "ci/cd"
@@ -41,24 +41,30 @@ def record_deployment(*, session: Session, audit: AuditLog, change: DeploymentIn
 def deployments_near(
     *,
     session: Session,
-    service: str | None,
-    model_id: str | None,
+    scope: BreachScope,
     around: datetime,
     before: timedelta,
     after: timedelta = timedelta(minutes=5),
-) -> Sequence[Deployment]:
-    """Return the service's (or model's) deployments from `before` until `after` the moment."""
+) -> list[Deployment]:
+    """Return the deployments from `before` until `after` the moment that could have caused a
+    breach in `scope` (`agent.changes.scope`): its service's (its model's when it names no
+    service), in its environment, region and model when the deployment names them."""
     query = select(Deployment).where(
         col(Deployment.deployed_at) >= around - before,
         col(Deployment.deployed_at) <= around + after,
     )
-    owners = []
-    if service:
-        owners.append(col(Deployment.service) == service)
-    if model_id:
-        owners.append(col(Deployment.model_id) == model_id)
-    if not owners:
+    if scope.service:
+        query = query.where(col(Deployment.service) == scope.service)
+    elif scope.model_id:
+        query = query.where(col(Deployment.model_id) == scope.model_id)
+    else:
         return []
-    return session.exec(
-        query.where(or_(*owners)).order_by(col(Deployment.deployed_at).desc())
-    ).all()
+    if scope.environment:
+        query = query.where(
+            or_(
+                col(Deployment.environment).is_(None),
+                func.lower(col(Deployment.environment)) == scope.environment.casefold(),
+            )
+        )
+    found = session.exec(query.order_by(col(Deployment.deployed_at).desc())).all()
+    return [d for d in found if out_of_scope(d.model_dump(), scope) is None]

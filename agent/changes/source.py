@@ -8,6 +8,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
+from agent.changes.scope import BreachScope
 from agent.changes.service import deployments_near
 from tools.result import Stopwatch, ToolResult, ToolStatus
 
@@ -25,12 +26,25 @@ class DeploymentChangeSource:
         return True, "deployments recorded through POST /events/deployments"
 
     def recent(
-        self, *, service: str | None, model_id: str | None, around: datetime, window_minutes: int
+        self,
+        *,
+        service: str | None,
+        model_id: str | None,
+        around: datetime,
+        window_minutes: int,
+        environment: str | None = None,
+        region: str | None = None,
     ) -> ToolResult:
-        """Return the deployments from `window_minutes` before the breach until just after it."""
+        """Return the deployments from `window_minutes` before the breach until just after it
+        that could have caused it: of its service, in its environment (and region, model)."""
+        scope = BreachScope(
+            service=service, model_id=model_id, environment=environment, region=region
+        )
         asked = {
             "service": service,
             "model_id": model_id,
+            "environment": environment,
+            "region": region,
             "around": around.isoformat(),
             "window_minutes": window_minutes,
         }
@@ -39,8 +53,7 @@ class DeploymentChangeSource:
             with Session(self._engine) as session:
                 found = deployments_near(
                     session=session,
-                    service=service,
-                    model_id=model_id,
+                    scope=scope,
                     around=around,
                     before=timedelta(minutes=window_minutes),
                 )
@@ -51,6 +64,8 @@ class DeploymentChangeSource:
                         "previous_version": d.previous_version,
                         "service": d.service,
                         "model_id": d.model_id,
+                        "environment": d.environment,
+                        "region": d.region,
                         "actor": d.actor,
                         "deployed_at": d.deployed_at.isoformat(),
                         "minutes_before_breach": round(
@@ -73,7 +88,8 @@ class DeploymentChangeSource:
                 tool=self.name,
                 status=ToolStatus.no_data,
                 asked=asked,
-                summary=f"no deployment in the {window_minutes} min before the breach",
+                summary=f"no deployment in the {window_minutes} min before the breach"
+                + (f" in {environment}" if environment else ""),
                 latency_ms=watch.ms,
             )
         latest = rows[0]

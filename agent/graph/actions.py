@@ -6,11 +6,14 @@ import uuid
 from typing import Any
 
 from agent.alerts.models import Breach
+from agent.failovers.service import record_failover
 from agent.graph.state import IncidentState, RunContext
 from agent.incidents.models import page_dedup_key
+from agent.store.db import session_scope
 from tools.protocols import Pager, PageRequest, Route
 
 ACTOR = "agent.act"
+DEPENDENCIES = ("vector_db", "embeddings")
 
 
 def page(ctx: RunContext, state: IncidentState, item: dict[str, Any]) -> dict[str, Any]:
@@ -18,11 +21,13 @@ def page(ctx: RunContext, state: IncidentState, item: dict[str, Any]) -> dict[st
     breach = state["breach"]
     incident_id = uuid.UUID(state["incident_id"])
     request = PageRequest(
-        dedup_key=page_dedup_key(incident_id),
-        summary=f"[{state['diagnosis']['kind']}] {page_title(breach)}",
+        dedup_key=page_dedup_key(incident_id, item.get("team")),
+        summary=f"[{state['diagnosis']['kind']}] {page_title(breach, state.get('service'))}",
         source=breach.get("model_id") or breach.get("monitor_id") or "llm-service",
         severity=item["severity"],
-        component=state["diagnosis"].get("component") or breach.get("model_id"),
+        component=item.get("component")
+        or state["diagnosis"].get("component")
+        or breach.get("model_id"),
         group=breach.get("environment"),
         custom_details={
             "incident_id": str(incident_id),
@@ -94,28 +99,64 @@ def fail_over(ctx: RunContext, state: IncidentState, item: dict[str, Any]) -> di
     result = tools.failover.switch(service, route, idempotency_key=key)
     ok = result.status == "ok"
     ctx.record(state, "action.succeeded" if ok else "action.failed", ACTOR, result.audit_data())
+    previous = result.evidence.get("previous")
+    # Our switch moved the route, or the route was already there (another incident's failover,
+    # which that incident moves back): a replayed key answers as the first time did.
+    moved = bool(result.evidence.get("changed")) or (
+        bool(result.evidence.get("repeated")) and previous != result.evidence.get("new")
+    )
+    if ok:
+        with session_scope(ctx.engine) as session:
+            record_failover(
+                session=session,
+                incident_id=uuid.UUID(state["incident_id"]),
+                service=service,
+                target=str(target["name"]),
+                idempotency_key=key,
+                moved=moved,
+                primary=previous if isinstance(previous, dict) else None,
+                now=ctx.now(),
+            )
     return {
         **item,
         "status": "done" if ok else "failed",
         "idempotency_key": key,
-        "previous": result.evidence.get("previous"),
+        "previous": previous,
+        "moved": moved,
         "summary": f"failed over to {target['name']}: {result.summary}",
         "error": result.error,
     }
 
 
 def owner_team(ctx: RunContext, state: IncidentState) -> str | None:
-    """Page the owner of a degraded dependency, else the service's team."""
+    """Return the first team to tell: the owner of the worst degraded dependency, else the
+    service's team (None: the service is not catalogued)."""
+    teams = owner_teams(ctx, state)
+    return teams[0][0] if teams else None
+
+
+def owner_teams(ctx: RunContext, state: IncidentState) -> list[tuple[str | None, str | None]]:
+    """Return (team, component) for each owner to tell, once per team, the first owner first.
+
+    For dependency_degraded: the owner of every dependency found degraded or down (its own page
+    each, so no owner hears of it only from another team); a dependency the catalog does not
+    describe falls to the service's team. Otherwise: the service's team. Without a catalogued
+    service: one page to nobody in particular (the settings' on-call).
+    """
     service = state.get("service")
     if ctx.catalog is None or service not in ctx.catalog.services:
-        return None
+        return [(None, None)]
     spec = ctx.catalog.services[str(service)]
-    hint = state["diagnosis"].get("owner_hint")
-    if state["diagnosis"]["kind"] == "dependency_degraded" and hint in ("vector_db", "embeddings"):
-        dependency = getattr(spec.dependencies, str(hint))
-        if dependency is not None:
-            return str(dependency.owner)
-    return spec.team
+    diagnosis = state["diagnosis"]
+    if diagnosis["kind"] != "dependency_degraded":
+        return [(spec.team, None)]
+    named = diagnosis.get("dependencies") or [diagnosis.get("owner_hint")]
+    owners: dict[str, list[str]] = {}
+    for name in named:
+        dependency = getattr(spec.dependencies, str(name), None) if name in DEPENDENCIES else None
+        team = str(dependency.owner) if dependency is not None else spec.team
+        owners.setdefault(team, []).append(str(name))
+    return [(team, ", ".join(parts)) for team, parts in owners.items()] or [(spec.team, None)]
 
 
 def pager_for(ctx: RunContext, service: str | None, team: str | None) -> Pager | None:
@@ -130,8 +171,8 @@ def evidence_lines(state: IncidentState) -> list[str]:
     return [f"{f['probe']}: {f['status']} — {f['summary']}" for f in state.get("findings", [])]
 
 
-def page_title(breach: dict[str, Any]) -> str:
-    return Breach.model_validate(breach).title()
+def page_title(breach: dict[str, Any], service: str | None = None) -> str:
+    return Breach.model_validate(breach).title(service)
 
 
 def describe_action(item: dict[str, Any]) -> str:

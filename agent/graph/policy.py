@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from agent.settings import Settings
-from runbooks.schema import DIAGNOSES, METRICS, Runbook
+from runbooks.catalog import Service
+from runbooks.schema import DIAGNOSES, METRICS, ProbeSpec, Runbook
 
 if TYPE_CHECKING:
     from agent.graph.state import RunContext
@@ -30,6 +31,25 @@ def builtin_runbook(settings: Settings) -> Runbook:
             "failback": "approval",
         }
     )
+
+
+def service_probes(service: Service) -> dict[str, float]:
+    """Return the standard probes of a catalogued service (name → timeout in seconds).
+
+    What the catalog describes is probed: the endpoint with its prompts (each within the endpoint's
+    own timeout), and each dependency. The built-in policy adds them to its logs and changes, so a
+    breach no runbook covers is still diagnosed, and its page reaches the owner of what is broken.
+    """
+    default = ProbeSpec().timeout_seconds
+    probes: dict[str, float] = {}
+    if service.dependencies.vector_db is not None:
+        probes["vector_db"] = default
+    if service.dependencies.embeddings is not None:
+        probes["embeddings"] = default
+    if service.endpoint is not None:
+        prompts = len(service.endpoint.prompts) or 3  # the probe's default prompts
+        probes["endpoint"] = min(service.endpoint.timeout_seconds * prompts + 5, 300.0)
+    return probes
 
 
 def runbook_of(ctx: RunContext, ref: str) -> Runbook:

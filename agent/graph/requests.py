@@ -68,7 +68,7 @@ def action_key(state: IncidentState, item: dict[str, Any]) -> str:
 
 
 def _post_request(ctx: RunContext, state: IncidentState, approval: Approval) -> None:
-    title = Breach.model_validate(state["breach"]).title()
+    title = Breach.model_validate(state["breach"]).title(state.get("service"))
     diagnosis = state.get("diagnosis", {})
     text, blocks = request_message(
         approval,
@@ -100,7 +100,7 @@ def edit_request(ctx: RunContext, state: IncidentState, approval: Approval, step
         return
     text, blocks = decided_message(
         approval,
-        title=Breach.model_validate(state["breach"]).title(),
+        title=Breach.model_validate(state["breach"]).title(state.get("service")),
         blast_radius=blast_radius(ctx, state, approval),
         next_step=step,
     )

@@ -4,19 +4,26 @@
 ToolResults it produced, each dumped to JSON; other keys are ignored. The rules, in order of
 precedence (the first that holds is the diagnosis):
 
-1. dependency_degraded: the vector_db or embeddings probe says degraded or down. When both do, the
-   one that is down is named (vector_db when both are equally bad) and the other is evidence. Log
-   lines that mention a dependency are never a reason: while its probe is ok they are a red
-   herring, counted against this diagnosis.
-2. suspect_change: a deployment of the service or model happened at most `change_window_minutes`
-   before the breach (a deployment after the breach cannot have caused it) and the service itself
-   misbehaves: the endpoint probe is degraded or down, or the logs hold at least `min_error_lines`
-   error lines, or the breach is of cost or token usage (which no probe sees: the breach itself
-   is the misbehaviour). The most recent such deployment is the suspect.
+1. dependency_degraded: the vector_db or embeddings probe says degraded or down. Every faulty
+   dependency is named (`dependencies`, so each owner is told); the one that is down comes first
+   (vector_db when both are equally bad) and is the `owner_hint`. Log lines that mention a
+   dependency are never a reason: while its probe is ok they are a red herring, counted against
+   this diagnosis.
+2. suspect_change: a deployment that could have caused the breach happened at most
+   `change_window_minutes` before it (a deployment after the breach cannot have caused it). It
+   could have caused it when it is of the same service (the same model when the breach names no
+   service), in the same environment, and, when it names them, in an overlapping region and of
+   the same model (`agent.changes.scope`); any other is evidence against, never a suspect.
+   Probes cannot see everything a change affects (a prompt template, a config flag), so with no
+   other explanation (rule 1) such a change is the suspect even while the service looks healthy;
+   whether it misbehaves too (endpoint degraded or down, at least `min_error_lines` log error
+   lines, a cost or token breach) is evidence. The most recent such deployment is the suspect.
 3. endpoint_isolated: the endpoint probe is degraded or down (a `down` after timeouts counts).
-4. segment_only: the breach carries a segment key listed in `segment_keys` and the endpoint
-   probe ran and answered ok: the service as a whole is proven healthy, so the breach is
-   confined to that segment. Without that proof it is no_fault_found.
+4. segment_only: the breach carries a segment key listed in `segment_keys`, the endpoint probe
+   ran and answered ok, and the breach is not in the service's primary region (the region its
+   primary route serves from): the service as a whole is proven healthy, so the breach is
+   confined to that segment. A breach in the primary region is never confined: it is the
+   service's main traffic. Without that proof it is no_fault_found.
 5. no_fault_found: otherwise.
 
 Through the precedence, rule 2 holds only with healthy dependencies, rule 3 only without a
@@ -41,8 +48,9 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from agent.changes.scope import BreachScope, out_of_scope
 from runbooks.schema import Diagnosis as DiagnosisKind
-from runbooks.schema import DiagnosisRules, normalise_metric
+from runbooks.schema import DiagnosisRules, identify_metric
 
 Verdict = Literal["chosen", "outranked", "rejected"]
 
@@ -89,6 +97,8 @@ class Diagnosis:
     candidates: list[Candidate]
     conflicting: bool
     inconclusive_probes: list[str]
+    dependencies: list[str]
+    """Every dependency found degraded or down (dependency_degraded), the `owner_hint` first."""
 
     def to_dict(self) -> dict[str, Any]:
         """Return the diagnosis as plain JSON values."""
@@ -136,6 +146,7 @@ class _Facts:
 
     probes: dict[str, _Probe]
     deployments: list[_Deployment]
+    unrelated: list[str]  # deployments that cannot have caused the breach, and why
     suspect: _Deployment | None  # the most recent deployment within the window
     window: int
     error_lines: int
@@ -145,6 +156,7 @@ class _Facts:
     faulty: list[str]  # the degraded or down dependencies, the one to name first
     segment: Mapping[str, Any]
     matched: list[str]  # `key=value` of the breach's segment keys listed in the rules
+    primary: str | None  # set when the breach is in the service's primary region
     rules: DiagnosisRules
 
 
@@ -154,17 +166,25 @@ def apply_rules(
     findings: Mapping[str, Sequence[Mapping[str, Any]]],
     rules: DiagnosisRules,
     now: datetime,
+    service: str | None = None,
+    primary_region: str | None = None,
 ) -> Diagnosis:
-    """Apply the rules in precedence order and return the first that holds, with all evidence."""
-    facts = _facts(breach, findings, rules, now)
+    """Apply the rules in precedence order and return the first that holds, with all evidence.
+
+    `service` is the catalog's name of the breached service (when the alert names none) and
+    `primary_region` the region its primary route serves from (None: not known).
+    """
+    facts = _facts(breach, findings, rules, now, service, primary_region)
     probes, suspect, faulty = facts.probes, facts.suspect, facts.faulty
     endpoint = probes["endpoint"]
     holds: dict[DiagnosisKind, bool] = {
         "dependency_degraded": bool(faulty),
-        "suspect_change": suspect is not None and bool(facts.misbehaving),
+        # A change in scope and in the window is the suspect even while the probes look healthy.
+        "suspect_change": suspect is not None,
         "endpoint_isolated": endpoint.status in FAULTY,
-        # Confinement needs proof that the service as a whole is fine: the endpoint probed ok.
-        "segment_only": bool(facts.matched) and endpoint.status == "ok",
+        # Confinement needs proof that the service as a whole is fine (the endpoint probed ok),
+        # and a segment that is not the service's main traffic (its primary region).
+        "segment_only": bool(facts.matched) and endpoint.status == "ok" and not facts.primary,
         "no_fault_found": True,
     }
     kind = next(k for k in PRECEDENCE if holds[k])
@@ -183,7 +203,7 @@ def apply_rules(
     conflicts = []
     if faulty and endpoint.status in FAULTY:
         conflicts.append(f"the endpoint is {endpoint.status} too")
-    if faulty and holds["suspect_change"] and suspect is not None:
+    if faulty and suspect is not None and facts.misbehaving:
         conflicts.append(f"recent change: {suspect.said()}")
     if inconclusive and not any(p.status in FAULTY | {"ok"} for p in probes.values()):
         conflicts.append("every probe was inconclusive")
@@ -194,7 +214,14 @@ def apply_rules(
         summary += f": {probes[faulty[0]].summary}"
     elif kind == "suspect_change" and suspect is not None:
         component, change = "deployment", _change(suspect)
-        summary = f"{suspect.said()}, and the service misbehaves: {', '.join(facts.misbehaving)}"
+        summary = suspect.said()
+        if facts.misbehaving:
+            summary += f", and the service misbehaves: {', '.join(facts.misbehaving)}"
+        else:
+            summary += (
+                f" within the {facts.window} min window, and nothing else explains the breach "
+                "(probes cannot see every effect of a change)"
+            )
     elif kind == "endpoint_isolated":
         component = _endpoint_component(endpoint, breach, facts.segment)
         summary = f"{component} is {endpoint.status} while its dependencies are healthy: "
@@ -216,6 +243,7 @@ def apply_rules(
         candidates=candidates,
         conflicting=bool(conflicts),
         inconclusive_probes=inconclusive,
+        dependencies=list(faulty) if kind == "dependency_degraded" else [],
     )
 
 
@@ -224,10 +252,13 @@ def _facts(
     findings: Mapping[str, Sequence[Mapping[str, Any]]],
     rules: DiagnosisRules,
     now: datetime,
+    service: str | None,
+    primary_region: str | None,
 ) -> _Facts:
     probes = {name: _probe(name, _rows(findings.get(name))) for name in PROBES}
     anchor = _when(breach.get("triggered_at")) or _aware(now)
-    deployments = _deployments(_rows(findings.get("changes")), anchor)
+    scope = BreachScope.of(breach, service)
+    deployments, unrelated = _deployments(_rows(findings.get("changes")), anchor, scope)
     window = rules.change_window_minutes
     suspect = next((d for d in deployments if 0 <= d.minutes <= window), None)
     error_lines, mentions = _logs(_rows(findings.get("logs")))
@@ -236,7 +267,7 @@ def _facts(
     misbehaving = [f"endpoint {endpoint}"] if endpoint in FAULTY else []
     misbehaving += [log_noise] if log_noise else []
     # A cost or token breach is itself the misbehaviour: no probe measures spend.
-    metric = normalise_metric(str(breach.get("metric") or ""))
+    metric = identify_metric(_str(breach.get("metric")), _str(breach.get("monitor_name")))
     if metric in SPEND_METRICS:
         misbehaving.append(f"the breach itself: {metric} is over its threshold")
     faulty = sorted(
@@ -247,10 +278,16 @@ def _facts(
     segment: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
     keys = dict.fromkeys(rules.segment_keys)
     matched = [f"{key}={segment[key]}" for key in keys if segment.get(key)]
+    region = scope.region
+    primary = region if region and primary_region and region == primary_region else None
     # fmt: off
-    return _Facts(probes, deployments, suspect, window, error_lines, log_noise, mentions,
-                  misbehaving, faulty, segment, matched, rules)
+    return _Facts(probes, deployments, unrelated, suspect, window, error_lines, log_noise,
+                  mentions, misbehaving, faulty, segment, matched, primary, rules)
     # fmt: on
+
+
+def _str(value: object) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 Evidence = tuple[list[str], list[str]]
@@ -297,6 +334,7 @@ def _for_change(facts: _Facts) -> Evidence:
             pro.append(f"{deployment.said()}, within the {window} min window")
         else:
             con.append(f"{deployment.said()}: outside the {window} min window")
+    con.extend(f"{line}: it cannot have caused it" for line in facts.unrelated)
     changes = probes["changes"]
     if changes.status is None:
         con.append("changes: not probed")
@@ -305,9 +343,11 @@ def _for_change(facts: _Facts) -> Evidence:
     if facts.misbehaving:
         pro.append(f"the service misbehaves: {', '.join(facts.misbehaving)}")
     else:
+        # Not a reason against: probes cannot see every effect of a change.
         con.append(
             f"the service itself looks healthy: endpoint {probes['endpoint'].status or 'not run'}, "
-            f"{facts.error_lines} log error line(s) (fewer than {facts.rules.min_error_lines})"
+            f"{facts.error_lines} log error line(s) (fewer than {facts.rules.min_error_lines}); "
+            "a change's effect may be out of the probes' sight"
         )
     con.extend(probes[name].inconclusive() for name in PROBES if probes[name].failure)
     con.extend(f"{probes[d].said()} (the dependency explains the breach)" for d in facts.faulty)
@@ -323,7 +363,7 @@ def _for_endpoint(facts: _Facts) -> Evidence:
         pro.append(f"logs: {facts.log_noise}")
     for name in DEPENDENCIES:
         _weigh(facts.probes[name], pro, con, fault_is_for=False)
-    if facts.suspect is not None and facts.misbehaving:
+    if facts.suspect is not None:
         con.append(f"recent change: {facts.suspect.said()} (it explains the endpoint better)")
     return pro, con
 
@@ -342,6 +382,11 @@ def _for_segment(facts: _Facts) -> Evidence:
     if facts.probes["endpoint"].status != "ok":
         con.append(
             "the endpoint was not probed healthy: nothing shows the rest of the traffic is fine"
+        )
+    if facts.primary:
+        con.append(
+            f"region={facts.primary} is the service's primary region: its main traffic, "
+            "never a segment"
         )
     if facts.suspect is not None:
         con.append(f"recent change: {facts.suspect.said()}")
@@ -432,9 +477,13 @@ def _logs(rows: Sequence[Mapping[str, Any]]) -> tuple[int, dict[str, str]]:
     return error_lines, mentions
 
 
-def _deployments(rows: Sequence[Mapping[str, Any]], anchor: datetime) -> list[_Deployment]:
-    """Return the deployments the usable change results list, the most recent first."""
+def _deployments(
+    rows: Sequence[Mapping[str, Any]], anchor: datetime, scope: BreachScope
+) -> tuple[list[_Deployment], list[str]]:
+    """Return the deployments the usable change results list that could have caused the breach,
+    the most recent first, and those that could not (said, with why)."""
     found = []
+    unrelated = []
     for row in rows:
         evidence = row.get("evidence")
         listed = evidence.get("deployments") if isinstance(evidence, Mapping) else None
@@ -449,9 +498,15 @@ def _deployments(rows: Sequence[Mapping[str, Any]], anchor: datetime) -> list[_D
                 if deployed is None:
                     continue
                 minutes = round((anchor - deployed).total_seconds() / 60, 1)
-            found.append(_Deployment(float(minutes), item))
+            deployment = _Deployment(float(minutes), item)
+            why = out_of_scope(item, scope)
+            if why is None:
+                found.append(deployment)
+            else:
+                unrelated.append(f"{deployment.said()}: {why}")
     # Deployments after the breach sort last: only those before it can be the suspect.
-    return sorted(found, key=lambda d: (d.minutes < 0, abs(d.minutes), _text_of(d.row)))
+    found.sort(key=lambda d: (d.minutes < 0, abs(d.minutes), _text_of(d.row)))
+    return found, sorted(unrelated)
 
 
 def _change(deployment: _Deployment) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from langgraph.types import Command
 
 from agent.alerts.models import Breach
 from agent.approvals.service import close_if_due, unsettled_failbacks
+from agent.failovers.service import holding_of
 from agent.graph.builder import build_graph
 from agent.graph.followup.builder import build_followup_graph, thread_id
 from agent.graph.followup.effects import next_failback_moment
@@ -166,9 +167,11 @@ class GraphRunner:
         return next_failback_moment(self._context, incident.id)
 
     def settle(self, incident: Incident) -> datetime | None:
-        """Carry out (or drop) each decided failback of a resolved incident, exactly once.
+        """Carry out (or drop) each decided failback of a resolved incident, exactly once, and
+        try again the held failbacks that are due.
 
-        Return when the next still-pending request expires (None when none is left).
+        Return when the next still-pending request expires or the next held failback is due
+        (None when nothing is left waiting).
         """
         with session_scope(self._context.engine) as session:
             requests = unsettled_failbacks(session=session, incident_id=incident.id)
@@ -179,7 +182,22 @@ class GraphRunner:
         for approval_id in decided:
             thread = thread_id(incident.id, "settle", str(approval_id))
             self._follow(thread, {**start, "approval_id": str(approval_id)})
+        self._retry_held(incident)
         return next_failback_moment(self._context, incident.id)
+
+    def _retry_held(self, incident: Incident) -> None:
+        """Try the incident's held failbacks whose retry is due (their schedule, or a wake)."""
+        now = self._context.now()
+        with session_scope(self._context.engine) as session:
+            due = [
+                f
+                for f in holding_of(session=session, incident_id=incident.id)
+                if f.next_try_at is not None and f.next_try_at <= now
+            ]
+            attempt = sum(f.attempts for f in due)
+        if due:
+            thread = thread_id(incident.id, "retry", str(attempt))
+            self._follow(thread, self._followup_start(incident, "retry"))
 
     def _followup_start(self, incident: Incident, kind: FollowupKind) -> FollowupState:
         return {

@@ -61,13 +61,19 @@ class Incident(IncidentBase, table=True):
 
     @property
     def dedup_key(self) -> str:
-        """Return the PagerDuty dedup_key of this incident."""
+        """Return the PagerDuty dedup_key of this incident's page to no particular team."""
         return page_dedup_key(self.id)
 
 
-def page_dedup_key(incident_id: uuid.UUID) -> str:
-    """Return the PagerDuty dedup_key of an incident (stable, at most 255 characters)."""
-    return f"remediator/incident/{incident_id}"
+def page_dedup_key(incident_id: uuid.UUID, team: str | None = None) -> str:
+    """Return the PagerDuty dedup_key of an incident's page to a team (stable, ≤ 255 characters).
+
+    Each team paged for an incident has its own key, so each page is an alert of its own and a
+    retried or repeated page updates it; a page to no particular team (no catalog) has the
+    incident's own key.
+    """
+    key = f"remediator/incident/{incident_id}"
+    return f"{key}/{team[:150]}" if team else key
 
 
 class IncidentRead(IncidentBase):

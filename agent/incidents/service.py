@@ -173,11 +173,19 @@ def set_run_state(*, session: Session, incident_id: uuid.UUID, state: RunState) 
         session.add(incident)
 
 
-def set_service(*, session: Session, incident_id: uuid.UUID, service: str) -> None:
-    """Record the catalog service the incident belongs to (found by triage)."""
+def set_service(
+    *, session: Session, incident_id: uuid.UUID, service: str, title: str | None = None
+) -> None:
+    """Record the catalog service the incident belongs to (found by triage), and the title
+    that names it."""
     incident = session.get(Incident, incident_id)
-    if incident is not None and incident.service != service:
+    if incident is None:
+        return
+    if incident.service != service:
         incident.service = service
+        session.add(incident)
+    if title and incident.title != title:
+        incident.title = title
         session.add(incident)
 
 

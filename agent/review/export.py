@@ -77,8 +77,15 @@ class Review:
             self.record.event_data(e).get("tool") == "pagerduty_events"
             for e in self.events("action.succeeded")
         )
+        keys = [
+            str(data["idempotency_key"])
+            for e in self.events("action.started")
+            if (data := self.record.event_data(e)).get("action") == "page"
+            and data.get("idempotency_key")
+        ]
         if paged:
-            links.append(("PagerDuty alert (dedup_key)", page_dedup_key(incident.id)))
+            for key in dict.fromkeys(keys or [page_dedup_key(incident.id)]):
+                links.append(("PagerDuty alert (dedup_key)", key))
         if incident.slack_channel and incident.slack_thread_ts:
             links.append(("Slack thread", f"{incident.slack_channel} @ {incident.slack_thread_ts}"))
         if self.public_url:

@@ -3,6 +3,7 @@
 from agent.alerts.models import Alert
 from agent.approvals.models import Approval
 from agent.changes.models import Deployment
+from agent.failovers.models import Failover
 from agent.incidents.models import Incident
 from audit.models import AuditCheckpoint, AuditEvent, AuditHead
 
@@ -13,5 +14,6 @@ __all__ = [
     "AuditEvent",
     "AuditHead",
     "Deployment",
+    "Failover",
     "Incident",
 ]

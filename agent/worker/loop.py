@@ -17,6 +17,7 @@ from sqlmodel import col, select
 from agent.alerts.models import Alert, Breach
 from agent.alerts.service import claim_next_alert, finish_alert
 from agent.approvals.service import wake_incident
+from agent.failovers.service import held_for_fingerprint, wake_held
 from agent.graph.runner import GraphRunner
 from agent.incidents.models import Incident, IncidentStatus, RunState
 from agent.incidents.service import (
@@ -213,10 +214,24 @@ class Worker:
                         session.add(open_one)
                         repeat = open_one
                 else:
+                    held = (
+                        held_for_fingerprint(session=session, fingerprint=alert.fingerprint)
+                        if breach.status == "resolved"
+                        else []
+                    )
+                    for incident in held:
+                        # A later resolution tries a failback held back at the last one again.
+                        wake_held(session=session, service=str(incident.service), now=self._now())
+                    summary = f"{breach.status} alert with no open incident: nothing to do"
+                    if held:
+                        summary = (
+                            f"{breach.status} alert with no open incident: the held failback of "
+                            f"incident {held[-1].id} is tried again"
+                        )
                     self._audit.record(
                         session,
                         "alert.ignored",
-                        {"summary": f"{breach.status} alert with no open incident: nothing to do"},
+                        {"summary": summary},
                         actor=WORKER_ACTOR,
                         alert_id=alert.id,
                     )

@@ -7,9 +7,13 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlmodel import Session, select
 
 from agent.alerts.alertmanager import map_alertmanager_payload
 from agent.alerts.arize import BreachMappingError
+from agent.incidents.models import Incident
+from audit.models import AuditEvent
+from runbooks.library import SHIPPED_RUNBOOKS
 from tests.conftest import RunningService, ServiceFactory
 
 
@@ -137,3 +141,43 @@ def test_alertmanager_needs_the_webhook_token(start_service: ServiceFactory) -> 
     running = start_service()
     answer = httpx.post(f"{running.url}/webhooks/alertmanager", json=group(), timeout=10)
     assert answer.status_code == 401
+
+
+def services_group(alertname: str, services: tuple[str, ...]) -> dict[str, Any]:
+    """One group of one alert name for several services, without a `metric` label."""
+    body = group(regions=("eu",) * len(services))
+    body["groupLabels"] = body["commonLabels"] = {"alertname": alertname}
+    for alert, service in zip(body["alerts"], services, strict=True):
+        labels = alert["labels"]
+        labels.update(alertname=alertname, service=service)
+        labels.pop("model")
+    return body
+
+
+def test_alerts_of_one_name_for_different_services_are_different_incidents() -> None:
+    mapped = map_alertmanager_payload(services_group("RagAnswersSlow", ("rag", "chat")))
+
+    rag, chat = (breach for breach, _ in mapped)
+    assert rag.fingerprint() != chat.fingerprint()
+    assert rag.title().startswith("RagAnswersSlow breach on rag (prod)")
+    assert chat.title().startswith("RagAnswersSlow breach on chat (prod)")
+
+
+def test_an_alert_without_a_metric_label_is_matched_by_its_name_per_service(
+    start_service: ServiceFactory,
+) -> None:
+    running = start_service(runbooks_dir=SHIPPED_RUNBOOKS)
+    services = tuple(f"svc-{uuid.uuid4().hex[:6]}" for _ in range(4))
+
+    answer = post(running, services_group("RagAnswersSlow", services))
+
+    assert answer.status_code == 202, answer.text
+    done = [running.wait_alert(a["alert_id"]) for a in answer.json()["alerts"]]
+    incidents = [d["incident_id"] for d in done]
+    assert len(set(incidents)) == 4
+    with Session(running.engine) as session:
+        matched = session.exec(select(AuditEvent).where(AuditEvent.kind == "runbook.matched")).all()
+        titles = {i.service: i.title for i in session.exec(select(Incident)).all()}
+    assert len(matched) == 4
+    assert all('"runbook":"latency@1"' in e.data.replace(" ", "") for e in matched)
+    assert all(titles[s].startswith(f"RagAnswersSlow breach on {s}") for s in services)

@@ -97,3 +97,58 @@ def test_the_changes_probe_finds_deployments_in_the_window(running: RunningServi
     assert [d["version"] for d in found.evidence["deployments"]] == ["recent"]
     assert found.evidence["deployments"][0]["minutes_before_breach"] == pytest.approx(20, abs=0.2)
     assert none.status == "no_data"
+
+
+def test_the_changes_probe_finds_only_changes_that_could_have_caused_the_breach(
+    running: RunningService,
+) -> None:
+    now = datetime.now(UTC)
+    for version, fields in (
+        ("staging-only", {"environment": "staging"}),
+        ("prod", {"environment": "Production"}),
+        ("everywhere", {}),
+        ("us-only", {"environment": "production", "region": "us-east-1"}),
+        ("eu-only", {"environment": "production", "region": "eu-west-1"}),
+        ("other-model", {"environment": "production", "model_id": "support-bot-v9"}),
+        ("other-service", {"service": "billing-bot", "environment": "production"}),
+    ):
+        answer = post(
+            running,
+            {
+                "service": "support-bot",
+                "kind": "config",
+                "version": version,
+                "deployed_at": (now - timedelta(minutes=10)).isoformat(),
+                **fields,
+            },
+        )
+        assert answer.status_code == 201, answer.text
+    source = DeploymentChangeSource(running.engine)
+
+    found = source.recent(
+        service="support-bot",
+        model_id="support-bot",
+        environment="production",
+        region="eu-west-1",
+        around=now,
+        window_minutes=60,
+    )
+    staging = source.recent(
+        service="support-bot",
+        model_id="support-bot",
+        environment="staging",
+        region=None,
+        around=now,
+        window_minutes=60,
+    )
+
+    assert sorted(d["version"] for d in found.evidence["deployments"]) == [
+        "eu-only",
+        "everywhere",
+        "prod",
+    ]
+    assert found.asked["environment"] == "production" and found.asked["region"] == "eu-west-1"
+    assert sorted(d["version"] for d in staging.evidence["deployments"]) == [
+        "everywhere",
+        "staging-only",
+    ]

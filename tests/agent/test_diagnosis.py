@@ -226,16 +226,130 @@ def test_a_deployment_outside_the_window_or_after_the_breach_is_not_suspect(
     assert any(reason in e for e in change.evidence_against)
 
 
-def test_a_deployment_in_the_window_is_not_suspect_while_the_service_is_healthy() -> None:
+def test_a_deployment_in_the_window_is_the_suspect_even_while_the_probes_look_healthy() -> None:
+    # A prompt template or a config flag changes what no probe sees: with nothing else to explain
+    # the breach, the change in the runbook's window is the suspect.
     findings = healthy(logs=[logs(2, (2, "one error"))], changes=[changes(deployment(10))])
 
     diagnosis = run(findings)
 
-    assert diagnosis.kind == "no_fault_found"
+    assert diagnosis.kind == "suspect_change"
+    assert diagnosis.change is not None and diagnosis.change["version"] == "v2"
+    assert "nothing else explains the breach" in diagnosis.summary
     change = candidate(diagnosis, "suspect_change")
-    assert change.verdict == "rejected"
     assert any("within the 60 min window" in e for e in change.evidence_for)
     assert any("looks healthy" in e and "fewer than 5" in e for e in change.evidence_against)
+    assert candidate(diagnosis, "no_fault_found").verdict == "rejected"
+    assert not diagnosis.conflicting
+
+
+def test_a_faulty_dependency_still_outranks_a_change_the_service_shows_no_sign_of() -> None:
+    findings = healthy(
+        vector_db=[result("vector_db", "degraded")], changes=[changes(deployment(10))]
+    )
+
+    diagnosis = run(findings)
+
+    assert diagnosis.kind == "dependency_degraded"
+    assert candidate(diagnosis, "suspect_change").verdict == "outranked"
+    assert not diagnosis.conflicting  # a change without a misbehaving service is weak evidence
+
+
+def scoped(minutes: float, **fields: Any) -> dict[str, Any]:
+    return {**deployment(minutes), **fields}
+
+
+@pytest.mark.parametrize(
+    ("fields", "why"),
+    [
+        ({"environment": "staging"}, "another environment (staging, the breach is in production)"),
+        ({"service": "billing-bot"}, "another service (billing-bot"),
+        ({"region": "us-east-1"}, "another region (us-east-1, the breach is in eu-west-1)"),
+        ({"model_id": "support-bot-v2"}, "another model (support-bot-v2"),
+    ],
+)
+def test_a_change_that_cannot_have_caused_the_breach_is_never_the_suspect(
+    fields: dict[str, Any], why: str
+) -> None:
+    breach = {**BREACH, "environment": "production", "segment": {"region": "eu-west-1"}}
+    findings = healthy(
+        endpoint=[result("endpoint", "down")], changes=[changes(scoped(10, **fields))]
+    )
+
+    diagnosis = run(findings, breach=breach)
+
+    assert diagnosis.kind == "endpoint_isolated"
+    assert diagnosis.change is None
+    change = candidate(diagnosis, "suspect_change")
+    assert change.verdict == "rejected"
+    assert any(why in e and "cannot have caused it" in e for e in change.evidence_against)
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"environment": "PRODUCTION"},  # Arize spells environments in either case
+        {"environment": None, "region": None, "model_id": None},  # it may have gone everywhere
+        {"region": "eu-west-1"},
+    ],
+)
+def test_a_change_of_the_same_service_environment_and_region_counts(
+    fields: dict[str, Any],
+) -> None:
+    breach = {**BREACH, "environment": "production", "segment": {"region": "eu-west-1"}}
+
+    diagnosis = run(healthy(changes=[changes(scoped(10, **fields))]), breach=breach)
+
+    assert diagnosis.kind == "suspect_change"
+
+
+def test_the_catalog_service_scopes_changes_when_the_alert_names_none() -> None:
+    breach = {**BREACH, "service": None, "model_id": "sb-prod"}
+    mine = scoped(10, service="support-bot", model_id=None, version="mine")
+    theirs = scoped(5, service="other-bot", model_id=None, version="theirs")
+
+    diagnosis = apply_rules(
+        breach=breach,
+        findings=healthy(changes=[changes(mine, theirs)]),
+        rules=RULES,
+        now=NOW,
+        service="support-bot",
+    )
+
+    assert diagnosis.kind == "suspect_change"
+    assert diagnosis.change is not None and diagnosis.change["version"] == "mine"
+
+
+def test_a_breach_in_the_primary_region_is_never_segment_only() -> None:
+    breach = {**BREACH, "segment": {"region": "eu-west-1"}}
+
+    primary = apply_rules(
+        breach=breach, findings=healthy(), rules=RULES, now=NOW, primary_region="eu-west-1"
+    )
+    elsewhere = apply_rules(
+        breach=breach, findings=healthy(), rules=RULES, now=NOW, primary_region="us-east-1"
+    )
+
+    assert primary.kind == "no_fault_found"
+    segment = candidate(primary, "segment_only")
+    assert segment.verdict == "rejected"
+    assert any("primary region" in e for e in segment.evidence_against)
+    assert elsewhere.kind == "segment_only"
+
+
+def test_every_faulty_dependency_is_named_the_worse_first() -> None:
+    diagnosis = run(
+        healthy(
+            vector_db=[result("vector_db", "degraded")],
+            embeddings=[result("embeddings", "down")],
+        )
+    )
+
+    assert diagnosis.kind == "dependency_degraded"
+    assert diagnosis.dependencies == ["embeddings", "vector_db"]
+    assert diagnosis.owner_hint == "embeddings"
+    assert "embeddings is down; vector_db is degraded" in diagnosis.summary
+    assert run(healthy()).dependencies == []
 
 
 @pytest.mark.parametrize("error", ["timeout", "APITimeoutError: Request timed out."])

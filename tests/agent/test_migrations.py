@@ -19,6 +19,7 @@ TABLES = {
     "audit_head",
     "audit_checkpoint",
     "deployment",
+    "failover",
     "alembic_version",
 }
 
@@ -28,7 +29,7 @@ def check_schema(url: str) -> None:
     upgrade(engine)
     command.check(alembic_config(engine))  # raises when models and migrations differ
     assert TABLES <= set(inspect(engine).get_table_names())
-    assert current_revision(engine) == "0006_approvals"
+    assert current_revision(engine) == "0007_failovers"
     upgrade(engine)  # a second run changes nothing
     engine.dispose()
 

@@ -80,3 +80,42 @@ def test_invalid_yaml_and_missing_file_are_named(tmp_path: Path) -> None:
         load_catalog(write(tmp_path, "teams:\n  - [unclosed\n"))
     with pytest.raises(ConfigError, match="cannot read"):
         load_catalog(tmp_path / "missing.yaml")
+
+
+GATEWAY = """\
+teams:
+  core: {{pagerduty_routing_key_env: PD_CORE}}
+services:
+  bot:
+    models: [bot-v1]
+    team: core
+    endpoint:
+      base_url: http://gateway.internal:4000/v1
+      model: bot
+{route_model}    failover:
+      backend: gateway
+      gateway_url: http://gateway.internal:4000
+      gateway_token_env: GW_TOKEN
+      targets: [{{name: backup-region, provider: openai, model: bot-v1, region: us-east-1}}]
+"""
+
+
+def test_an_endpoint_behind_the_switched_gateway_needs_a_way_to_reach_the_primary(
+    tmp_path: Path,
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_catalog(write(tmp_path, GATEWAY.format(route_model="")))
+    assert "endpoint.route_model is needed" in str(caught.value)
+
+    fixed = GATEWAY.format(route_model="      route_model: '{provider}/{model}@{region}'\n")
+    endpoint = load_catalog(write(tmp_path, fixed)).services["bot"].endpoint
+    assert endpoint is not None
+    assert endpoint.model_for("openai", "bot-v1", "eu-west-1") == "openai/bot-v1@eu-west-1"
+
+
+@pytest.mark.parametrize("template", ["{colour}", "bot-primary", "{model"])
+def test_a_route_model_must_be_a_template_over_the_route(tmp_path: Path, template: str) -> None:
+    text = GATEWAY.format(route_model=f"      route_model: '{template}'\n")
+    with pytest.raises(ConfigError) as caught:
+        load_catalog(write(tmp_path, text))
+    assert "route_model" in str(caught.value)

@@ -8,14 +8,16 @@ import pytest
 
 from runbooks.catalog import SHIPPED_CATALOG, load_catalog
 from runbooks.library import SHIPPED_RUNBOOKS, load_runbooks, match_runbook, validate_folder
-from runbooks.loader import ConfigError, parse_model
+from runbooks.loader import ConfigError, load_model, parse_model
 from runbooks.schema import (
     DIAGNOSES,
     METRICS,
     FailoverAction,
     PageAction,
     Runbook,
+    identify_metric,
     lint_runbook,
+    metric_from_name,
     normalise_metric,
 )
 
@@ -154,6 +156,57 @@ def test_no_runbook_matches_an_unknown_or_uncovered_metric() -> None:
 )
 def test_metric_aliases_normalise_to_the_vocabulary(name: str, metric: str | None) -> None:
     assert normalise_metric(name) == metric
+
+
+@pytest.mark.parametrize(
+    ("name", "metric"),
+    [
+        ("RagAnswersSlow", "latency_p95"),
+        ("ChatbotFivexxSpike", "error_rate"),
+        ("chatbot_5xx_spike", "error_rate"),
+        ("rag-answers-slow", "latency_p95"),
+        ("LLMLatencyP99High", "latency_p99"),
+        ("SupportBotHighErrorRate", "error_rate"),
+        ("Http5xxRate", "error_rate"),
+        ("RagSpendTooHigh", "cost_per_query"),
+        ("TokenCostHigh", "cost_per_query"),
+        ("PromptTokensExploding", "token_usage"),
+        ("AnswerQualityDrop", "quality_score"),
+        ("ChatbotHallucinating", "hallucination_score"),
+        ("SupportBotAvailability", "uptime"),
+        ("support-bot p95 latency", "latency_p95"),
+        ("latency_p95_ms", "latency_p95"),
+        ("SlowAnswersAndErrors", None),  # two metrics: says nothing for sure
+        ("RagIndexStale", None),
+    ],
+)
+def test_an_alert_name_says_its_metric_through_its_words(name: str, metric: str | None) -> None:
+    assert metric_from_name(name) == metric
+
+
+def test_the_metric_label_wins_when_the_vocabulary_knows_it_else_the_alert_name() -> None:
+    assert identify_metric("error_rate", "RagAnswersSlow") == "error_rate"
+    assert identify_metric("llm_requests_total", "RagAnswersSlow") == "latency_p95"
+    assert identify_metric(None, "RagAnswersSlow") == "latency_p95"
+    assert identify_metric("llm_requests_total", "RagIndexStale") is None
+
+
+@pytest.mark.parametrize("minutes", ["0", "-5", "1441", "soon"])
+def test_the_failback_retry_interval_is_validated(tmp_path: Path, minutes: str) -> None:
+    path = tmp_path / "a.yaml"
+    path.write_text(text() + f"failback_retry_minutes: {minutes}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_model(path, Runbook)
+    assert "failback_retry_minutes" in str(caught.value)
+
+
+def test_a_failback_retry_interval_without_any_failover_warns() -> None:
+    failing_over = parse_model(text() + "failback_retry_minutes: 10\n", Runbook, Path("a"))
+    no_failover = text().replace("    failover: {target: backup_region, approval: required}\n", "")
+    paging_only = parse_model(no_failover + "failback_retry_minutes: 10\n", Runbook, Path("b"))
+    assert failing_over.failback_retry_minutes == 10
+    assert not any("failback_retry_minutes" in w for w in lint_runbook(failing_over))
+    assert any("failback_retry_minutes" in w for w in lint_runbook(paging_only))
 
 
 def test_aliases_in_a_runbook_file_are_stored_as_vocabulary_names() -> None:

@@ -110,6 +110,7 @@ class EndpointProbe:
     ) -> None:
         if not prompts:
             raise ValueError("an endpoint probe needs at least one diagnostic prompt")
+        self._max_tokens = max_tokens
         self._base_url, self._api_key, self._model = base_url, api_key, model
         self._prompts = tuple(prompts)
         self._prices: Prices = prices or {}
@@ -130,6 +131,24 @@ class EndpointProbe:
     def check(self) -> tuple[bool, str]:
         """Return whether the endpoint lists the configured model."""
         return check_model(self._base_url, self._api_key, self._model, self._timeout)
+
+    def for_model(self, model: str) -> EndpointProbe:
+        """Return the same probe (prompts, budgets, prices, retries) asking another model name,
+        e.g. one route of a gateway addressed directly."""
+        if model == self._model:
+            return self
+        return EndpointProbe(
+            base_url=self._base_url,
+            api_key=self._api_key,
+            model=model,
+            prompts=self._prompts,
+            prices=self._prices,
+            latency_budget_ms=self._budget_ms,
+            timeout_seconds=self._timeout,
+            max_tokens=self._max_tokens,
+            retry=self._retry,
+            sleep=self._sleep,
+        )
 
     def probe(self) -> ToolResult:
         """Run every diagnostic prompt once and judge the endpoint from the answers."""

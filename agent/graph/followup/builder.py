@@ -3,6 +3,7 @@
 renotify: repage → tell → renotified
 resolve:  resolve_pages → fail_back → tell
 settle:   settle_failback → update_request → tell → settled
+retry:    fail_back → tell  (a held failback due again)
 
 Every node checkpoints, so a follow-up retried after a crash resumes at the node that did not
 finish: a page is not resolved twice, the thread gets one reply. A node cut short repeats its own
@@ -36,6 +37,7 @@ def thread_id(incident_id: uuid.UUID, kind: FollowupKind, key: str | None = None
 
     resolve: one per incident (an incident resolves once; its alert's retry resumes it).
     renotify: one per alert that made the notice due. settle: one per failback request.
+    retry: one per attempt at the incident's held failbacks.
     """
     return f"{incident_id}:followup:{kind}" + (f":{key}" if key else "")
 
@@ -52,7 +54,7 @@ def build_followup_graph(checkpointer: BaseCheckpointSaver[Any]) -> Any:
     builder.add_node("tell", tell)
     builder.add_node("settled", settled)
     builder.add_conditional_edges(
-        START, route_followup, ["repage", "resolve_pages", "settle_failback"]
+        START, route_followup, ["repage", "resolve_pages", "settle_failback", "fail_back"]
     )
     builder.add_edge("repage", "tell")
     builder.add_edge("resolve_pages", "fail_back")
@@ -65,10 +67,14 @@ def build_followup_graph(checkpointer: BaseCheckpointSaver[Any]) -> Any:
     return builder.compile(checkpointer=checkpointer, name=FOLLOWUP_GRAPH_NAME)
 
 
-def route_followup(state: FollowupState) -> Literal["repage", "resolve_pages", "settle_failback"]:
+def route_followup(
+    state: FollowupState,
+) -> Literal["repage", "resolve_pages", "settle_failback", "fail_back"]:
     """Start where the follow-up's kind begins."""
     if state["kind"] == "renotify":
         return "repage"
     if state["kind"] == "resolve":
         return "resolve_pages"
+    if state["kind"] == "retry":
+        return "fail_back"
     return "settle_failback"

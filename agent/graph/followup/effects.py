@@ -9,10 +9,12 @@ from typing import Any
 from agent.alerts.models import Breach
 from agent.approvals.models import Approval
 from agent.approvals.service import unsettled_failbacks
+from agent.failovers.service import next_try
 from agent.graph.channels import channel_for
 from agent.graph.followup.state import FollowupState
 from agent.graph.state import RunContext
 from agent.store.db import session_scope
+from runbooks.schema import PayloadPolicy
 
 ACTOR = "agent.followup"
 
@@ -26,15 +28,20 @@ def done_actions(state: FollowupState, kind: str) -> list[dict[str, Any]]:
 def still_breaching(state: FollowupState) -> str:
     """Return the repeat notice: what the re-sent pages and the thread reply say."""
     breach = Breach.model_validate(state["breach"])
-    return f"Still breaching after the repeat interval: {breach.title()}"
+    title = breach.title(state["run"].get("service"))
+    return f"Still breaching after the repeat interval: {title}"
 
 
-def restore(ctx: RunContext, state: FollowupState, failover: dict[str, Any]) -> str:
-    """Move the service back, keyed like its failover, so a retry changes nothing twice."""
+def restore(ctx: RunContext, state: FollowupState, failover: dict[str, Any]) -> tuple[bool, str]:
+    """Move the service back, keyed like its failover, so a retry changes nothing twice.
+
+    Return whether the route is back, and what to say of it. Callers check the primary first
+    (`agent.graph.followup.failback`).
+    """
     service = str(state["run"].get("service"))
     tools = ctx.service_tools(service)
     if tools is None or tools.failover is None:
-        return f"Failback of {service} not taken: no failover backend configured."
+        return False, f"Failback of {service} not taken: no failover backend configured."
     record(
         ctx,
         state,
@@ -48,7 +55,7 @@ def restore(ctx: RunContext, state: FollowupState, failover: dict[str, Any]) -> 
     result = tools.failover.restore(service, idempotency_key=failover["idempotency_key"])
     ok = result.status == "ok"
     record(ctx, state, "action.succeeded" if ok else "action.failed", result.audit_data())
-    return f"Failback of {service}: {'done' if ok else 'FAILED'} ({result.summary})."
+    return ok, f"Failback of {service}: {'done' if ok else 'FAILED'} ({result.summary})."
 
 
 def reply(ctx: RunContext, state: FollowupState, text: str) -> None:
@@ -71,19 +78,35 @@ def reply(ctx: RunContext, state: FollowupState, text: str) -> None:
     )
 
 
-def record(ctx: RunContext, state: FollowupState, kind: str, data: dict[str, Any]) -> None:
-    """Append an audit event for the incident followed up, as `agent.followup`."""
+def record(
+    ctx: RunContext,
+    state: FollowupState,
+    kind: str,
+    data: dict[str, Any],
+    *,
+    payload_policy: PayloadPolicy | None = None,
+) -> None:
+    """Append an audit event for the incident followed up, as `agent.followup` (prompts and
+    answers in `data` under the runbook's `payload_policy`)."""
     ctx.audit.record_now(
-        ctx.engine, kind, data, actor=ACTOR, incident_id=uuid.UUID(state["incident_id"])
+        ctx.engine,
+        kind,
+        data,
+        actor=ACTOR,
+        incident_id=uuid.UUID(state["incident_id"]),
+        payload_policy=payload_policy,
     )
 
 
 def next_failback_moment(ctx: RunContext, incident_id: uuid.UUID) -> datetime | None:
-    """Return when the incident's unsettled failbacks need a worker: now if one is decided
-    (possibly while the resolution was still being told), else at the first expiry."""
+    """Return when the incident's failbacks need a worker: now if a request is decided
+    (possibly while the resolution was still being told), else at the first expiry or the first
+    retry of a held failback (None: nothing is waiting)."""
     with session_scope(ctx.engine) as session:
         unsettled = unsettled_failbacks(session=session, incident_id=incident_id)
         moments = [ctx.now() if a.decided else a.expires_at for a in unsettled]
+        retry = next_try(session=session, incident_id=incident_id)
+    moments += [retry] if retry is not None else []
     return min(moments) if moments else None
 
 

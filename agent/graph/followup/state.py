@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal, TypedDict
 
 from agent.incidents.models import Incident
 
-FollowupKind = Literal["renotify", "resolve", "settle"]
+FollowupKind = Literal["renotify", "resolve", "settle", "retry"]
 
 
 class FollowupState(TypedDict, total=False):
@@ -16,7 +16,8 @@ class FollowupState(TypedDict, total=False):
     incident_id: str
     """The incident followed up."""
     kind: FollowupKind
-    """renotify: the breach goes on; resolve: the monitor is healthy; settle: a failback decided."""
+    """renotify: the breach goes on; resolve: the monitor is healthy; settle: a failback decided;
+    retry: a held failback is due again."""
     incident: dict[str, Any]
     """The incident as the worker saw it: title, Slack channel and thread (`incident_view`)."""
     run: dict[str, Any]

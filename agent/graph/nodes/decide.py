@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from langgraph.runtime import Runtime
 
-from agent.graph.actions import describe_action, owner_team
+from agent.graph.actions import describe_action, owner_teams
 from agent.graph.policy import runbook_of
 from agent.graph.state import IncidentState, RunContext
 from runbooks.catalog import FailoverTarget
@@ -61,10 +61,19 @@ def _plan_item(
     }
     diagnosis = state["diagnosis"]
     if isinstance(spec, PageAction):
-        item["severity"] = spec.severity
-        item["team"] = owner_team(ctx, state)
-        if not spec.pages_on_call:
-            item["kind"] = "notify"  # warning and info are told in Slack, never paged
+        # One page per owner to tell (each owner of a faulty dependency), each with its own
+        # dedup key; warning and info are told in Slack, never paged.
+        kind = "page" if spec.pages_on_call else "notify"
+        return [
+            {
+                **item,
+                "kind": kind,
+                "severity": spec.severity,
+                "team": team,
+                **({"component": component} if component else {}),
+            }
+            for team, component in owner_teams(ctx, state)
+        ]
     elif isinstance(spec, FailoverAction):
         target = _failover_target(ctx, state.get("service"), spec.target)
         if target is None:

@@ -21,8 +21,14 @@ def diagnose(state: IncidentState, runtime: Runtime[RunContext]) -> dict[str, An
     grouped: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for finding in state.get("findings", []):
         grouped[finding["probe"]].append(finding)
+    service = state.get("service")
     result = apply_rules(
-        breach=state["breach"], findings=grouped, rules=runbook.diagnosis, now=ctx.now()
+        breach=state["breach"],
+        findings=grouped,
+        rules=runbook.diagnosis,
+        now=ctx.now(),
+        service=service,
+        primary_region=primary_region(ctx, service),
     ).to_dict()
     ctx.record(
         state,
@@ -35,6 +41,14 @@ def diagnose(state: IncidentState, runtime: Runtime[RunContext]) -> dict[str, An
         },
     )
     return {"diagnosis": result}
+
+
+def primary_region(ctx: RunContext, service: str | None) -> str | None:
+    """Return the region the service's primary route serves from (its catalogued endpoint's)."""
+    if ctx.catalog is None or service not in ctx.catalog.services:
+        return None
+    endpoint = ctx.catalog.services[str(service)].endpoint
+    return endpoint.region if endpoint is not None else None
 
 
 def route_after_diagnose(state: IncidentState) -> Literal["analyse", "decide"]:

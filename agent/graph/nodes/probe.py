@@ -12,6 +12,7 @@ from typing import Any, Literal, TypedDict
 from langgraph.runtime import Runtime
 from langgraph.types import Send
 
+from agent.changes.scope import BreachScope
 from agent.graph.policy import runbook_of
 from agent.graph.state import IncidentState, RunContext
 from agent.telemetry import metrics
@@ -107,10 +108,13 @@ def _run_probe(ctx: RunContext, task: ProbeTask) -> list[ToolResult]:
         return [source.search(query) for source in sources] or [_not_configured(name)]
     if name == "changes":
         runbook = runbook_of(ctx, task["runbook"])
+        scope = BreachScope.of(breach, task["service"])
         return [
             ctx.changes().recent(
-                service=task["service"] or breach.get("service"),
-                model_id=breach.get("model_id"),
+                service=scope.service,
+                model_id=scope.model_id,
+                environment=scope.environment,
+                region=scope.region,
                 around=anchor,
                 window_minutes=runbook.diagnosis.change_window_minutes,
             )

@@ -35,13 +35,16 @@ def report(state: IncidentState, runtime: Runtime[RunContext]) -> dict[str, Any]
 
 
 def _note_on_page(ctx: RunContext, state: IncidentState, text: str) -> None:
-    """Add the summary as a note to the PagerDuty incident this run paged (REST, when set up)."""
+    """Add the summary as a note to each PagerDuty incident this run paged (REST, when set up)."""
     paged = [a for a in state.get("actions", []) if a["kind"] == "page" and a["status"] == "done"]
-    if ctx.tools.incidents is None or not paged:
+    if ctx.tools.incidents is None:
         return
-    result = ctx.tools.incidents.note_for_dedup_key(str(paged[0]["dedup_key"]), text)
-    kind = {"ok": "note.added", "no_data": "note.skipped"}.get(str(result.status), "note.failed")
-    ctx.record(state, kind, REPORTER, result.audit_data())
+    for dedup_key in dict.fromkeys(str(a["dedup_key"]) for a in paged):
+        result = ctx.tools.incidents.note_for_dedup_key(dedup_key, text)
+        kind = {"ok": "note.added", "no_data": "note.skipped"}.get(
+            str(result.status), "note.failed"
+        )
+        ctx.record(state, kind, REPORTER, result.audit_data())
 
 
 def summary_message(
@@ -50,7 +53,7 @@ def summary_message(
     """Return the Slack text and Block Kit blocks that summarise the run."""
     breach = state["breach"]
     diagnosis = state.get("diagnosis", {})
-    title = Breach.model_validate(breach).title()
+    title = Breach.model_validate(breach).title(state.get("service"))
     findings = [
         f"• {f['probe']}: *{f['status']}* — {f['summary']}" for f in state.get("findings", [])
     ]

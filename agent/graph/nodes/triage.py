@@ -7,18 +7,24 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from agent.graph.policy import builtin_runbook
+from agent.alerts.models import Breach
+from agent.graph.policy import builtin_runbook, service_probes
 from agent.graph.state import IncidentState, RunContext
 from agent.incidents.service import set_service
 from agent.store.db import session_scope
 from runbooks.library import match_runbook
-from runbooks.schema import normalise_metric
+from runbooks.schema import identify_metric
 
 TRIAGE = "agent.triage"
 
 
 def triage(state: IncidentState, runtime: Runtime[RunContext]) -> dict[str, Any]:
-    """Find the breach's service in the catalog and the runbook that governs it."""
+    """Find the breach's service in the catalog and the runbook that governs it.
+
+    The metric is the alert's `metric` (Arize field, Alertmanager label) when the vocabulary knows
+    it, else what its monitor's name says (`RagAnswersSlow` is latency_p95). Without a matching
+    runbook the built-in policy governs, and a catalogued service still gets its standard probes.
+    """
     ctx = runtime.context
     breach = state["breach"]
     found = None
@@ -27,7 +33,7 @@ def triage(state: IncidentState, runtime: Runtime[RunContext]) -> dict[str, Any]
             service=breach.get("service"), model_id=breach.get("model_id")
         )
     service = found[0] if found else None
-    metric = normalise_metric(breach.get("metric") or "")
+    metric = identify_metric(breach.get("metric"), breach.get("monitor_name"))
     runbook = (
         match_runbook(
             ctx.runbooks,
@@ -41,16 +47,28 @@ def triage(state: IncidentState, runtime: Runtime[RunContext]) -> dict[str, Any]
         else None
     )
     chosen = runbook or builtin_runbook(ctx.settings)
-    probes = {name: spec.timeout_seconds for name, spec in chosen.probes.enabled().items()}
-    why = (
-        "matched"
-        if runbook
-        else (f"no runbook for metric {breach.get('metric')!r}: built-in policy")
-    )
+    probes: dict[str, float] = {
+        name: spec.timeout_seconds for name, spec in chosen.probes.enabled().items()
+    }
+    if runbook is None and found is not None:
+        # Whatever the policy, a catalogued service is investigated as the catalog allows.
+        probes = {**service_probes(found[1]), **probes}
+    if runbook:
+        why = "matched"
+    elif metric:
+        why = f"no runbook for metric {metric}: built-in policy"
+    else:
+        why = (
+            f"metric {breach.get('metric')!r} of monitor {breach.get('monitor_name')!r} "
+            "not recognised: built-in policy"
+        )
     if service is not None:
         with session_scope(ctx.engine) as session:
             set_service(
-                session=session, incident_id=uuid.UUID(state["incident_id"]), service=service
+                session=session,
+                incident_id=uuid.UUID(state["incident_id"]),
+                service=service,
+                title=Breach.model_validate(breach).title(service),
             )
     ctx.record(
         state,

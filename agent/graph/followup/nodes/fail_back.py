@@ -1,54 +1,30 @@
-"""Fail back: after the resolution, each failed-over service goes back as its runbook says.
+"""Fail back: after the resolution (or on a retry), each failed-over route goes back onto health.
 
-`failback: auto` moves it back at once (keyed like its failover); otherwise a request is posted
-(once) and the `settle` follow-up carries it out, or drops it, once it is decided or expires.
+Each failover of the run is tried (`agent.graph.followup.failback`): moved back at once with
+`failback: auto`, or after an approval request (posted once) that the `settle` follow-up carries
+out; only when nothing depends on it any more and the primary answers its known-answer prompts.
+The latest failover goes first: switches go back in the reverse order they were made.
 """
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any
 
 from langgraph.runtime import Runtime
 
-from agent.graph.followup.effects import done_actions, record, restore
+from agent.graph.followup.effects import done_actions
+from agent.graph.followup.failback import attempt_failback, release_blocked
 from agent.graph.followup.state import FollowupState
-from agent.graph.policy import runbook_of
-from agent.graph.requests import approvers_for, ask_approval
-from agent.graph.state import IncidentState, RunContext
+from agent.graph.state import RunContext
 
 
 def fail_back(state: FollowupState, runtime: Runtime[RunContext]) -> dict[str, Any]:
-    """Fail each failed-over service back, or ask for approval to, per the runbook."""
-    notes = [_fail_back(runtime.context, state, f) for f in done_actions(state, "failover")]
-    return {"notes": notes}
-
-
-def _fail_back(ctx: RunContext, state: FollowupState, failover: dict[str, Any]) -> str:
-    run = state["run"]
-    service = str(run.get("service"))
-    runbook = runbook_of(ctx, str(run.get("runbook")))
-    tools = ctx.service_tools(service)
-    if tools is not None and tools.failover is not None and runbook.failback != "auto":
-        item = {"kind": "failback", "target": failover["target"], "status": "needs_approval"}
-        approval_id = ask_approval(
-            ctx,
-            cast(IncidentState, run),
-            runbook,
-            item,
-            approvers_for(ctx, runbook, run.get("service")),
-        )
-        return f"Failback of {service} waits for approval (request {approval_id})."
-    if tools is None or tools.failover is None:
-        why = "no failover backend configured"
-        record(
-            ctx,
-            state,
-            "action.not_taken",
-            {
-                "summary": f"failback of {service} not taken: {why}",
-                "kind": "failback",
-                "idempotency_key": failover["idempotency_key"],
-            },
-        )
-        return f"Failback of {service} not taken: {why}."
-    return restore(ctx, state, failover)
+    """Fail each failed-over route back, ask for approval to, or hold it and say why."""
+    ctx = runtime.context
+    due_only = state["kind"] == "retry"
+    notes = [
+        attempt_failback(ctx, state, failover, due_only=due_only)
+        for failover in reversed(done_actions(state, "failover"))
+    ]
+    release_blocked(ctx, state)
+    return {"notes": [note for note in notes if note]}

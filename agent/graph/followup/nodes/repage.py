@@ -17,7 +17,7 @@ from tools.protocols import PageRequest
 
 
 def repage(state: FollowupState, runtime: Runtime[RunContext]) -> dict[str, Any]:
-    """Trigger each page of the run again with its dedup key: the same PagerDuty incident."""
+    """Trigger each page of the run again with its own dedup key: the same PagerDuty alert."""
     ctx = runtime.context
     breach = Breach.model_validate(state["breach"])
     for page in done_actions(state, "page"):
@@ -26,7 +26,8 @@ def repage(state: FollowupState, runtime: Runtime[RunContext]) -> dict[str, Any]
             continue
         result = pager.trigger(
             PageRequest(
-                dedup_key=page_dedup_key(uuid.UUID(state["incident_id"])),
+                dedup_key=page.get("dedup_key")
+                or page_dedup_key(uuid.UUID(state["incident_id"]), page.get("team")),
                 summary=still_breaching(state),
                 severity=page["severity"],
                 source=breach.model_id or breach.monitor_key,

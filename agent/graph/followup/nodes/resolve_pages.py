@@ -15,14 +15,18 @@ from agent.incidents.models import page_dedup_key
 
 
 def resolve_pages(state: FollowupState, runtime: Runtime[RunContext]) -> dict[str, Any]:
-    """Resolve the incident's page with each paged team's pager (same dedup key as the trigger)."""
+    """Resolve each page of the incident with its team's pager (its own dedup key, as sent)."""
     ctx = runtime.context
-    teams = {a.get("team") for a in done_actions(state, "page")}
-    for team in teams:
+    incident_id = uuid.UUID(state["incident_id"])
+    pages = {
+        str(a.get("dedup_key") or page_dedup_key(incident_id, a.get("team"))): a.get("team")
+        for a in done_actions(state, "page")
+    }
+    for dedup_key, team in pages.items():
         pager = pager_for(ctx, state["run"].get("service"), team)
         if pager is None:
             continue
-        result = pager.resolve(page_dedup_key(uuid.UUID(state["incident_id"])))
+        result = pager.resolve(dedup_key)
         ok = result.status == "ok"
         record(ctx, state, "action.succeeded" if ok else "action.failed", result.audit_data())
     return {}

@@ -1,4 +1,9 @@
-"""Settle failback: a decided failback request is carried out if approved, else dropped."""
+"""Settle failback: a decided failback request is carried out if approved, else dropped.
+
+Approved, the route goes back only onto a primary that answers its known-answer prompts, and only
+once nothing depends on the failover any more; held back, it is tried again later (the approval
+stands). Rejected or expired, the route stays where it is for a person to move back.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,8 @@ from typing import Any
 from langgraph.runtime import Runtime
 
 from agent.approvals.models import ApprovalStatus
-from agent.graph.followup.effects import done_actions, load_approval, record, restore
+from agent.graph.followup.effects import done_actions, load_approval, record
+from agent.graph.followup.failback import attempt_failback, keep, release_blocked
 from agent.graph.followup.state import FollowupState
 from agent.graph.state import RunContext
 
@@ -22,7 +28,9 @@ def settle_failback(state: FollowupState, runtime: Runtime[RunContext]) -> dict[
         None,
     )
     if approval.status == ApprovalStatus.approved and failover is not None:
-        return {"notes": [restore(ctx, state, failover)]}
+        note = attempt_failback(ctx, state, failover, approved=True)
+        release_blocked(ctx, state)
+        return {"notes": [note] if note else []}
     why = approval.reason or str(approval.status)
     record(
         ctx,
@@ -36,4 +44,6 @@ def settle_failback(state: FollowupState, runtime: Runtime[RunContext]) -> dict[
     )
     note = f"Failback of {service} not taken: {approval.status}; it stays on "
     note += f"{approval.target} until someone moves it back."
+    if failover is not None:
+        keep(ctx, state, failover, note)
     return {"notes": [note]}

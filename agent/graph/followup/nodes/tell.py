@@ -18,7 +18,9 @@ def tell(state: FollowupState, runtime: Runtime[RunContext]) -> dict[str, Any]:
         lead = [still_breaching(state)]
     elif state["kind"] == "resolve":
         lead = [f"Resolved: the monitor reports healthy again. {state['incident']['title']}"]
-    reply(runtime.context, state, " ".join([*lead, *state.get("notes", [])]))
+    text = " ".join([*lead, *state.get("notes", [])])
+    if text:  # a retry that changed nothing worth telling says nothing
+        reply(runtime.context, state, text)
     return {}
 
 
