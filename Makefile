@@ -25,7 +25,7 @@ test: $(STAMP)
 # SCENARIOS="folder ..." runs other scenario folders; JSON=file also writes the details there.
 SCENARIOS ?= scenarios
 eval: $(STAMP)
-	$(BIN)/python -m sandbox eval $(SCENARIOS) $(if $(JSON),--json $(JSON))
+	$(BIN)/python -m sandbox eval $(SCENARIOS) $(if $(JSON),--json $(JSON)) $(if $(JOBS),--jobs $(JOBS))
 
 bench: $(STAMP)
 	$(BIN)/python bench/run_all.py

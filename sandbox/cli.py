@@ -104,18 +104,30 @@ def evaluate(
     json_file: Annotated[
         Path | None, typer.Option("--json", help="Also write the results as JSON here.")
     ] = None,
+    jobs: Annotated[
+        int | None,
+        typer.Option(
+            "--jobs",
+            "-j",
+            min=1,
+            max=32,
+            help="Scenarios run at once, each in a process of its own "
+            "[default: two per CPU core, at most 8].",
+        ),
+    ] = None,
 ) -> None:
     """Run scored scenarios against the sandbox and print a table; exit 1 if any fails."""
-    import logging
-
-    import structlog
-
-    from sandbox.evaluation.runner import find_scenarios, format_table, run_all, to_json
+    from sandbox.evaluation.runner import (
+        DEFAULT_JOBS,
+        find_scenarios,
+        format_table,
+        quiet_logs,
+        run_all,
+        to_json,
+    )
 
     # The table is the output: the service's own logs would drown it.
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
-    for name in ("uvicorn", "uvicorn.error", "botocore", "httpx"):
-        logging.getLogger(name).setLevel(logging.CRITICAL)
+    quiet_logs()
 
     folders: list[Path] = []
     for path in paths or [Path("scenarios")]:
@@ -131,9 +143,10 @@ def evaluate(
         bar = "#" * (20 * done // total)
         typer.echo(f"\r[{bar:<20}] {done}/{total} {name:<40}", nl=False, err=True)
 
-    results = run_all(folders, llm=llm, progress=progress)
+    started = time.monotonic()
+    results = run_all(folders, llm=llm, jobs=jobs or DEFAULT_JOBS, progress=progress)
     typer.echo("", err=True)
-    typer.echo(format_table(results))
+    typer.echo(format_table(results, wall_seconds=time.monotonic() - started))
     if json_file is not None:
         json_file.write_text(to_json(results), encoding="utf-8")
     failed = [r for r in results if r.outcome == "fail"]

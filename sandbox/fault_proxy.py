@@ -7,6 +7,7 @@ way the real service would, so the SDK's own retry behaviour is what gets exerci
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections import deque
 from dataclasses import dataclass, field
@@ -34,6 +35,8 @@ class FaultProxyState:
     faults: deque[ProxyFault] = field(default_factory=deque)
     forwarded: int = 0
     faulted: int = 0
+    delay_seconds: float = 0.0
+    """Wait this long before answering each request (a slow upstream)."""
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def fail_next(
@@ -50,6 +53,8 @@ def create_fault_proxy(state: FaultProxyState) -> FastAPI:
 
     @app.api_route("/{path:path}", methods=["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD"])
     async def forward(path: str, request: Request) -> Response:
+        if state.delay_seconds:
+            await asyncio.sleep(state.delay_seconds)
         with state.lock:
             fault = state.faults.popleft() if state.faults else None
             if fault is not None:

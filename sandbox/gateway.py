@@ -45,6 +45,8 @@ class Fault:
     malformed: bool = False
     hold_seconds: float = 0.0
     """Process the request, then hold the answer this long (a caller may die meanwhile)."""
+    methods: frozenset[str] | None = None
+    """Only requests of these HTTP methods take the fault (None: every request)."""
 
 
 @dataclass
@@ -81,15 +83,33 @@ class GatewayState:
             self.faults.clear()
             self.failing_regions.clear()
 
-    def fail_next(self, status: int, times: int = 1, retry_after: int | None = None) -> None:
-        """Answer the next `times` requests with this HTTP status without processing them."""
+    def fail_next(
+        self,
+        status: int,
+        times: int = 1,
+        retry_after: int | None = None,
+        methods: set[str] | None = None,
+    ) -> None:
+        """Answer the next `times` requests (of `methods`) with this status, unprocessed."""
+        only = frozenset(methods) if methods else None
         with self.lock:
-            self.faults.extend(Fault(status=status, retry_after=retry_after) for _ in range(times))
+            self.faults.extend(
+                Fault(status=status, retry_after=retry_after, methods=only) for _ in range(times)
+            )
 
-    def delay_next(self, seconds: float, times: int = 1) -> None:
-        """Hold the next `times` requests for `seconds` before processing them."""
+    def delay_next(self, seconds: float, times: int = 1, methods: set[str] | None = None) -> None:
+        """Hold the next `times` requests (of `methods`) for `seconds` before processing them."""
+        only = frozenset(methods) if methods else None
         with self.lock:
-            self.faults.extend(Fault(delay_seconds=seconds) for _ in range(times))
+            self.faults.extend(Fault(delay_seconds=seconds, methods=only) for _ in range(times))
+
+    def take_fault(self, method: str) -> Fault | None:
+        """Remove and return the first queued fault this request takes (call with the lock)."""
+        for fault in self.faults:
+            if fault.methods is None or method in fault.methods:
+                self.faults.remove(fault)
+                return fault
+        return None
 
     def hold_next(self, seconds: float, times: int = 1) -> None:
         """Carry out the next `times` requests, then hold each answer for `seconds`."""
@@ -195,7 +215,7 @@ def create_gateway_app(state: GatewayState) -> FastAPI:
                     "idempotency_key": request.headers.get("idempotency-key"),
                 }
             )
-            fault = state.faults.popleft() if state.faults else None
+            fault = state.take_fault(request.method)
         if fault is not None and fault.delay_seconds:
             await asyncio.sleep(fault.delay_seconds)
         if fault is not None and fault.status is not None:

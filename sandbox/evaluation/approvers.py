@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,7 +19,7 @@ from sqlmodel import Session
 
 from agent.approvals.message import APPROVE_ACTION, REJECT_ACTION
 from agent.approvals.service import pending_for
-from sandbox.evaluation.scenario import ApprovalWorld
+from sandbox.evaluation.scenario import ApprovalAnswer, ApprovalWorld
 from sandbox.slack import click, interaction
 from sandbox.stack import SandboxStack
 
@@ -42,7 +44,13 @@ class ScenarioClock:
 
 
 class Approvers:
-    """Answer each approval request once it is in Slack, as the scenario's world says."""
+    """Answer each approval request once it is in Slack, as the scenario's world says.
+
+    Each request takes the first unused `approvals` entry of its action kind (or of none), else
+    the world's `approval`. A click by someone the service refuses counts as refused, and the
+    request is then left to expire: a wrong `by` ends the run as an unanswered request would,
+    never in a hang.
+    """
 
     def __init__(
         self,
@@ -53,18 +61,21 @@ class Approvers:
         signing_secret: str,
         engine: Engine,
         clock: ScenarioClock,
+        answers: Sequence[ApprovalAnswer] = (),
     ) -> None:
         self._world = world
+        self._answers = list(answers)
         self._stack = stack
         self._url = f"{url}/slack/interactions"
         self._secret = signing_secret
         self._engine = engine
         self._clock = clock
         self._answered: set[uuid.UUID] = set()
+        self._planned: dict[uuid.UUID, tuple[ApprovalWorld, float]] = {}
         self.refused = 0
 
     def answer_pending(self) -> None:
-        """Click on (or let expire) every request posted since the last call."""
+        """Click on (or let expire) every request whose answer is due."""
         with Session(self._engine) as session:
             pending = pending_for(session=session)
         for approval in pending:
@@ -73,18 +84,33 @@ class Approvers:
             message = self._stack.slack.message(approval.slack_ts)
             if message is None:
                 continue
+            if approval.id not in self._planned:
+                self._planned[approval.id] = (self._answer_for(approval.kind), time.monotonic())
+            answer, seen_at = self._planned[approval.id]
+            if time.monotonic() < seen_at + answer.after_seconds:
+                continue
             self._answered.add(approval.id)
             blocks = message.get("blocks")
             message["blocks"] = json.loads(blocks) if isinstance(blocks, str) else blocks
-            for stranger in self._world.strangers:
+            for stranger in answer.strangers:
                 if self._click(message, APPROVE_ACTION, stranger).get("outcome") == "refused":
                     self.refused += 1
-            if self._world.answer == "none":
+            if answer.answer == "wait":
+                continue
+            if answer.answer == "none":
                 self._clock.advance_past(approval.expires_at)
                 continue
-            action = APPROVE_ACTION if self._world.answer == "approve" else REJECT_ACTION
-            by = self._world.by or (approval.approvers[0] if approval.approvers else "U0NOBODY")
-            self._click(message, action, by)
+            action = APPROVE_ACTION if answer.answer == "approve" else REJECT_ACTION
+            by = answer.by or (approval.approvers[0] if approval.approvers else "U0NOBODY")
+            if self._click(message, action, by).get("outcome") == "refused":
+                self.refused += 1
+                self._clock.advance_past(approval.expires_at)
+
+    def _answer_for(self, kind: str) -> ApprovalWorld:
+        for index, answer in enumerate(self._answers):
+            if answer.action in (None, kind):
+                return self._answers.pop(index)
+        return self._world
 
     def _click(self, message: dict[str, Any], action: str, user: str) -> dict[str, Any]:
         answer = click(

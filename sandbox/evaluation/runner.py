@@ -9,10 +9,14 @@ AWS credentials from an environment of the run's own; the process environment is
 from __future__ import annotations
 
 import json
+import multiprocessing
+import os
 import secrets
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,23 +25,21 @@ from typing import Any, Literal
 
 import httpx
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
-from sqlmodel import Session, col, select
 
 from agent.api.app import create_app
-from agent.incidents.models import Incident
 from agent.settings import Settings
 from agent.store.db import make_engine
-from audit.models import AuditEvent
 from sandbox.aws import SANDBOX_CREDENTIALS, SANDBOX_REGION
 from sandbox.evaluation.approvers import Approvers, ScenarioClock
+from sandbox.evaluation.compare import compare
+from sandbox.evaluation.observe import Observation, observe, summarise
 from sandbox.evaluation.scenario import (
     ANALYST_MODEL,
     AlertStep,
-    Expected,
-    ExpectedFailover,
     Scenario,
     ScenarioError,
     StagedWorld,
+    WorldChange,
     load_scenario,
     stage_world,
 )
@@ -58,6 +60,9 @@ __all__ = [
 
 FINISHED = ("completed", "failed", "skipped")
 SIGNING_SECRET = secrets.token_hex(16)
+# Scenarios spend most of their time waiting on probes and timeouts, not on the CPU: two per
+# core keep a 2-core machine busy without starving the service under test.
+DEFAULT_JOBS = max(1, min(8, 2 * (os.cpu_count() or 1)))
 APPROVAL_OUTCOMES = ("approved", "rejected", "expired", "cancelled")
 ACTION_ORDER = ("failover", "rollback", "failback", "page", "notify")
 Outcome = Literal["pass", "fail", "skip"]
@@ -84,236 +89,6 @@ class ScenarioResult:
     def passed(self) -> bool:
         """Tell whether the scenario passed."""
         return self.outcome == "pass"
-
-
-@dataclass
-class SeenAction:
-    """An action the audit trail shows the agent took, and its outcome."""
-
-    kind: str
-    status: str
-    severity: str | None = None
-
-
-@dataclass
-class SeenIncident:
-    """One incident as its audit events tell it."""
-
-    id: str
-    run_state: str
-    runbook: str | None = None
-    diagnosis: dict[str, Any] | None = None
-    actions: list[SeenAction] = field(default_factory=list)
-    not_taken: list[str] = field(default_factory=list)
-    verification: list[str] = field(default_factory=list)
-    analyst: list[str] = field(default_factory=list)
-    """Per consultation: adopted, discarded or unusable."""
-    approvals: list[str] = field(default_factory=list)
-    """Each approval request's outcome: approved, rejected, expired or cancelled."""
-    evidence: list[str] = field(default_factory=list)
-
-    @property
-    def kind(self) -> str:
-        """Return the diagnosis kind, or `none` when the run made none."""
-        return str(self.diagnosis["kind"]) if self.diagnosis else "none"
-
-
-@dataclass
-class Observation:
-    """What the agent did in a scenario: its audit trail and the emulators' records."""
-
-    incidents: list[SeenIncident]
-    pages: list[tuple[str, str]]
-    """(team, severity) of each PagerDuty trigger; the settings' own key is `on-call`."""
-    failovers: list[dict[str, Any]]
-    slack_messages: int
-    llm_calls: int
-    refused_clicks: int = 0
-
-    @property
-    def actions(self) -> list[SeenAction]:
-        """Return the actions of every incident."""
-        return [a for incident in self.incidents for a in incident.actions]
-
-    def evidence_text(self) -> str:
-        """Return every diagnosis, candidate and probe summary as one lower-case text."""
-        parts: list[str] = []
-        for incident in self.incidents:
-            parts += incident.evidence
-            diagnosis = incident.diagnosis or {}
-            parts.append(str(diagnosis.get("summary", "")))
-            for candidate in diagnosis.get("candidates", []):
-                parts += candidate.get("evidence_for", []) + candidate.get("evidence_against", [])
-        return "\n".join(parts).casefold()
-
-    def summary(self) -> str:
-        """Return the diagnoses, actions and pages in one short line."""
-        actions = [_action_text(a.kind, a.status) for a in self.actions]
-        actions += [f"{kind}:not_taken" for i in self.incidents for kind in i.not_taken]
-        return _line(
-            [i.kind for i in self.incidents] or ["no incident"],
-            actions,
-            [f"{team}:{severity}" for team, severity in self.pages],
-        )
-
-
-def summarise(expected: Expected) -> str:
-    """Return what a scenario expects in one short line, as `Observation.summary` words it."""
-    actions = [_action_text(a.kind, a.status) for a in expected.actions or []]
-    actions += [f"{kind}:not_taken" for kind in expected.not_taken or []]
-    pages = expected.pages if isinstance(expected.pages, dict) else {}
-    return _line(
-        expected.diagnoses() or ["no incident"],
-        actions if expected.actions is not None else ["…"],
-        [f"{team}:{sev}" for team, severities in pages.items() for sev in severities],
-    )
-
-
-def _action_text(kind: str, status: str) -> str:
-    return kind if status == "done" else f"{kind}:{status}"
-
-
-def _line(diagnoses: list[str], actions: list[str], pages: list[str]) -> str:
-    # Remedies first, then who is told (the order runbooks list actions in).
-    rank = {kind: i for i, kind in enumerate(ACTION_ORDER)}
-    actions = sorted(actions, key=lambda text: rank.get(text.split(":")[0], len(rank)))
-    return (
-        f"{', '.join(diagnoses)} | {', '.join(actions) or 'no action'} | "
-        f"{'paged ' + ', '.join(pages) if pages else 'no page'}"
-    )
-
-
-TAKEN = ("done", "failed", "dry_run")
-
-
-def compare(expected: Expected, seen: Observation, *, llm: bool) -> list[str]:
-    """Return every way the observation differs from the expectations (empty: it passed)."""
-    problems: list[str] = []
-    incidents = seen.incidents
-    if len(incidents) != expected.incidents:
-        problems.append(f"incidents: expected {expected.incidents}, got {len(incidents)}")
-    got_kinds = [i.kind for i in incidents]
-    if got_kinds[: len(expected.diagnoses())] != expected.diagnoses():
-        problems.append(f"diagnosis: expected {expected.diagnoses()}, got {got_kinds}")
-    for incident in incidents:
-        if incident.run_state != expected.run_state:
-            problems.append(f"run state: expected {expected.run_state}, got {incident.run_state}")
-        if expected.runbook and incident.runbook not in (None, expected.runbook):
-            problems.append(f"runbook: expected {expected.runbook}, got {incident.runbook}")
-    diagnosed = [i.diagnosis for i in incidents if i.diagnosis]
-    if expected.owner and not any(d.get("owner_hint") == expected.owner for d in diagnosed):
-        owners = [d.get("owner_hint") for d in diagnosed]
-        problems.append(f"owner: expected {expected.owner}, got {owners}")
-    if expected.component and not all(
-        expected.component in str(d.get("component")) for d in diagnosed
-    ):
-        components = [d.get("component") for d in diagnosed]
-        problems.append(f"component: expected {expected.component!r} in {components}")
-    problems += _compare_actions(expected, seen)
-    problems += _compare_effects(expected, seen)
-    text = seen.evidence_text()
-    problems += [
-        f"evidence: no {s!r} in the findings" for s in expected.evidence if s.casefold() not in text
-    ]
-    if (
-        expected.max_slack_messages is not None
-        and seen.slack_messages > expected.max_slack_messages
-    ):
-        problems.append(
-            f"slack: {seen.slack_messages} messages, at most {expected.max_slack_messages} expected"
-        )
-    if expected.approvals is not None:
-        got_approvals = [a for i in incidents for a in i.approvals]
-        if got_approvals != expected.approvals:
-            problems.append(f"approvals: expected {expected.approvals}, got {got_approvals}")
-    if expected.refused_clicks is not None and seen.refused_clicks != expected.refused_clicks:
-        problems.append(
-            f"refused clicks: expected {expected.refused_clicks}, got {seen.refused_clicks}"
-        )
-    if expected.max_llm_calls is not None and seen.llm_calls > expected.max_llm_calls:
-        problems.append(f"LLM calls: {seen.llm_calls}, at most {expected.max_llm_calls} expected")
-    if llm and expected.analyst is not None:
-        consultations = [c for i in incidents for c in i.analyst]
-        if expected.analyst.consulted != bool(consultations):
-            problems.append(
-                f"analyst: expected consulted={expected.analyst.consulted}, got {consultations}"
-            )
-        if expected.analyst.proposal and expected.analyst.proposal not in consultations:
-            problems.append(
-                f"analyst: expected a proposal {expected.analyst.proposal}, got {consultations}"
-            )
-    return problems
-
-
-def _compare_actions(expected: Expected, seen: Observation) -> list[str]:
-    problems = []
-    taken = [a for a in seen.actions if a.status in TAKEN]
-    for action in taken:
-        if action.kind in expected.forbidden:
-            problems.append(f"forbidden action taken: {action.kind} ({action.status})")
-    if (
-        "failover" in expected.forbidden
-        and seen.failovers
-        and not any(a.kind == "failover" for a in taken)
-    ):
-        problems.append(f"forbidden action taken: failover (the gateway moved: {seen.failovers})")
-    if expected.actions is not None:
-        missing = list(expected.actions)
-        extra = []
-        for action in sorted(seen.actions, key=lambda a: a.severity is None):
-            match = next(
-                (
-                    e
-                    for e in missing
-                    if (e.kind, e.status) == (action.kind, action.status)
-                    and e.severity in (None, action.severity)
-                ),
-                None,
-            )
-            if match is None:
-                extra.append(action)
-            else:
-                missing.remove(match)
-        if missing or extra:
-            problems.append(
-                "actions: "
-                + "; ".join(
-                    [f"missing {e.kind}:{e.status}" for e in missing]
-                    + [f"unexpected {a.kind}:{a.status}" for a in extra]
-                )
-            )
-    if expected.not_taken is not None:
-        got = sorted(kind for i in seen.incidents for kind in i.not_taken)
-        if got != sorted(expected.not_taken):
-            problems.append(f"not taken: expected {sorted(expected.not_taken)}, got {got}")
-    return problems
-
-
-def _compare_effects(expected: Expected, seen: Observation) -> list[str]:
-    problems = []
-    if expected.pages is not None:
-        want = {} if expected.pages == "none" else expected.pages
-        got: dict[str, list[str]] = {}
-        for team, severity in seen.pages:
-            got.setdefault(team, []).append(severity)
-        if got != want:
-            problems.append(f"pages: expected {want or 'none'}, got {got or 'none'}")
-    if expected.failover == "none" and seen.failovers:
-        problems.append(f"failover: expected none, got {seen.failovers}")
-    elif isinstance(expected.failover, ExpectedFailover):
-        wanted = expected.failover.model_dump(exclude_none=True)
-        first = seen.failovers[0] if seen.failovers else {}
-        if not first or any(first.get(k) != v for k, v in wanted.items()):
-            problems.append(f"failover: expected {wanted}, got {seen.failovers or 'none'}")
-    if expected.verification is not None:
-        got_verdicts = [v for i in seen.incidents for v in i.verification]
-        if (expected.verification == "none") != (not got_verdicts) or (
-            expected.verification != "none" and expected.verification not in got_verdicts
-        ):
-            problems.append(
-                f"verification: expected {expected.verification}, got {got_verdicts or 'none'}"
-            )
-    return problems
 
 
 class _ScenarioSettings(Settings):
@@ -348,36 +123,45 @@ def run_scenario(scenario: Scenario, *, workdir: Path, llm: bool = False) -> Sce
     # moto keeps its state per process, not per server: a log group of its own keeps one
     # scenario's log lines out of the next one's investigation.
     stack = SandboxStack(workdir / "sandbox", log_group=f"{DEMO_LOG_GROUP}/{secrets.token_hex(6)}")
+    servers: list[EmulatorServer] = []
     try:
         stack.start()
         breach = steps[0].breaches()[0]
-        staged = stage_world(stack, scenario.world, workdir, breach=breach, llm=llm)
+        staged = stage_world(
+            stack, scenario.world, workdir, breach=breach, llm=llm, servers=servers
+        )
         settings = _settings(scenario, stack, staged, workdir, llm=llm)
         scenario_clock = ScenarioClock()
-        app = create_app(settings, now=scenario_clock.now, env=_service_environment(stack))
-        server = EmulatorServer(app, lifespan="on").start()
+        env = _service_environment(stack, staged)
+        app = create_app(settings, now=scenario_clock.now, env=env)
+        servers.append(EmulatorServer(app, lifespan="on").start())
+        approvers = Approvers(
+            scenario.world.approval,
+            stack=stack,
+            url=servers[-1].url,
+            signing_secret=SIGNING_SECRET,
+            engine=make_engine(settings.database_url),
+            clock=scenario_clock,
+            answers=scenario.world.approvals,
+        )
+        changes = _Changes(scenario.world.changes, stack, staged)
+        token = settings.webhook_token.get_secret_value()
+        client = _Client(servers[-1].url, token, approvers, changes)
+        client.deploy(scenario, breach_time)
+        clock = time.monotonic()
+        deadline = clock + scenario.world.timeout_seconds
         try:
-            approvers = Approvers(
-                scenario.world.approval,
-                stack=stack,
-                url=server.url,
-                signing_secret=SIGNING_SECRET,
-                engine=make_engine(settings.database_url),
-                clock=scenario_clock,
-            )
-            client = _Client(server.url, settings.webhook_token.get_secret_value(), approvers)
-            client.deploy(scenario, breach_time)
-            clock = time.monotonic()
-            deadline = clock + scenario.world.timeout_seconds
             failures += client.play(steps, deadline)
-            elapsed = time.monotonic() - clock
-            observation = _observe(settings, stack, staged)
-            observation.refused_clicks = approvers.refused
         finally:
-            server.stop()
+            changes.stop()
+        elapsed = time.monotonic() - clock
+        observation = observe(settings, stack, staged)
+        observation.refused_clicks = approvers.refused
     except Exception as exc:  # a broken run is a failed scenario, not the end of the evaluation
         failures.append(f"the run broke: {type(exc).__name__}: {exc}")
     finally:
+        for server in reversed(servers):
+            server.stop()
         stack.stop()
     if observation is not None:
         failures += compare(scenario.expected, observation, llm=llm)
@@ -404,28 +188,70 @@ def run_all(
     paths: Sequence[Path],
     *,
     llm: bool = False,
+    jobs: int = DEFAULT_JOBS,
     progress: Callable[[int, int, str], None] | None = None,
 ) -> list[ScenarioResult]:
-    """Load and run every scenario folder in order; `progress(done, total, name)` after each."""
-    results = []
+    """Run every scenario folder, `jobs` at a time, each in a process of its own.
+
+    Results come back in the order of `paths`; `progress(done, total, name)` after each ends.
+    A process per scenario (spawned, not forked) shares nothing with the others: moto's
+    state, the service's module-level caches and the emulators' ports are its own.
+    """
+    results: list[ScenarioResult | None] = [None] * len(paths)
     with TemporaryDirectory(prefix="remediator-eval-") as scratch:
-        for index, path in enumerate(paths, start=1):
-            try:
-                scenario = load_scenario(Path(path))
-            except ScenarioError as exc:
-                name = Path(path).name
-                results.append(ScenarioResult(name, "fail", "-", "-", [f"not loaded: {exc}"]))
-            else:
-                results.append(
-                    run_scenario(scenario, workdir=Path(scratch) / f"{index:03d}", llm=llm)
-                )
-            if progress is not None:
-                progress(index, len(paths), results[-1].name)
-    return results
+        work = [(Path(path), Path(scratch) / f"{index:03d}") for index, path in enumerate(paths)]
+        if jobs <= 1:
+            for index, (path, workdir) in enumerate(work):
+                results[index] = run_folder(path, workdir, llm)
+                if progress is not None:
+                    progress(index + 1, len(paths), path.name)
+        else:
+            context = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(jobs, mp_context=context, max_tasks_per_child=1) as pool:
+                futures: dict[Future[ScenarioResult], int] = {
+                    pool.submit(run_folder, path, workdir, llm): index
+                    for index, (path, workdir) in enumerate(work)
+                }
+                done = 0
+                for future in as_completed(futures):
+                    index = futures[future]
+                    results[index] = _result_of(future, work[index][0])
+                    done += 1
+                    if progress is not None:
+                        progress(done, len(paths), work[index][0].name)
+    return [r for r in results if r is not None]
 
 
-def format_table(results: Sequence[ScenarioResult]) -> str:
-    """Return the results as a plain-text table, with each failure's reasons below it."""
+def _result_of(future: Future[ScenarioResult], path: Path) -> ScenarioResult:
+    try:
+        return future.result()
+    except Exception as exc:  # a crashed worker process is that scenario's failure
+        return ScenarioResult(path.name, "fail", "-", "-", [f"the run broke: {exc!r}"])
+
+
+def run_folder(path: Path, workdir: Path, llm: bool) -> ScenarioResult:
+    """Load and run one scenario folder (a failure to load is a failed scenario)."""
+    quiet_logs()
+    try:
+        scenario = load_scenario(path)
+    except ScenarioError as exc:
+        return ScenarioResult(path.name, "fail", "-", "-", [f"not loaded: {exc}"])
+    return run_scenario(scenario, workdir=workdir, llm=llm)
+
+
+def quiet_logs() -> None:
+    """Keep the service's own logs out of the table (a spawned process starts unconfigured)."""
+    import logging
+
+    import structlog
+
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+    for name in ("uvicorn", "uvicorn.error", "botocore", "httpx", "werkzeug"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
+def format_table(results: Sequence[ScenarioResult], *, wall_seconds: float | None = None) -> str:
+    """Return the results as a plain-text table, the slowest five, and each failure's reasons."""
     header = ("scenario", "expected", "got", "result", "time", "LLM calls")
     rows = [
         (
@@ -444,9 +270,16 @@ def format_table(results: Sequence[ScenarioResult]) -> str:
     lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
     counts = Counter(r.outcome for r in results)
     total = sum(r.total_seconds for r in results)
+    wall = f" ({wall_seconds:.1f}s wall clock)" if wall_seconds is not None else ""
     lines.append(
         f"{counts['pass']} passed, {counts['fail']} failed, {counts['skip']} skipped "
-        f"of {len(results)} in {total:.1f}s"
+        f"of {len(results)} in {total:.1f}s{wall}"
+    )
+    slowest = sorted(results, key=lambda r: r.total_seconds, reverse=True)[:5]
+    lines.append(
+        "slowest: " + ", ".join(f"{r.name} {r.total_seconds:.1f}s" for r in slowest)
+        if slowest
+        else "slowest: -"
     )
     for result in results:
         if result.outcome != "pass":
@@ -460,9 +293,9 @@ def to_json(results: Sequence[ScenarioResult]) -> str:
     return json.dumps({"results": [asdict(result) for result in results]}, indent=2, default=str)
 
 
-def _service_environment(stack: SandboxStack) -> dict[str, str]:
+def _service_environment(stack: SandboxStack, staged: StagedWorld) -> dict[str, str]:
     """Return where the service reads the catalog's secrets and the sandbox's AWS credentials."""
-    return {**SANDBOX_CREDENTIALS, "AWS_DEFAULT_REGION": SANDBOX_REGION, **stack.catalog_env()}
+    return {**SANDBOX_CREDENTIALS, "AWS_DEFAULT_REGION": SANDBOX_REGION, **staged.env}
 
 
 def _settings(
@@ -483,7 +316,8 @@ def _settings(
         "slack_bot_token": stack.slack_token,
         "slack_base_url": stack.slack_url,
         "slack_channel": stack.channel,
-        "aws_endpoint_url": stack.aws_url,
+        # Through the fault proxy: CloudWatch can be slow or fail while moto stays whole.
+        "aws_endpoint_url": staged.cloudwatch_url,
         "aws_region": SANDBOX_REGION,
         "cloudwatch_log_groups": [stack.log_group],
         "logs_query_timeout_seconds": 5,
@@ -499,11 +333,47 @@ def _settings(
     return _ScenarioSettings(**values)
 
 
+class _Changes:
+    """The world's changes during the run: before a step, or on a timer from the first alert."""
+
+    def __init__(self, changes: list[WorldChange], stack: SandboxStack, staged: StagedWorld):
+        self._changes = changes
+        self._stack = stack
+        self._staged = staged
+        self._timers: list[threading.Timer] = []
+
+    def before(self, step: int) -> None:
+        """Apply the changes due before this step is posted."""
+        for change in self._changes:
+            if change.before_step == step:
+                self._staged.set(self._stack, change)
+
+    def posted(self) -> None:
+        """Start the timed changes' clocks when the first alert has been posted."""
+        if self._timers:
+            return
+        for change in self._changes:
+            if change.after_seconds is not None:
+                due = change.after_seconds
+                timer = threading.Timer(due, self._staged.set, (self._stack, change))
+                timer.daemon = True
+                timer.start()
+                self._timers.append(timer)
+        if not self._timers:
+            self._timers.append(threading.Timer(0, lambda: None))  # started: nothing timed
+
+    def stop(self) -> None:
+        """Cancel the changes that have not happened yet."""
+        for timer in self._timers:
+            timer.cancel()
+
+
 class _Client:
     """The scenario's side of the service's HTTP API."""
 
-    def __init__(self, url: str, token: str, approvers: Approvers) -> None:
+    def __init__(self, url: str, token: str, approvers: Approvers, changes: _Changes) -> None:
         self._approvers = approvers
+        self._changes = changes
         self._http = httpx.Client(
             base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=10, trust_env=False
         )
@@ -523,6 +393,7 @@ class _Client:
         for index, step in enumerate(steps):
             if step.delay_seconds:
                 time.sleep(step.delay_seconds)
+            self._changes.before(index)
             path = "/webhooks/alertmanager" if step.alertmanager else "/webhooks/arize"
             answer = self._http.post(path, json=step.body)
             if answer.status_code not in (200, 202):
@@ -530,6 +401,7 @@ class _Client:
                     f"step {index}: {path} answered {answer.status_code}: {answer.text}"
                 )
                 continue
+            self._changes.posted()
             body = answer.json()
             ids = (
                 [a["alert_id"] for a in body["alerts"]] if step.alertmanager else [body["alert_id"]]
@@ -562,93 +434,3 @@ class _Client:
             self._approvers.answer_pending()
             time.sleep(0.05)
         return True
-
-
-def _observe(settings: Settings, stack: SandboxStack, staged: StagedWorld) -> Observation:
-    engine = make_engine(settings.database_url)
-    try:
-        with Session(engine) as session:
-            incidents = list(session.exec(select(Incident).order_by(col(Incident.opened_at))))
-            events = list(session.exec(select(AuditEvent).order_by(col(AuditEvent.seq))))
-    finally:
-        engine.dispose()
-    seen = [
-        _incident(
-            incident, [(e.kind, json.loads(e.data)) for e in events if e.incident_id == incident.id]
-        )
-        for incident in incidents
-    ]
-    teams = {key: team for team, key in stack.team_keys.items()} | {stack.routing_key: "on-call"}
-    failovers = []
-    for change in stack.gateway.changes():
-        route = change["route"]
-        if staged.upstream.get(route["model"]) == "primary":
-            continue  # a failback to the route from before the incident
-        failovers.append(
-            {
-                "target": staged.upstream.get(route["model"], route["model"]),
-                "provider": route.get("provider"),
-                "region": route.get("region"),
-            }
-        )
-    return Observation(
-        incidents=seen,
-        pages=[
-            (teams.get(t["routing_key"], "?"), t["payload"]["severity"])
-            for t in stack.pagerduty.triggers()
-        ],
-        failovers=failovers,
-        slack_messages=len(stack.slack.snapshot()["messages"]),
-        llm_calls=len(stack.openai.received(model=ANALYST_MODEL)),
-    )
-
-
-def _incident(incident: Incident, events: list[tuple[str, dict[str, Any]]]) -> SeenIncident:
-    seen = SeenIncident(id=str(incident.id), run_state=str(incident.run_state))
-    started: tuple[str, str | None] | None = None
-    notices: list[SeenAction] = []
-    for kind, data in events:
-        if kind == "runbook.matched":
-            seen.runbook = str(data.get("runbook", "")).split("@")[0]
-        elif kind == "diagnosis.made":
-            seen.diagnosis = data
-        elif kind == "probe.completed":
-            seen.evidence.append(str(data.get("summary", "")))
-        elif kind in ("decision.made", "decision.updated"):
-            # Notices are told in Slack as planned; the plan after the approvals is the last word.
-            notices = [
-                SeenAction("notify", "done", item.get("severity"))
-                for item in data.get("plan", [])
-                if item.get("kind") == "notify" and item.get("status") == "planned"
-            ]
-        elif kind.startswith("approval.") and kind.split(".", 1)[1] in APPROVAL_OUTCOMES:
-            seen.approvals.append(kind.split(".", 1)[1])
-        elif kind == "action.started":
-            started = (str(data.get("action")), _severity(str(data.get("summary", ""))))
-        elif kind in ("action.succeeded", "action.failed") and started is not None:
-            status = "done" if kind == "action.succeeded" else "failed"
-            seen.actions.append(SeenAction(started[0], status, started[1]))
-            started = None
-        elif kind == "action.dry_run":
-            seen.actions.append(SeenAction(str(data.get("kind")), "dry_run", data.get("severity")))
-        elif kind == "action.proposed":
-            seen.actions.append(SeenAction(str(data.get("kind", "rollback")), "proposed", None))
-        elif kind == "action.not_taken":
-            seen.not_taken.append(str(data.get("kind")))
-        elif kind.startswith("verification."):
-            seen.verification.append(kind.split(".", 1)[1])
-            seen.evidence.append(str(data.get("summary", "")))
-        elif kind == "analyst.consulted":
-            seen.analyst.append("adopted" if data.get("status") == "ok" else "unusable")
-        elif kind == "analyst.proposal_discarded" and seen.analyst:
-            seen.analyst[-1] = "discarded"
-    seen.actions += notices
-    return seen
-
-
-def _severity(summary: str) -> str | None:
-    """Return the severity a page's `action.started` summary names ("page X at error …")."""
-    for severity in ("critical", "error", "warning", "info"):
-        if f" at {severity}" in summary:
-            return severity
-    return None

@@ -19,7 +19,6 @@ from typing import Any, Literal, TypeVar
 import yaml
 from pydantic import (
     BaseModel,
-    ConfigDict,
     Field,
     ValidationError,
     ValidationInfo,
@@ -36,66 +35,38 @@ from runbooks.loader import ConfigError, parse_model
 from runbooks.schema import ActionKind, Runbook, Severity
 from runbooks.schema import Diagnosis as DiagnosisKind
 from sandbox.aws import demo_log_lines, logs_client, seed_log_lines
-from sandbox.openai_state import ToolCall
-from sandbox.stack import (
-    CHAT_MODEL,
-    DEMO_SERVICE,
-    DIAGNOSTIC_ANSWERS,
-    EMBEDDING_MODEL,
-    FALLBACK_MODEL,
-    SandboxStack,
+from sandbox.evaluation.catalog import CatalogWorld, RouteModel, write_catalog
+from sandbox.evaluation.checks import Moment, Order, Texts
+from sandbox.evaluation.systems import (
+    LASTING,
+    EmbeddingsWorld,
+    EndpointWorld,
+    Strict,
+    Systems,
+    ToolsWorld,
+    VectorDbWorld,
+    WorldChange,
+    set_systems,
 )
-from tools.probes.embeddings import capture_golden_vectors, save_golden_vectors
+from sandbox.fault_proxy import FaultProxyState, create_fault_proxy
+from sandbox.openai_state import ToolCall
+from sandbox.server import EmulatorServer
+from sandbox.stack import CHAT_MODEL, DEMO_SERVICE, DIAGNOSTIC_ANSWERS, FALLBACK_MODEL, SandboxStack
+
+__all__ = [
+    "LASTING",
+    "CatalogWorld",
+    "EmbeddingsWorld",
+    "EndpointWorld",
+    "ToolsWorld",
+    "VectorDbWorld",
+    "WorldChange",
+]
 
 ANALYST_MODEL = "analyst-model"
-# Latency budgets of the sandbox catalog, and what "slow" means against them: fast to run, yet
-# far enough apart that a loaded machine does not blur healthy into slow.
-BUDGET_MS = 2000.0
-SLOW_SECONDS = 3.0
-# Queued faults outlast any scenario's requests: the dependency stays down for the whole run.
-LASTING = 10_000
 RouteName = Literal["primary", "backup-region", "fallback-model"]
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 M = TypeVar("M", bound=BaseModel)
-
-
-class Strict(BaseModel):
-    """A scenario section: unknown keys are errors."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _bare_state(cls, data: Any) -> Any:
-        # `vector_db: down` is short for `vector_db: {state: down}`.
-        if isinstance(data, str) and "state" in cls.model_fields:
-            return {"state": data}
-        return data
-
-
-class VectorDbWorld(Strict):
-    """The vector DB: healthy, answering wrong neighbours, slow (delay per request) or down."""
-
-    state: Literal["healthy", "wrong_neighbour", "slow", "down"] = "healthy"
-    delay_seconds: float = Field(SLOW_SECONDS, gt=0, le=30)
-    status: int = Field(503, ge=400, le=599)
-
-
-class EmbeddingsWorld(Strict):
-    """The embedding service: healthy, drifted from its golden vectors, slow or down."""
-
-    state: Literal["healthy", "drift", "down", "slow"] = "healthy"
-    drift: float = Field(0.5, gt=0, le=1)
-    delay_seconds: float = Field(SLOW_SECONDS, gt=0, le=30)
-    status: int = Field(503, ge=400, le=599)
-
-
-class EndpointWorld(Strict):
-    """One region's (or provider's) LLM endpoint: healthy, failing, wrong answers or slow."""
-
-    state: Literal["healthy", "failing", "wrong_answers", "slow"] = "healthy"
-    status: int = Field(503, ge=400, le=599)
-    delay_seconds: float = Field(SLOW_SECONDS, gt=0, le=30)
 
 
 class RouteWorld(Strict):
@@ -114,9 +85,13 @@ DEFAULT_ROUTES: dict[str, RouteWorld] = {
 
 
 class LogLine(Strict):
-    """Log lines of the breached model: `count` copies of one message, minutes before the breach."""
+    """Log lines of a model: `count` copies of one message, minutes before the breach.
+
+    `model` names another model writing to the same log group (default: the breached one).
+    """
 
     msg: str = Field(min_length=1, max_length=500)
+    model: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "ERROR"
     count: int = Field(1, ge=1, le=200)
     minutes_before: float = Field(5, ge=0, le=25)
@@ -201,12 +176,22 @@ class SettingsWorld(Strict):
 class ApprovalWorld(Strict):
     """What the approvers do when the agent asks for approval."""
 
-    answer: Literal["approve", "reject", "none"] = "none"
-    """`none` (default): nobody answers and the request expires (the clock is moved past it)."""
+    answer: Literal["approve", "reject", "none", "wait"] = "none"
+    """`none` (default): nobody answers and the request expires (the clock is moved past it);
+    `wait`: nobody answers and time does not jump (a resolve may cancel the request)."""
     by: str | None = Field(None, pattern=r"^[UW][A-Z0-9]{2,}$")
     """Who clicks (a Slack user id); default: the first approver listed in the request."""
     strangers: list[str] = Field(default_factory=list)
     """Slack users not on the list who click Approve first; each click must be refused."""
+    after_seconds: float = Field(0, ge=0, le=60)
+    """How long after the request appears in Slack the answer comes (real time)."""
+
+
+class ApprovalAnswer(ApprovalWorld):
+    """The answer to one approval request: the first unused entry of its action kind."""
+
+    action: ActionKind | None = None
+    """The action asked for (failover, failback, rollback, …); none: any request."""
 
 
 class World(Strict):
@@ -219,6 +204,12 @@ class World(Strict):
     routes: dict[RouteName, RouteWorld] = Field(default_factory=dict)
     endpoint: dict[str, EndpointWorld] = Field(default_factory=dict)
     """Region or provider → state; a provider's state applies to every route it serves."""
+    tools: ToolsWorld = Field(default_factory=ToolsWorld)
+    catalog: CatalogWorld = Field(default_factory=CatalogWorld)
+    changes: list[WorldChange] = Field(default_factory=list)
+    """How the world changes during the run (before a step, or seconds after the first alert)."""
+    approvals: list[ApprovalAnswer] = Field(default_factory=list)
+    """One answer per approval request, matched by action kind; the rest get `approval`."""
     logs: LogsWorld = Field(default_factory=LogsWorld)
     deployments: list[DeploymentWorld] = Field(default_factory=list)
     analyst: AnalystWorld | None = None
@@ -232,19 +223,43 @@ class World(Strict):
     def _endpoint_keys(
         cls, endpoint: dict[str, EndpointWorld], info: ValidationInfo
     ) -> dict[str, EndpointWorld]:
-        routes = merge_routes(info.data.get("routes", {})).values()
-        known = {r.region for r in routes} | {r.provider for r in routes}
-        unknown = sorted(set(endpoint) - known)
-        if unknown:
-            raise ValueError(
-                f"{', '.join(unknown)}: no region or provider of the routes "
-                f"(known: {', '.join(sorted(known))})"
-            )
+        _check_endpoint_keys(endpoint, info.data.get("routes", {}))
         return endpoint
+
+    @model_validator(mode="after")
+    def _change_keys(self) -> World:
+        for index, change in enumerate(self.changes):
+            try:
+                _check_endpoint_keys(change.endpoint, self.routes)
+            except ValueError as exc:
+                raise ValueError(f"changes.{index}.endpoint: {exc}") from None
+        return self
+
+    def initial(self) -> Systems:
+        """Return the systems as they are when the first alert arrives."""
+        return Systems(
+            vector_db=self.vector_db,
+            embeddings=self.embeddings,
+            endpoint=self.endpoint,
+            tools=self.tools,
+        )
 
     def all_routes(self) -> dict[str, RouteWorld]:
         """Return every route, the defaults completed by the scenario's `routes`."""
         return merge_routes(self.routes)
+
+
+def _check_endpoint_keys(
+    endpoint: Mapping[str, EndpointWorld], routes: Mapping[RouteName, RouteWorld]
+) -> None:
+    merged = merge_routes(routes).values()
+    known = {r.region for r in merged} | {r.provider for r in merged}
+    unknown = sorted(set(endpoint) - known)
+    if unknown:
+        raise ValueError(
+            f"{', '.join(unknown)}: no region or provider of the routes "
+            f"(known: {', '.join(sorted(known))})"
+        )
 
 
 def merge_routes(routes: Mapping[RouteName, RouteWorld]) -> dict[str, RouteWorld]:
@@ -308,7 +323,15 @@ class Expected(Strict):
     approvals: list[Literal["approved", "rejected", "expired", "cancelled"]] | None = None
     """Each approval request's outcome, in order; [] means none was asked for."""
     refused_clicks: int | None = Field(None, ge=0)
-    """How many clicks (of the world's strangers) the service refused."""
+    """How many clicks (of the world's strangers, or a `by` not listed) the service refused."""
+    order: list[Order] = Field(default_factory=list)
+    """Moments that must happen, each before another one (if that one happens at all)."""
+    within_seconds: dict[Moment, float] = Field(default_factory=dict)
+    """Moments that must happen within so many seconds of the first alert (service time)."""
+    slack: Texts | None = None
+    pagerduty: Texts | None = None
+    routes: dict[str, RouteName] | None = None
+    """Service → the route it must be on at the end of the run."""
 
     @field_validator("diagnosis", mode="before")
     @classmethod
@@ -387,6 +410,20 @@ def load_scenario(path: Path) -> Scenario:
     expected = _load_yaml(path / "expected.yaml", Expected, problems)
     if problems or steps is None or world is None or expected is None:
         raise ScenarioError("\n".join(problems))
+    for index, change in enumerate(world.changes):
+        if change.before_step is not None and change.before_step >= len(steps):
+            problems.append(
+                f"{path / 'world.yaml'}: changes.{index}.before_step: {change.before_step} "
+                f"is past the last step ({len(steps) - 1})"
+            )
+    unknown = sorted(set(expected.routes or {}) - set(world.catalog.services))
+    if unknown:
+        problems.append(
+            f"{path / 'expected.yaml'}: routes: {', '.join(unknown)}: not a service of the "
+            f"catalog (services: {', '.join(world.catalog.services)})"
+        )
+    if problems:
+        raise ScenarioError("\n".join(problems))
     return Scenario(path.name, path, steps, world, expected)
 
 
@@ -438,74 +475,60 @@ class StagedWorld:
     catalog: Path
     runbooks: Path
     routes: dict[str, RouteWorld]
-    upstream: dict[str, str]
-    """Upstream model name → route name."""
+    upstream: dict[str, RouteModel]
+    """Upstream model name → the service and route it serves."""
+    env: dict[str, str]
+    """The secrets the catalog names."""
+    cloudwatch: FaultProxyState
+    """The faults of CloudWatch, a proxy in front of moto that the service talks to."""
+    cloudwatch_url: str
+
+    def set(self, stack: SandboxStack, systems: Systems) -> None:
+        """Set the systems a world (or a change of it) names."""
+        where = {name: (m.provider, m.region) for name, m in self.upstream.items()}
+        set_systems(stack, systems, upstream=where, cloudwatch=self.cloudwatch)
+
+    def route_of(self, service: str, model: str) -> str:
+        """Return the route name an upstream model is, for a service (else the model)."""
+        found = self.upstream.get(model)
+        return found.route if found is not None and found.service == service else model
 
 
 def upstream_model(route: RouteWorld) -> str:
-    """Return the sandbox model serving a route: one per (model, provider, region)."""
+    """Return the sandbox model serving the demo service's route: one per model and place."""
     return f"{route.model}-{route.provider}-{route.region}"
 
 
 def stage_world(
-    stack: SandboxStack, world: World, folder: Path, *, breach: Breach, llm: bool
+    stack: SandboxStack,
+    world: World,
+    folder: Path,
+    *,
+    breach: Breach,
+    llm: bool,
+    servers: list[EmulatorServer],
 ) -> StagedWorld:
-    """Set the started sandbox to the world: catalog, routes, faults, logs and the analyst."""
+    """Set the started sandbox to the world: catalog, routes, faults, logs and the analyst.
+
+    Servers started here (the CloudWatch fault proxy) are appended to `servers` to be stopped.
+    """
     routes = world.all_routes()
-    catalog = _write_catalog(stack, routes, folder / "services.yaml")
+    plan = {name: (r.provider, r.region, r.model or CHAT_MODEL) for name, r in routes.items()}
+    upstream, env = write_catalog(stack, world.catalog, plan, folder / "services.yaml")
     runbooks = _write_runbooks(world.runbooks, folder / "runbooks")
-    upstream = {upstream_model(route): name for name, route in routes.items()}
     for model in upstream:
         stack.openai.add_chat_model(model, default="OK", rules=dict(DIAGNOSTIC_ANSWERS))
-    primary = routes["primary"]
-    stack.gateway.reset(
-        {
-            DEMO_SERVICE: {
-                "provider": primary.provider,
-                "model": upstream_model(primary),
-                "region": primary.region,
-            }
-        }
+    cloudwatch = FaultProxyState(upstream=stack.aws_url)
+    proxy = EmulatorServer(create_fault_proxy(cloudwatch)).start()
+    servers.append(proxy)
+    staged = StagedWorld(
+        folder / "services.yaml", runbooks, routes, upstream, env, cloudwatch, proxy.url
     )
-    _stage_endpoint(stack, world, routes)
-    _stage_dependencies(stack, world)
+    staged.set(stack, world.initial())
     _stage_logs(stack, world.logs, breach)
     if llm:
         _stage_analyst(stack, world.analyst)
-    return StagedWorld(catalog, runbooks, routes, upstream)
-
-
-def _write_catalog(stack: SandboxStack, routes: dict[str, RouteWorld], path: Path) -> Path:
-    stack.write_catalog(path)
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    service = data["services"][DEMO_SERVICE]
-    primary = routes["primary"]
-    service["endpoint"].update(
-        provider=primary.provider,
-        region=primary.region,
-        latency_budget_ms=BUDGET_MS,
-        timeout_seconds=5,
-    )
-    service["dependencies"]["vector_db"]["latency_budget_ms"] = BUDGET_MS
-    embeddings = service["dependencies"]["embeddings"]
-    embeddings["latency_budget_ms"] = BUDGET_MS
-    service["failover"]["targets"] = [
-        {
-            "name": name,
-            "provider": route.provider,
-            "model": upstream_model(route),
-            "region": route.region,
-        }
-        for name, route in routes.items()
-        if name != "primary"
-    ]
-    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
-    # Golden vectors come from the healthy service, before any drift is staged.
-    golden = capture_golden_vectors(
-        base_url=stack.urls["openai"] + "/v1", api_key=stack.openai_key, model=EMBEDDING_MODEL
-    )
-    save_golden_vectors(golden, Path(embeddings["golden_file"]))
-    return path
+    return staged
 
 
 def _write_runbooks(choice: RunbooksWorld, folder: Path) -> Path:
@@ -517,43 +540,6 @@ def _write_runbooks(choice: RunbooksWorld, folder: Path) -> Path:
         text = yaml.safe_dump(runbook.model_dump(mode="json", exclude_none=True), sort_keys=False)
         (folder / f"inline-{runbook.name}.yaml").write_text(text, encoding="utf-8")
     return folder
-
-
-def _stage_endpoint(stack: SandboxStack, world: World, routes: dict[str, RouteWorld]) -> None:
-    regions = {route.region for route in routes.values()}
-    for key, fault in world.endpoint.items():
-        models = [
-            stack.openai.model(upstream_model(route))
-            for route in routes.values()
-            if key in (route.region, route.provider)
-        ]
-        if fault.state == "failing" and key in regions:
-            stack.gateway.failing_regions[key] = fault.status
-        for model in models:
-            if fault.state == "failing" and key not in regions:
-                model.fail_next(fault.status, times=LASTING)
-            elif fault.state == "wrong_answers":
-                model.rules = {}
-            elif fault.state == "slow":
-                model.latency_seconds = fault.delay_seconds
-
-
-def _stage_dependencies(stack: SandboxStack, world: World) -> None:
-    vector = world.vector_db
-    if vector.state == "wrong_neighbour":
-        stack.vectordb.corrupt_index = True
-    elif vector.state == "slow":
-        stack.vectordb.delay_seconds = vector.delay_seconds
-    elif vector.state == "down":
-        stack.vectordb.fail_next(vector.status, times=LASTING)
-    embeddings = world.embeddings
-    model = stack.openai.model(EMBEDDING_MODEL)
-    if embeddings.state == "drift":
-        model.set_drift(embeddings.drift)
-    elif embeddings.state == "slow":
-        model.latency_seconds = embeddings.delay_seconds
-    elif embeddings.state == "down":
-        model.fail_next(embeddings.status, times=LASTING)
 
 
 def _stage_logs(stack: SandboxStack, logs: LogsWorld, breach: Breach) -> None:
@@ -570,7 +556,8 @@ def _stage_logs(stack: SandboxStack, logs: LogsWorld, breach: Breach) -> None:
             continue
         for i in range(item.count):
             moment = anchor - timedelta(minutes=item.minutes_before) + timedelta(seconds=5 * i)
-            record = {"model": model, "version": version, "level": item.level, "msg": item.msg}
+            writer = item.model or model
+            record = {"model": writer, "version": version, "level": item.level, "msg": item.msg}
             lines.append((moment, item.level, json.dumps(record | {"request": f"x-{i:04d}"})))
     if logs.source == "cloudwatch":
         if lines:
@@ -585,7 +572,7 @@ def _stage_logs(stack: SandboxStack, logs: LogsWorld, breach: Breach) -> None:
             severity=level if level in LOG_LEVELS else "DEFAULT",
             text_payload=None if payload else text,
             json_payload=payload,
-            labels={"model_id": model, "model_version": version},
+            labels={"model_id": str((payload or {}).get("model", model)), "model_version": version},
             resource={"type": "k8s_container", "labels": {}},
         )
 
