@@ -145,5 +145,7 @@ class AlertRead(SQLModel):
     state: AlertState
     incident_id: uuid.UUID | None
     incident_run_state: str | None = None
-    """The incident's investigation: pending, running, completed, failed or skipped."""
+    """The incident's investigation: pending, running, waiting, completed, failed or skipped."""
+    incident_status: str | None = None
+    """The incident: open or resolved."""
     error: str | None

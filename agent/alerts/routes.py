@@ -139,6 +139,7 @@ def read_alert(alert_id: uuid.UUID, session: SessionDep) -> AlertRead:
     if alert.incident_id is not None:
         incident = session.get(Incident, alert.incident_id)
         shown.incident_run_state = str(incident.run_state) if incident else None
+        shown.incident_status = str(incident.status) if incident else None
     return shown
 
 

@@ -2,7 +2,9 @@
 
 A route goes back only when no other open incident depends on it: two incidents of one service
 that both failed over share the route, and the first to resolve must not move it back under the
-other. Switches stack: a later switch on top of an earlier one goes back first.
+other; nor under another open incident of the service that did not fail over (it found the
+failover in place, so what it breached on may be the route it left). Switches stack: a later
+switch on top of an earlier one goes back first.
 """
 
 from __future__ import annotations
@@ -80,6 +82,36 @@ def blockers(*, session: Session, failover: Failover) -> list[tuple[Failover, In
         if open_elsewhere or on_top:
             found.append((other, incident))
     return found
+
+
+def moved_away(*, session: Session, service: str) -> Failover | None:
+    """Return the failover holding the service off its primary route, if one does (the first)."""
+    return session.exec(
+        select(Failover)
+        .where(Failover.service == service, Failover.status == HOLDING, col(Failover.moved))
+        .order_by(col(Failover.created_at))
+    ).first()
+
+
+def still_breaching(*, session: Session, failover: Failover) -> list[Incident]:
+    """Return the other open incidents of the failover's service that hold no failover of their
+    own: their breach began on the route the failover left, or the failover hides it, so
+    moving back under them would return their traffic to what they breached on."""
+    holders = select(Failover.incident_id).where(
+        Failover.service == failover.service, Failover.status == HOLDING
+    )
+    return list(
+        session.exec(
+            select(Incident)
+            .where(
+                Incident.service == failover.service,
+                Incident.status == IncidentStatus.open,
+                Incident.id != failover.incident_id,
+                col(Incident.id).not_in(holders),
+            )
+            .order_by(col(Incident.opened_at))
+        ).all()
+    )
 
 
 def settle_failover(

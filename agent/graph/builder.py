@@ -1,7 +1,8 @@
 """Assemble the incident graph.
 
 triage → probes in parallel (one `probe` per runbook probe) → diagnose → (analyse) → decide
-→ (approve: pauses until a person decides) → act → (verify) → report.
+→ act (what needs no approval, at once) → (approve: pauses until a person decides → act again)
+→ (verify) → report.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from langgraph.graph import END, START, StateGraph
 from agent.graph.nodes.act import act, route_after_act
 from agent.graph.nodes.analyse import analyse
 from agent.graph.nodes.approve import approve
-from agent.graph.nodes.decide import decide, route_after_decide
+from agent.graph.nodes.decide import decide
 from agent.graph.nodes.diagnose import diagnose, route_after_diagnose
 from agent.graph.nodes.probe import fan_out, probe
 from agent.graph.nodes.report import report
@@ -42,9 +43,9 @@ def build_graph(checkpointer: BaseCheckpointSaver[Any]) -> Any:
     builder.add_edge("probe", "diagnose")
     builder.add_conditional_edges("diagnose", route_after_diagnose, ["analyse", "decide"])
     builder.add_edge("analyse", "decide")
-    builder.add_conditional_edges("decide", route_after_decide, ["approve", "act"])
+    builder.add_edge("decide", "act")
     builder.add_edge("approve", "act")
-    builder.add_conditional_edges("act", route_after_act, ["verify", "report"])
+    builder.add_conditional_edges("act", route_after_act, ["approve", "verify", "report"])
     builder.add_edge("verify", "report")
     builder.add_edge("report", END)
     return builder.compile(checkpointer=checkpointer, name=GRAPH_NAME)

@@ -74,6 +74,12 @@ class Approvers:
         self._planned: dict[uuid.UUID, tuple[ApprovalWorld, float]] = {}
         self.refused = 0
 
+    def waiting_on(self, incident_id: str) -> bool:
+        """Tell whether an approval request of the incident is still pending."""
+        with Session(self._engine) as session:
+            pending = pending_for(session=session, incident_id=uuid.UUID(incident_id))
+        return bool(pending)
+
     def answer_pending(self) -> None:
         """Click on (or let expire) every request whose answer is due."""
         with Session(self._engine) as session:

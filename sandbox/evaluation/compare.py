@@ -18,9 +18,12 @@ def compare(expected: Expected, seen: Observation, *, llm: bool) -> list[str]:
     got_kinds = [i.kind for i in incidents]
     if got_kinds[: len(expected.diagnoses())] != expected.diagnoses():
         problems.append(f"diagnosis: expected {expected.diagnoses()}, got {got_kinds}")
+    got_states = [i.run_state for i in incidents]
+    if got_states != expected.run_states(len(incidents)):
+        problems.append(
+            f"run state: expected {expected.run_states(len(incidents))}, got {got_states}"
+        )
     for incident in incidents:
-        if incident.run_state != expected.run_state:
-            problems.append(f"run state: expected {expected.run_state}, got {incident.run_state}")
         if expected.runbook and incident.runbook not in (None, expected.runbook):
             problems.append(f"runbook: expected {expected.runbook}, got {incident.runbook}")
     diagnosed = [i.diagnosis for i in incidents if i.diagnosis]

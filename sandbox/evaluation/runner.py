@@ -417,6 +417,15 @@ class _Client:
                 problems.append(f"alert {alert_id} failed: {state.get('error')}")
         return problems
 
+    def _held(self, alert: dict[str, Any]) -> bool:
+        """Tell whether the alert's incident is resolved and waits only for a later try of
+        something held (a failback onto a primary still failing), not for a person."""
+        return (
+            alert.get("incident_status") == "resolved"
+            and alert["incident_run_state"] == "waiting"
+            and not self._approvers.waiting_on(str(alert["incident_id"]))
+        )
+
     def _wait(self, ids: list[str], until: str, deadline: float) -> bool:
         pending = list(dict.fromkeys(ids))
         while pending:
@@ -424,7 +433,11 @@ class _Client:
             correlated = body["state"] in ("done", "failed")
             settled = body["state"] == "failed" or (
                 correlated
-                and (body["incident_id"] is None or body["incident_run_state"] in FINISHED)
+                and (
+                    body["incident_id"] is None
+                    or body["incident_run_state"] in FINISHED
+                    or self._held(body)
+                )
             )
             if settled or (until == "correlated" and correlated):
                 pending.pop(0)

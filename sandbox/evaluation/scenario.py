@@ -296,7 +296,7 @@ class ExpectedAnalyst(Strict):
     proposal: Literal["adopted", "discarded", "unusable"] | None = None
 
 
-RunState = Literal["completed", "skipped", "failed"]
+RunState = Literal["completed", "skipped", "failed", "waiting"]
 
 
 class Expected(Strict):
@@ -308,7 +308,8 @@ class Expected(Strict):
     """One kind for every incident, or a list of one per incident in the order they opened."""
     owner: Literal["vector_db", "embeddings"] | None = None
     component: str | None = None
-    run_state: RunState = "completed"
+    run_state: RunState | list[RunState] = "completed"
+    """One state for every incident, or one per incident in the order they opened."""
     actions: list[ExpectedAction] | None = None
     """Every action taken, exactly (in any order); [] means none."""
     not_taken: list[ActionKind] | None = None
@@ -345,6 +346,12 @@ class Expected(Strict):
                 f"diagnosis: {len(self.diagnosis)} given for {self.incidents} incident(s)"
             )
         return self
+
+    def run_states(self, count: int) -> list[str]:
+        """Return the expected run state of each of `count` incidents."""
+        if isinstance(self.run_state, list):
+            return [str(state) for state in self.run_state]
+        return [str(self.run_state)] * count
 
     def diagnoses(self) -> list[str]:
         """Return the expected diagnosis of each incident."""

@@ -503,3 +503,53 @@ def test_without_slack_the_cli_approves_through_the_same_checks(
     assert approval_row(agent).decided_via == "cli"
     dry_runs = [e for e in incident_events(agent) if e.kind == "notification.dry_run"]
     assert len(dry_runs) == 2  # the request, then the summary: nothing again on resume
+
+
+PAGE_AND_FAILOVER = """\
+name: page-while-asking
+version: 1
+description: Page at once; fail over only once a person approves.
+match: {metrics: [latency_p95], services: [support-bot]}
+probes:
+  endpoint: {timeout_seconds: 10}
+actions:
+  endpoint_isolated:
+    failover: {target: backup-region, approval: required}
+    page: {severity: critical}
+approval:
+  ttl_seconds: 600
+  approvers: [U0ALICE]
+  on_timeout: {action: page, severity: critical}
+"""
+
+
+def test_an_action_that_needs_no_approval_is_taken_before_the_run_waits_for_one(
+    world: SandboxStack, start_service: ServiceFactory, tmp_path: Path
+) -> None:
+    runbooks = tmp_path / "runbooks"
+    runbooks.mkdir()
+    (runbooks / "page-while-asking.yaml").write_text(PAGE_AND_FAILOVER)
+    agent = start_service(
+        **sandbox_overrides(world),
+        catalog_file=world.catalog_path,  # type: ignore[attr-defined]
+        runbooks_dir=runbooks,
+        slack_signing_secret=SIGNING_SECRET,
+    )
+    alert_id = agent.post_alert(arize_alert(model_id=DEMO_SERVICE)).json()["alert_id"]
+    message = request_message(world)
+    wait_for(lambda: agent.wait_alert(alert_id, timeout=1)["incident_run_state"] == "waiting")
+
+    # While the failover waits for a person, the critical page has already gone out; nothing moved.
+    assert [t["payload"]["severity"] for t in world.pagerduty.triggers()] == ["critical"]
+    assert world.gateway.history == []
+
+    answer = send(agent, interaction(message, APPROVE_ACTION, APPROVER))
+    assert answer.status_code == 200 and answer.json()["outcome"] == "approved"
+    finished(agent, alert_id)
+
+    # The approved failover follows once; the page is not sent again.
+    assert len(world.gateway.history) == 1
+    assert [t["payload"]["severity"] for t in world.pagerduty.triggers()] == ["critical"]
+    seen = kinds(agent)
+    assert seen.index("action.succeeded") < seen.index("approval.approved")
+    assert seen.count("action.started") == 2

@@ -89,6 +89,10 @@ def test_every_owner_of_a_failing_dependency_is_paged_once_with_its_own_key(
     [diagnosis] = events(parts, "diagnosis.made")
     assert diagnosis["kind"] == "dependency_degraded"
     assert sorted(diagnosis["dependencies"]) == ["embeddings", "vector_db"]
+    # The diagnosis says who owns each failing dependency, so the thread names whom to call.
+    assert diagnosis["owners"] == {"vector_db": "search-platform", "embeddings": "ml-platform"}
+    assert "search-platform for vector_db" in diagnosis["summary"]
+    assert "ml-platform for embeddings" in diagnosis["summary"]
     teams = {key: team for team, key in world.team_keys.items()}
     pages = [(teams[t["routing_key"]], t["dedup_key"]) for t in world.pagerduty.triggers()]
     [incident] = incidents(parts)

@@ -208,6 +208,59 @@ def test_resolving_one_of_two_incidents_that_failed_over_keeps_the_route_for_the
     assert len(world.gateway.changes(DEMO_SERVICE)) == 2  # one failover, one failback
 
 
+def test_another_open_incident_of_the_service_that_found_the_failover_in_place_keeps_the_route(
+    world: SandboxStack, tmp_path: Path
+) -> None:
+    parts = make_parts(world, tmp_path, retry="failback_retry_minutes: 5")
+    parts.accept(**breach("mon-latency"))
+    parts.drain()
+    assert region(world) == "us-east-1"
+    # The primary heals; a second monitor of the service fires: its run finds nothing wrong
+    # (the backup and the primary both answer right), so it fails nothing over of its own, but
+    # its breach is still open.
+    world.gateway.failing_regions.clear()
+    parts.accept(**breach("mon-errors", metric="error_rate"))
+    parts.drain()
+    first, second = incidents(parts)
+    assert [f.incident_id for f in failovers(parts)] == [first.id]
+
+    parts.accept(**breach("mon-latency", status="Healthy"))
+    parts.drain()
+
+    assert region(world) == "us-east-1"  # not moved back under the open incident
+    [held] = [e for e in events(parts, "action.not_taken") if e.get("kind") == "failback"]
+    assert held["reason"] == "blocked"
+    assert f"incident {second.id}" in held["summary"] and "is still open" in held["summary"]
+
+    parts.accept(**breach("mon-errors", metric="error_rate", status="Healthy"))
+    parts.drain()
+    parts.clock.advance(5 * 60 + 1)  # the runbook's retry, now that nothing else is open
+    parts.drain()
+
+    assert region(world) == "eu-west-1"
+    assert [f.status for f in failovers(parts)] == ["restored"]
+
+
+def test_a_breach_while_the_service_is_failed_over_is_judged_on_the_primary_route_too(
+    world: SandboxStack, tmp_path: Path
+) -> None:
+    parts = make_parts(world, tmp_path)
+    parts.accept(**breach("mon-latency"))
+    parts.drain()
+    assert region(world) == "us-east-1"
+
+    # The error monitor fires while the traffic runs on the healthy backup: the primary it
+    # breached on still fails, so this is the endpoint's fault, not "nothing found".
+    parts.accept(**breach("mon-errors", metric="error_rate"))
+    parts.drain()
+
+    diagnoses = events(parts, "diagnosis.made")
+    assert [d["kind"] for d in diagnoses] == ["endpoint_isolated", "endpoint_isolated"]
+    assert "the primary route" in diagnoses[1]["explanation"]
+    assert "still fails" in diagnoses[1]["explanation"]
+    assert len(world.gateway.changes(DEMO_SERVICE)) == 1  # already on the backup: no new move
+
+
 def test_an_approval_to_fail_back_is_asked_only_once_the_primary_answers_right(
     world: SandboxStack, tmp_path: Path
 ) -> None:

@@ -30,6 +30,7 @@ from agent.failovers.service import (
     failovers_of,
     record_failover,
     settle_failover,
+    still_breaching,
     wake_held,
 )
 from agent.graph.followup.effects import record, restore
@@ -84,6 +85,10 @@ def attempt_failback(
             if other.incident_id != row.incident_id or not other.moved
             else f"the later failover to {other.target} must move back first"
             for other, incident in blockers(session=session, failover=row)
+        ]
+        blocking += [
+            f"incident {incident.id} ({incident.title}) of {service} is still open"
+            for incident in still_breaching(session=session, failover=row)
         ]
     if blocking:
         why = "; ".join(dict.fromkeys(blocking))

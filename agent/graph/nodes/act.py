@@ -1,4 +1,10 @@
-"""Act: take each planned action once (idempotency keys), in order."""
+"""Act: take each planned action once (idempotency keys), in order, as soon as it may be taken.
+
+An action that needs no approval is taken at once, before the run waits for the approvals of the
+others (a critical page never waits behind a failover request); the approved ones follow in a
+second pass once `approve` has decided them. Each plan item is marked `acted` when taken (or
+recorded as not taken), so no pass takes it twice.
+"""
 
 from __future__ import annotations
 
@@ -12,10 +18,13 @@ from agent.telemetry import metrics
 
 
 def act(state: IncidentState, runtime: Runtime[RunContext]) -> dict[str, Any]:
-    """Carry out the plan; every write carries an idempotency key, so a resume repeats nothing."""
+    """Take every decided action not taken yet; keyed writes, so a resume repeats nothing."""
     ctx = runtime.context
+    plan = [dict(item) for item in state.get("plan", [])]
     outcomes = []
-    for item in state.get("plan", []):
+    for item in plan:
+        if item.get("acted") or item["status"] == "needs_approval":
+            continue
         if item["status"] != "planned":
             outcome = {**item, "status": "not_taken", "summary": not_taken(item)}
             ctx.record(state, "action.not_taken", ACTOR, outcome)
@@ -39,13 +48,16 @@ def act(state: IncidentState, runtime: Runtime[RunContext]) -> dict[str, Any]:
                 "status": "done",
                 "summary": f"told in the Slack thread ({item.get('severity', 'warning')})",
             }
+        item["acted"] = True
         outcomes.append(outcome)
     metrics.count_actions(outcomes)
-    return {"actions": outcomes}
+    return {"actions": outcomes, "plan": plan}
 
 
-def route_after_act(state: IncidentState) -> Literal["verify", "report"]:
-    """Verify only when a failover was carried out."""
+def route_after_act(state: IncidentState) -> Literal["approve", "verify", "report"]:
+    """Ask for the approvals the plan still needs; then verify a failover carried out."""
+    if any(item["status"] == "needs_approval" for item in state.get("plan", [])):
+        return "approve"
     done = [
         a for a in state.get("actions", []) if a["kind"] == "failover" and a["status"] == "done"
     ]

@@ -7,7 +7,7 @@ or not taken (rejected, expired: the runbook's timeout branch, or cancelled).
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 from langgraph.runtime import Runtime
 
@@ -103,9 +103,3 @@ def _failover_target(ctx: RunContext, service: str | None, wanted: str) -> Failo
         return None
     named = wanted.replace("_", "-")
     return next((t for t in failover.targets if t.name in (wanted, named)), None)
-
-
-def route_after_decide(state: IncidentState) -> Literal["approve", "act"]:
-    """Ask for approval only when an action of the plan needs it."""
-    waiting = any(item["status"] == "needs_approval" for item in state.get("plan", []))
-    return "approve" if waiting else "act"

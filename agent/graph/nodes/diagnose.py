@@ -30,6 +30,13 @@ def diagnose(state: IncidentState, runtime: Runtime[RunContext]) -> dict[str, An
         service=service,
         primary_region=primary_region(ctx, service),
     ).to_dict()
+    owners = dependency_owners(ctx, service, result.get("dependencies", []))
+    if owners:
+        # Who owns what is down, in the diagnosis itself: the thread and the page say whom to call.
+        result["owners"] = owners
+        result["summary"] += (
+            " (owned by " + ", ".join(f"{team} for {name}" for name, team in owners.items()) + ")"
+        )
     ctx.record(
         state,
         "diagnosis.made",
@@ -41,6 +48,16 @@ def diagnose(state: IncidentState, runtime: Runtime[RunContext]) -> dict[str, An
         },
     )
     return {"diagnosis": result}
+
+
+def dependency_owners(ctx: RunContext, service: str | None, names: list[str]) -> dict[str, str]:
+    """Return the catalogued owner team of each named dependency of the service."""
+    if ctx.catalog is None or service not in ctx.catalog.services:
+        return {}
+    dependencies = ctx.catalog.services[str(service)].dependencies
+    known = type(dependencies).model_fields
+    found = {name: getattr(dependencies, name) for name in names if name in known}
+    return {name: str(dep.owner) for name, dep in found.items() if dep is not None}
 
 
 def primary_region(ctx: RunContext, service: str | None) -> str | None:

@@ -12,10 +12,14 @@ from typing import Any, Literal, TypedDict
 from langgraph.runtime import Runtime
 from langgraph.types import Send
 
+from agent.adapters.factory import ServiceTools
 from agent.changes.scope import BreachScope
+from agent.failovers.service import moved_away
 from agent.graph.policy import runbook_of
 from agent.graph.state import IncidentState, RunContext
+from agent.store.db import session_scope
 from agent.telemetry import metrics
+from tools.failover.document import label, route_from_json
 from tools.protocols import LogQuery
 from tools.result import ToolResult, ToolStatus
 
@@ -120,7 +124,37 @@ def _run_probe(ctx: RunContext, task: ProbeTask) -> list[ToolResult]:
             )
         ]
     adapter = getattr(tools, name, None) if tools else None
-    return [adapter.probe()] if adapter is not None else [_not_configured(name)]
+    if adapter is None:
+        return [_not_configured(name)]
+    result: ToolResult = adapter.probe()
+    if name == "endpoint" and tools is not None and task["service"] is not None:
+        result = _with_the_primary(ctx, task["service"], tools, result)
+    return [result]
+
+
+def _with_the_primary(
+    ctx: RunContext, service: str, tools: ServiceTools, current: ToolResult
+) -> ToolResult:
+    """While a failover holds the service off its primary route, probe the primary too.
+
+    The traffic then runs on the failover route, which answers right; a breach that began on
+    the primary (or that the failover hides) would otherwise look like nothing is wrong.
+    """
+    if tools.route_probe is None or current.status in (ToolStatus.degraded, ToolStatus.down):
+        return current
+    with session_scope(ctx.engine) as session:
+        held = moved_away(session=session, service=service)
+        if held is None or held.primary is None:
+            return current
+        target, incident_id, primary = held.target, held.incident_id, route_from_json(held.primary)
+    found: ToolResult = tools.route_probe(primary).probe()
+    if found.status not in (ToolStatus.degraded, ToolStatus.down):
+        return current
+    summary = (
+        f"the traffic runs on {target} (failed over by incident {incident_id}) and answers "
+        f"right, but the primary route {label(primary)} still fails: {found.summary}"
+    )
+    return found.model_copy(update={"summary": summary})
 
 
 def _not_configured(name: str) -> ToolResult:
