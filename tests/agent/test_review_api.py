@@ -88,7 +88,7 @@ def test_incidents_are_listed_and_filtered(reviewed: tuple[RunningService, str])
         ({"since": "10000-01-01T00:00:00Z"}, "since"),
         ({"offset": str(2**63)}, "offset"),
         ({"offset": str(2**31)}, "offset"),
-        ({"service": "a\u0000b".encode().decode("unicode_escape")}, "NUL"),
+        ({"service": "a\u0000b"}, "NUL"),
         ({"model": "m" * 513}, "model"),
     ],
 )
