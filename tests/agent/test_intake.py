@@ -421,9 +421,8 @@ def test_a_held_write_lock_bounds_the_ack_wait_and_makes_the_service_unready(
     holder.execute("BEGIN IMMEDIATE")  # another process writing, or stuck, holds the lock
     try:
         ready = httpx.get(f"{service.url}/readyz", timeout=30)
-        started = time.monotonic()
-        answer = service.post_alert(arize_alert(), timeout=60)
-        waited = time.monotonic() - started
+        # Answered while the lock is still held, before the engine's own 30 s wait would end.
+        answer = service.post_alert(arize_alert(), timeout=20)
     finally:
         holder.execute("ROLLBACK")
         holder.close()
@@ -432,7 +431,6 @@ def test_a_held_write_lock_bounds_the_ack_wait_and_makes_the_service_unready(
     assert ready.json()["checks"]["database"].startswith("not writable: locked")
     assert answer.status_code == 503, answer.text
     assert answer.headers["retry-after"] == "1"
-    assert waited < 10  # the engine's own wait is 30 s
     assert service.post_alert(arize_alert()).status_code == 202
     assert httpx.get(f"{service.url}/readyz", timeout=30).status_code == 200
 
