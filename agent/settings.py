@@ -61,7 +61,18 @@ class Settings(BaseSettings):
         description="How prompts and responses are kept in the audit trail: full (redacted), "
         "hash (sha256 and length) or none.",
     )
-    max_body_bytes: int = Field(256 * 1024, gt=0, description="Largest accepted webhook body.")
+    max_body_bytes: int = Field(
+        256 * 1024,
+        gt=0,
+        description="Largest accepted body of a webhook and of POST /events/deployments.",
+    )
+    max_json_depth: int = Field(
+        64,
+        ge=2,
+        le=200,
+        description="Deepest nesting of arrays and objects accepted in a webhook body; deeper "
+        "is refused with 400 before it is parsed.",
+    )
     host: str = Field(
         "127.0.0.1",
         description="Address `remediator serve` (and a worker's metrics server) listens on.",
@@ -88,6 +99,13 @@ class Settings(BaseSettings):
         "own (the event loop keeps a core to itself: a higher ack rate, ~75 MB more memory), "
         "`thread`, a thread of the API process, or `auto`: `process` for `serve --no-worker` "
         "(API replicas), `thread` when `serve` runs the worker too.",
+    )
+    intake_lock_timeout_seconds: float = Field(
+        10,
+        gt=0,
+        description="How long storing accepted alerts may wait for a database lock (another "
+        "transaction holding the `alert` table or SQLite's write lock); then the alerts of "
+        "that commit are answered 503, to be retried.",
     )
     worker_poll_seconds: float = Field(
         0.5, gt=0, description="Idle worker's database poll interval."

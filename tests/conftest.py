@@ -97,9 +97,8 @@ class RunningService:
 
     def post_alert(self, payload: Any, **kwargs: Any) -> httpx.Response:
         """POST a JSON alert with the webhook token."""
-        return httpx.post(
-            f"{self.url}/webhooks/arize", json=payload, headers=self.auth, timeout=10, **kwargs
-        )
+        kwargs.setdefault("timeout", 10)
+        return httpx.post(f"{self.url}/webhooks/arize", json=payload, headers=self.auth, **kwargs)
 
     def wait_alert(self, alert_id: str, timeout: float = 30) -> dict[str, Any]:
         """Poll GET /alerts/{id} until the alert is correlated and its incident's run is over."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from agent.alerts.arize import BreachMappingError, as_number, as_text, as_time
+from agent.alerts.arize import BreachMappingError, as_number, as_text, as_time, checked
 from agent.alerts.models import Breach
 
 # Labels that name what breached; every other label is a segment (region, cohort, …).
@@ -66,7 +66,7 @@ def _breach(alert: Mapping[str, Any]) -> Breach:
         for key, value in labels.items()
         if key not in IDENTITY_LABELS and (text := as_text(value)) is not None
     }
-    return Breach(
+    return checked(
         source="alertmanager",
         monitor_id=as_text(labels.get("monitor_id")) or name,
         monitor_name=name,

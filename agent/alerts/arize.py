@@ -13,7 +13,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from agent.alerts.models import Breach, BreachStatus
+from agent.alerts.models import STORED_LENGTHS, Breach, BreachStatus
+from agent.store.values import as_utc
 
 DEFAULT_FIELD_PATHS: dict[str, list[str]] = {
     "monitor_id": ["monitor_id", "monitorId", "monitor.id", "alert.monitor_id", "data.monitor_id"],
@@ -123,7 +124,7 @@ def map_arize_payload(payload: Mapping[str, Any], field_paths: Mapping[str, list
         raise BreachMappingError(
             "alert is missing required fields: " + "; ".join(missing), missing=missing
         )
-    return Breach(
+    return checked(
         source="arize",
         monitor_id=as_text(found["monitor_id"]),
         monitor_name=as_text(found["monitor_name"]),
@@ -140,6 +141,23 @@ def map_arize_payload(payload: Mapping[str, Any], field_paths: Mapping[str, list
         triggered_at=as_time(found["triggered_at"]),
         url=as_text(found["url"]),
     )
+
+
+def checked(**fields: Any) -> Breach:
+    """Return the Breach of these fields, or raise naming a value longer than it is stored.
+
+    Some fields are copied into columns of their own (the alert's monitor key, the incident's
+    model, environment and service): a longer value would be accepted, then refused by
+    PostgreSQL when the incident is opened.
+    """
+    breach = Breach(**fields)
+    for name, limit in STORED_LENGTHS.items():
+        value = getattr(breach, name)
+        if value is not None and len(value) > limit:
+            raise BreachMappingError(
+                f"{name} is {len(value)} characters long; at most {limit} are stored"
+            )
+    return breach
 
 
 def _first(payload: Mapping[str, Any], candidates: list[str]) -> Any:
@@ -174,7 +192,7 @@ def _status(value: Any) -> BreachStatus:
     status = STATUS_WORDS.get(word) or STATUS_WORDS.get(word.replace(" ", "_"))
     if status is None:
         accepted = ", ".join(sorted(STATUS_WORDS))
-        raise BreachMappingError(f"status {value!r} is not one of: {accepted}")
+        raise BreachMappingError(f"status {_shown(value)} is not one of: {accepted}")
     return status
 
 
@@ -187,10 +205,18 @@ def as_number(name: str, value: Any) -> float | None:
     try:
         number = float(value)
     except (TypeError, ValueError):
-        raise BreachMappingError(f"{name} must be a number, got {value!r}") from None
+        raise BreachMappingError(f"{name} must be a number, got {_shown(value)}") from None
+    except OverflowError:  # an integer too large for a double
+        number = float("inf")
     if number != number or number in (float("inf"), float("-inf")):
-        raise BreachMappingError(f"{name} must be a finite number, got {value!r}")
+        raise BreachMappingError(f"{name} must be a finite number, got {_shown(value)}")
     return number
+
+
+def _shown(value: Any) -> str:
+    """Return a value's repr, shortened: an answer never echoes a whole oversized value."""
+    text = repr(value)
+    return text if len(text) <= 64 else f"{text[:61]}..."
 
 
 def _segment(value: Any) -> dict[str, str]:
@@ -223,14 +249,21 @@ def _segment(value: Any) -> dict[str, str]:
 
 
 def as_time(value: Any) -> datetime | None:
-    """Return an aware time from RFC 3339 text or epoch seconds/milliseconds."""
+    """Return an aware time from RFC 3339 text or epoch seconds/milliseconds.
+
+    Times outside 1970 to 9999 are refused: the investigation computes windows around them.
+    """
     if value is None:
         return None
     try:
         if isinstance(value, int | float) and not isinstance(value, bool):
             seconds = value / 1000 if value > 1e11 else value
-            return datetime.fromtimestamp(seconds, UTC)
-        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+            parsed = datetime.fromtimestamp(seconds, UTC)
+        else:
+            parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)
+        as_utc(parsed)
     except (ValueError, OverflowError, OSError):
-        raise BreachMappingError(f"triggered_at is not a time: {value!r}") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        raise BreachMappingError(f"triggered_at is not a time: {_shown(value)}") from None
+    return parsed

@@ -22,13 +22,14 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import structlog
-from sqlalchemy import Engine
+from sqlalchemy import Engine, String
 from sqlalchemy.exc import DataError, IntegrityError
 
-from agent.alerts.models import Breach
+from agent.alerts.models import Alert, Breach
 from agent.alerts.service import Delivery, Receipt, accept_alerts, prepare_delivery
 from agent.store.audit_log import AuditLog
 from agent.store.db import session_scope
+from agent.store.values import text_problem
 
 log = structlog.get_logger(__name__)
 
@@ -40,7 +41,14 @@ Received = tuple[Breach, dict[str, Any], str]
 
 
 class NotStored(Exception):
-    """The alerts of a request were not committed: nothing of that request was accepted."""
+    """The alerts of a request were not committed: nothing of that request was accepted.
+
+    A temporary failure (the database's trouble, not the alert's): the request may be retried.
+    """
+
+
+class Unstorable(NotStored):
+    """The alerts of a request can never be stored as they are: retrying cannot help (4xx)."""
 
 
 Outcome = list[Receipt] | NotStored
@@ -76,11 +84,18 @@ class AlertIntake:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
+        self._in_flight: list[_Request] = []
 
     def start(self) -> None:
         """Open the store, then start the writer on the running event loop."""
         self._store.open()
         self._task = asyncio.get_running_loop().create_task(self._run(), name="alert-writer")
+        self._task.add_done_callback(self._stopped)
+
+    @property
+    def alive(self) -> bool:
+        """Tell whether the writer runs and takes new alerts (for readiness)."""
+        return self._task is not None and not self._task.done() and not self._closing
 
     async def close(self) -> None:
         """Store what is still queued, then stop; later submissions are refused."""
@@ -97,6 +112,8 @@ class AlertIntake:
         """
         if self._task is None or self._closing:
             raise NotStored("the service is not accepting alerts right now (starting or stopping)")
+        if self._task.done():
+            raise NotStored("the alert writer has stopped; nothing was accepted, retry later")
         future: asyncio.Future[list[Receipt]] = asyncio.get_running_loop().create_future()
         self._pending.append(_Request(items, future))
         self._wake.set()
@@ -108,8 +125,21 @@ class AlertIntake:
                 await self._wake.wait()
                 self._wake.clear()
                 continue
-            batch = self._take()
-            outcomes = await self._store.write([request.items for request in batch])
+            batch = self._in_flight = self._take()
+            try:
+                outcomes = await self._store.write([request.items for request in batch])
+                if len(outcomes) != len(batch):
+                    raise RuntimeError(f"{len(outcomes)} outcomes for {len(batch)} requests")
+            except Exception as exc:
+                # Whatever went wrong fails this batch only: the writer goes on with the next.
+                log.exception("intake.batch_failed", requests=len(batch))
+                outcomes = [
+                    NotStored(
+                        f"the alerts could not be stored ({type(exc).__name__}); "
+                        "nothing was accepted, retry later"
+                    )
+                    for _ in batch
+                ]
             for request, outcome in zip(batch, outcomes, strict=True):
                 if request.future.done():
                     continue  # its client went away; what was stored stays stored
@@ -117,6 +147,20 @@ class AlertIntake:
                     request.future.set_exception(outcome)
                 else:
                     request.future.set_result(outcome)
+            self._in_flight = []
+
+    def _stopped(self, task: asyncio.Task[None]) -> None:
+        """Answer whatever is still queued if the writer ends without being told to."""
+        if not task.cancelled() and task.exception() is not None:
+            log.error("intake.writer_died", error=repr(task.exception()))
+        unanswered = [*self._in_flight, *self._pending]
+        self._in_flight = []
+        self._pending.clear()
+        for request in unanswered:
+            if not request.future.done():
+                request.future.set_exception(
+                    NotStored("the alert writer has stopped; nothing was accepted, retry later")
+                )
 
     def _take(self) -> list[_Request]:
         """Take queued requests in order, up to MAX_BATCH alerts (always at least one request)."""
@@ -132,13 +176,18 @@ class AlertIntake:
 class BatchWriter:
     """Stores batches in this process: the writer the intake runs on its own thread.
 
-    Each batch is prepared outside any transaction, then stored in ONE transaction; a row the
-    database refuses only fails its own request (the others are stored again, each alone).
+    Each request's alerts are prepared alone, outside any transaction, and checked storable: one
+    that cannot be is refused alone (`Unstorable`). The rest are stored in ONE transaction; a
+    row the database refuses only fails its own request (the others are stored again, each
+    alone). `lock_timeout` bounds how long a commit waits for a lock (then: 503, retry).
     """
 
-    def __init__(self, engine: Engine, audit: AuditLog) -> None:
+    def __init__(
+        self, engine: Engine, audit: AuditLog, *, lock_timeout: float | None = None
+    ) -> None:
         self._engine = engine
         self._audit = audit
+        self._lock_timeout = lock_timeout
         self._executor: ThreadPoolExecutor | None = None
 
     def open(self) -> None:
@@ -163,33 +212,29 @@ class BatchWriter:
         units: dict[int, list[Delivery]] = {}
         for index, items in enumerate(batch):
             try:
-                units[index] = [
-                    prepare_delivery(audit=self._audit, breach=b, payload=p, body_sha256=d)
-                    for b, p, d in items
-                ]
+                units[index] = [prepare_alone(self._audit, *item) for item in items]
                 outcomes.append([])
-            except Exception as exc:
-                log.exception("intake.prepare_failed")
-                outcomes.append(NotStored(f"the alert could not be prepared: {exc}"))
+            except Unstorable as exc:
+                outcomes.append(exc)
+        if not units:
+            return outcomes
         try:
             stored = self._commit(list(units.values()))
-        except (IntegrityError, DataError) as exc:
+        except (IntegrityError, DataError, ValueError) as exc:
             # Logged without the traceback: SQLAlchemy's would carry every alert of the batch.
-            log.warning("intake.refused", requests=len(units), reason=str(exc.orig))
+            log.warning("intake.refused", requests=len(units), reason=_reason(exc))
             if len(units) == 1:
-                return self._failed(outcomes, units, "the database refused the alert")
+                [index] = units
+                outcomes[index] = _refusal(exc)
+                return outcomes
             # A row the database refuses aborts the whole transaction: store each request
             # alone, so one bad alert cannot fail its companions.
             for index, unit in units.items():
                 try:
                     [outcomes[index]] = self._commit([unit])
                 except Exception as alone:
-                    log.warning(
-                        "intake.refused", requests=1, reason=str(getattr(alone, "orig", alone))
-                    )
-                    outcomes[index] = NotStored(
-                        "the database refused the alert; nothing was accepted"
-                    )
+                    log.warning("intake.refused", requests=1, reason=_reason(alone))
+                    outcomes[index] = _refusal(alone)
             return outcomes
         except Exception:
             log.exception("intake.store_failed", requests=len(units))
@@ -200,7 +245,7 @@ class BatchWriter:
 
     def _commit(self, units: Sequence[list[Delivery]]) -> list[list[Receipt]]:
         """Store every unit in one transaction; return each unit's receipts once committed."""
-        with session_scope(self._engine) as session:
+        with session_scope(self._engine, lock_timeout=self._lock_timeout) as session:
             flat = accept_alerts(
                 session=session,
                 audit=self._audit,
@@ -220,3 +265,55 @@ class BatchWriter:
         for index in units:
             outcomes[index] = NotStored(f"{reason}; nothing was accepted, retry later")
         return outcomes
+
+
+_ALERT_LENGTHS = {
+    column.name: column.type.length
+    for column in Alert.__table__.columns  # type: ignore[attr-defined]
+    if isinstance(column.type, String) and column.type.length
+}
+
+
+def prepare_alone(
+    audit: AuditLog, breach: Breach, payload: dict[str, Any], body_sha256: str
+) -> Delivery:
+    """Prepare one alert and check that both backends can store it; raise Unstorable if not.
+
+    Done per request before the batch's transaction: an alert that cannot be prepared, or
+    whose row or event the database could not take (a NUL, a lone surrogate, a value longer
+    than its column), is refused alone instead of failing the commit of its companions.
+    """
+    try:
+        delivery = prepare_delivery(
+            audit=audit, breach=breach, payload=payload, body_sha256=body_sha256
+        )
+    except Exception as exc:
+        log.warning("intake.prepare_failed", error=type(exc).__name__)
+        raise Unstorable(f"the alert could not be prepared: {type(exc).__name__}") from None
+    for column, value in delivery.row.items():
+        if not isinstance(value, str):
+            continue
+        problem = text_problem(value)
+        limit = _ALERT_LENGTHS.get(column)
+        if problem is None and limit is not None and len(value) > limit:
+            problem = f"is {len(value)} characters long, over the {limit} stored"
+        if problem is not None:
+            raise Unstorable(f"the alert's {column} {problem}")
+    event = delivery.event
+    for name, text in (("actor", event.actor), ("kind", event.kind), ("data", event.data)):
+        problem = text_problem(text)
+        if problem is not None:
+            raise Unstorable(f"the alert's audit event ({name}) {problem}")
+    return delivery
+
+
+def _reason(exc: BaseException) -> str:
+    return str(getattr(exc, "orig", None) or exc)[:500]
+
+
+def _refusal(exc: BaseException) -> NotStored:
+    """Answer a request whose commit, alone, the database refused."""
+    if isinstance(exc, DataError | ValueError):
+        # The value itself does not fit (too long, a character it cannot hold): it never will.
+        return Unstorable(f"the database cannot store the alert: {_reason(exc)}")
+    return NotStored("the database refused the alert; nothing was accepted, retry later")

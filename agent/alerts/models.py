@@ -18,6 +18,15 @@ from audit.sqltypes import UTCDateTime
 
 BreachStatus = Literal["triggered", "resolved", "no_data"]
 
+STORED_LENGTHS = {
+    "monitor_id": 512,
+    "monitor_name": 512,
+    "model_id": 512,
+    "environment": 128,
+    "service": 200,
+}
+"""Breach fields copied into columns of their own, and how long those columns are."""
+
 
 class Breach(BaseModel):
     """One monitor's state change, whatever system sent it."""

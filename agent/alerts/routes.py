@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import uuid
 from typing import Any
 
@@ -13,9 +12,10 @@ from pydantic import BaseModel
 
 from agent.alerts.alertmanager import map_alertmanager_payload
 from agent.alerts.arize import BreachMappingError, map_arize_payload
-from agent.alerts.intake import NotStored
+from agent.alerts.intake import NotStored, Unstorable
 from agent.alerts.models import AlertRead
 from agent.alerts.service import Receipt, get_alert
+from agent.api.bodies import BodyError, decode_json
 from agent.api.deps import AppState, SessionDep, WebhookAuth, check_webhook_token, read_bounded
 from agent.api.problems import ERRORS, Problem
 from agent.incidents.models import Incident
@@ -53,7 +53,7 @@ async def receive_arize_alert(request: Request) -> JSONResponse:
     app_state = _webhook_services(request)
     _require_json(request)
     body = await _read_bounded(request, app_state.settings.max_body_bytes)
-    payload = _parse_object(request, body)
+    payload = _parse_object(request, body, app_state.settings.max_json_depth)
     try:
         breach = map_arize_payload(payload, app_state.field_paths)
     except BreachMappingError as exc:
@@ -66,7 +66,7 @@ async def receive_arize_alert(request: Request) -> JSONResponse:
     try:
         [receipt] = await app_state.intake.submit([(breach, payload, digest)])
     except NotStored as exc:
-        return _not_stored(exc)
+        return _not_stored(request, exc)
     metrics.count_stored("arize", [_status(receipt)])
     return JSONResponse(
         status_code=status.HTTP_202_ACCEPTED if receipt.created else status.HTTP_200_OK,
@@ -94,7 +94,9 @@ async def receive_alertmanager_alerts(request: Request) -> JSONResponse:
     app_state = _webhook_services(request)
     _require_json(request)
     payload = _parse_object(
-        request, await _read_bounded(request, app_state.settings.max_body_bytes)
+        request,
+        await _read_bounded(request, app_state.settings.max_body_bytes),
+        app_state.settings.max_json_depth,
     )
     try:
         mapped = map_alertmanager_payload(payload)
@@ -111,7 +113,7 @@ async def receive_alertmanager_alerts(request: Request) -> JSONResponse:
     try:
         receipts = await app_state.intake.submit(items)
     except NotStored as exc:
-        return _not_stored(exc)
+        return _not_stored(request, exc)
     metrics.count_stored("alertmanager", [_status(r) for r in receipts])
     accepted = sum(1 for r in receipts if r.created)
     group = {
@@ -168,7 +170,13 @@ def _answer(receipt: Receipt) -> dict[str, Any]:
     }
 
 
-def _not_stored(exc: NotStored) -> JSONResponse:
+def _not_stored(request: Request, exc: NotStored) -> JSONResponse:
+    if isinstance(exc, Unstorable):
+        # Retrying the same alert cannot help: say so rather than ask for a retry.
+        _refused(request, "unstorable")
+        return JSONResponse(
+            status_code=status.HTTP_422_UNPROCESSABLE_CONTENT, content={"detail": str(exc)}
+        )
     return JSONResponse(
         status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
         content={"detail": str(exc)},
@@ -191,24 +199,12 @@ async def _read_bounded(request: Request, limit: int) -> bytes:
     return await read_bounded(request, limit, on_too_large=lambda: _refused(request, "too_large"))
 
 
-def _parse_object(request: Request, body: bytes) -> dict[str, Any]:
-    if not body.strip():
-        _refused(request, "bad_json")
-        raise HTTPException(status.HTTP_400_BAD_REQUEST, "empty body: expected a JSON object")
+def _parse_object(request: Request, body: bytes, max_depth: int) -> dict[str, Any]:
     try:
-        payload = json.loads(body.decode("utf-8"), parse_constant=_refuse_constant)
-    except UnicodeDecodeError:
-        _refused(request, "bad_json")
-        raise HTTPException(status.HTTP_400_BAD_REQUEST, "body is not UTF-8 text") from None
-    except json.JSONDecodeError as exc:
-        _refused(request, "bad_json")
-        raise HTTPException(
-            status.HTTP_400_BAD_REQUEST,
-            f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
-        ) from None
-    except (ValueError, RecursionError) as exc:
-        _refused(request, "bad_json")
-        raise HTTPException(status.HTTP_400_BAD_REQUEST, f"malformed JSON: {exc}") from None
+        payload = decode_json(body, max_depth=max_depth)
+    except BodyError as exc:
+        _refused(request, exc.reason)
+        raise HTTPException(exc.status, exc.detail) from None
     if not isinstance(payload, dict):
         _refused(request, "not_object")
         raise HTTPException(
@@ -220,7 +216,3 @@ def _parse_object(request: Request, body: bytes) -> dict[str, Any]:
 
 def _refused(request: Request, reason: str) -> None:
     metrics.count_refused(request.scope["path"], reason)
-
-
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")

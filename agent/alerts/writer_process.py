@@ -21,11 +21,12 @@ import signal
 import threading
 from collections.abc import Sequence
 from multiprocessing.connection import Connection
+from multiprocessing.reduction import ForkingPickler
 from typing import Any
 
 import structlog
 
-from agent.alerts.intake import BatchWriter, NotStored, Outcome, Received
+from agent.alerts.intake import BatchWriter, NotStored, Outcome, Received, Unstorable
 from agent.alerts.models import Breach
 from agent.alerts.service import Receipt
 from agent.settings import Settings
@@ -77,26 +78,54 @@ class WriterProcess:
             [(breach.__dict__, payload, digest) for breach, payload, digest in items]
             for items in batch
         ]
+        outcomes: list[Outcome | None] = [None] * len(batch)
+        try:
+            data = ForkingPickler.dumps(wire)
+        except Exception:
+            # Something in one request cannot be sent (the webhooks bound what they accept, so
+            # this is a bug): refuse those requests alone and send the others.
+            log.exception("intake.unpicklable_batch", requests=len(batch))
+            for index, items in enumerate(wire):
+                try:
+                    ForkingPickler.dumps(items)
+                except Exception as exc:
+                    outcomes[index] = Unstorable(
+                        f"the alert cannot be handed to the writer ({type(exc).__name__})"
+                    )
+            data = ForkingPickler.dumps([wire[i] for i, o in enumerate(outcomes) if o is None])
+        sent = [index for index, outcome in enumerate(outcomes) if outcome is None]
+        if sent:
+            answers = await self._exchange(data, len(sent))
+            for index, answer in zip(sent, answers, strict=True):
+                outcomes[index] = answer
+        return [outcome for outcome in outcomes if outcome is not None]
+
+    async def _exchange(self, data: memoryview, requests: int) -> list[Outcome]:
+        """Send a pickled batch to the child and return its outcomes; all fail if it dies."""
         loop = asyncio.get_running_loop()
         try:
             if self._conn is None:
                 await loop.run_in_executor(None, self.open)
             conn = self._conn
             assert conn is not None
-            conn.send(wire)
+            conn.send_bytes(data)
             await _readable(loop, conn)
             answer = conn.recv()
-        except (WriterGone, EOFError, OSError) as exc:
-            log.error("intake.writer_gone", error=str(exc), requests=len(batch))
+            outcomes = [_outcome(item) for item in answer]
+            if len(outcomes) != requests:
+                raise WriterGone(f"{len(outcomes)} answers for {requests} requests")
+        except Exception as exc:
+            # The child is gone, or where it is in the exchange is unknown: start a new one.
+            log.error("intake.writer_gone", error=f"{type(exc).__name__}: {exc}", requests=requests)
             self._stop(kill=True)
             return [
                 NotStored(
                     "the alert writer stopped before confirming the write; retry later "
                     "(a retried delivery that was stored after all is answered 200)"
                 )
-                for _ in batch
+                for _ in range(requests)
             ]
-        return [_outcome(item) for item in answer]
+        return outcomes
 
     def close(self) -> None:
         """Tell the child to stop once idle; kill it if it does not."""
@@ -163,7 +192,17 @@ def _outcome(item: tuple[str, Any]) -> Outcome:
     kind, value = item
     if kind == "stored":
         return [Receipt(alert_id, created, incident_id) for alert_id, created, incident_id in value]
+    if kind == "unstorable":
+        return Unstorable(value)
     return NotStored(value)
+
+
+def _wire_outcome(outcome: Outcome) -> tuple[str, Any]:
+    if isinstance(outcome, Unstorable):
+        return ("unstorable", str(outcome))
+    if isinstance(outcome, NotStored):
+        return ("refused", str(outcome))
+    return ("stored", [(r.alert_id, r.created, r.incident_id) for r in outcome])
 
 
 def serve_writer(conn: Connection, settings: Settings) -> None:
@@ -182,7 +221,9 @@ def serve_writer(conn: Connection, settings: Settings) -> None:
         checkpoints = (
             BackgroundCheckpoints(engine).start() if engine.dialect.name == "sqlite" else None
         )
-        writer = BatchWriter(engine, services.audit)
+        writer = BatchWriter(
+            engine, services.audit, lock_timeout=settings.intake_lock_timeout_seconds
+        )
         # What start-up built lives as long as the child: leave it out of the collector's passes.
         gc.freeze()
     except Exception as exc:  # reported to the parent, which refuses to start
@@ -202,14 +243,7 @@ def serve_writer(conn: Connection, settings: Settings) -> None:
             for items in wire
         ]
         outcomes = writer.write_now(batch)
-        conn.send(
-            [
-                ("stored", [(r.alert_id, r.created, r.incident_id) for r in outcome])
-                if not isinstance(outcome, NotStored)
-                else ("refused", str(outcome))
-                for outcome in outcomes
-            ]
-        )
+        conn.send([_wire_outcome(outcome) for outcome in outcomes])
     if checkpoints is not None:
         checkpoints.stop()
     engine.dispose()

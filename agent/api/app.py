@@ -130,4 +130,6 @@ def _intake_store(services: Services, *, run_worker: bool) -> Store:
         and shared_url(services.engine.url) is not None
     ):
         return WriterProcess(settings)
-    return BatchWriter(services.engine, services.audit)
+    return BatchWriter(
+        services.engine, services.audit, lock_timeout=settings.intake_lock_timeout_seconds
+    )

@@ -10,6 +10,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from agent.api.deps import AppStateDep
+from agent.store.db import write_problem
 
 router = APIRouter(tags=["health"])
 
@@ -22,7 +23,7 @@ def healthz() -> dict[str, str]:
 
 @router.get("/readyz", responses={503: {"description": "Not ready; the body says why"}})
 def readyz(app_state: AppStateDep) -> JSONResponse:
-    """Report whether the database answers and the worker runs, and which integrations are live."""
+    """Report whether the database takes writes, the intake and worker run, what is live."""
     checks: dict[str, Any] = {}
     ready = True
     try:
@@ -31,6 +32,16 @@ def readyz(app_state: AppStateDep) -> JSONResponse:
         checks["database"] = "ok"
     except SQLAlchemyError as exc:
         checks["database"] = f"unreachable: {type(exc).__name__}"
+        ready = False
+    else:
+        problem = write_problem(app_state.engine)
+        if problem is not None:
+            checks["database"] = f"not writable: {problem}"
+            ready = False
+    if app_state.intake.alive:
+        checks["intake"] = "running"
+    else:
+        checks["intake"] = "stopped"
         ready = False
     if app_state.worker_alive is None:
         checks["worker"] = "not in this process"

@@ -11,6 +11,7 @@ from sqlalchemy import Column, Text
 from sqlmodel import Field as SQLField
 from sqlmodel import SQLModel
 
+from agent.store.values import StorableText, UTCTime
 from audit.sqltypes import UTCDateTime
 
 ChangeKind = Literal["model", "prompt", "index", "config", "code"]
@@ -21,19 +22,21 @@ class DeploymentIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    service: str = Field(min_length=1, max_length=200)
+    service: StorableText = Field(min_length=1, max_length=200)
     kind: ChangeKind
-    version: str = Field(min_length=1, max_length=200)
-    model_id: str | None = Field(None, max_length=512)
-    previous_version: str | None = Field(None, max_length=200)
-    environment: str | None = Field(None, max_length=128)
-    region: str | None = Field(
+    version: StorableText = Field(min_length=1, max_length=200)
+    model_id: StorableText | None = Field(None, max_length=512)
+    previous_version: StorableText | None = Field(None, max_length=200)
+    environment: StorableText | None = Field(None, max_length=128)
+    region: StorableText | None = Field(
         None, max_length=64, description="Where it went, when it went to one region only."
     )
-    deployed_at: datetime | None = Field(None, description="Defaults to when it was received.")
-    actor: str | None = Field(None, max_length=200)
-    url: str | None = Field(None, max_length=2000)
-    description: str | None = Field(None, max_length=2000)
+    deployed_at: UTCTime | None = Field(
+        None, description="With its UTC offset; defaults to when it was received."
+    )
+    actor: StorableText | None = Field(None, max_length=200)
+    url: StorableText | None = Field(None, max_length=2000)
+    description: StorableText | None = Field(None, max_length=2000)
 
 
 class Deployment(SQLModel, table=True):

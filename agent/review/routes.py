@@ -22,8 +22,11 @@ from agent.review.service import (
     list_incidents,
     load_incident,
 )
+from agent.store.values import StorableText, UTCTime
 
 router = APIRouter(tags=["review"], dependencies=[ViewerAuth])
+MAX_OFFSET = 2**31 - 1
+"""The furthest page start asked for (both backends take it; no one has that many incidents)."""
 AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": Problem},
     403: {"model": Problem},
@@ -71,14 +74,17 @@ class IncidentAudit(BaseModel):
 def get_incidents(
     session: SessionDep,
     incident_status: Annotated[Literal["open", "resolved"] | None, Query(alias="status")] = None,
-    service: str | None = None,
-    model: str | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    service: Annotated[StorableText | None, Query(max_length=200)] = None,
+    model: Annotated[StorableText | None, Query(max_length=512)] = None,
+    since: UTCTime | None = None,
+    until: UTCTime | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> IncidentPage:
-    """List incidents, newest first, filtered by status, service, model and opening time."""
+    """List incidents, newest first, filtered by status, service, model and opening time.
+
+    `since` and `until` carry their UTC offset (`2026-11-27T02:00:00Z`).
+    """
     where = IncidentFilter(incident_status, service, model, since, until, limit, offset)
     page, total = list_incidents(session=session, where=where)
     return IncidentPage(

@@ -18,12 +18,24 @@ log = structlog.get_logger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 WRITE_OPTION = "remediator_writes"
+LOCK_TIMEOUT_OPTION = "remediator_lock_timeout"
+"""Seconds a transaction may wait for a lock (SQLite's write lock, a PostgreSQL row or table)."""
+SQLITE_BUSY_MS = 30000
+"""How long a SQLite transaction waits for the write lock, unless it says otherwise."""
 
 
 def make_engine(database_url: str) -> Engine:
     """Create the engine; on SQLite, every transaction takes the write lock up front."""
     if not database_url.startswith("sqlite"):
-        return create_engine(database_url, pool_pre_ping=True)
+        engine = create_engine(database_url, pool_pre_ping=True)
+
+        @event.listens_for(engine, "begin")
+        def _bound_lock_waits(connection: Any) -> None:
+            timeout = connection.get_execution_options().get(LOCK_TIMEOUT_OPTION)
+            if timeout is not None:
+                connection.exec_driver_sql(f"SET LOCAL lock_timeout = {_milliseconds(timeout)}")
+
+        return engine
     path = database_url.removeprefix("sqlite:///")
     if path and path != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -35,7 +47,7 @@ def make_engine(database_url: str) -> Engine:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_MS}")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
 
@@ -43,18 +55,36 @@ def make_engine(database_url: str) -> Engine:
     def _on_begin(connection: Any) -> None:
         # A write transaction reads then writes (the audit head): it must take the write lock at
         # BEGIN, or two of them deadlock on the upgrade. Reads stay deferred and never block.
-        writes = connection.get_execution_options().get(WRITE_OPTION, False)
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if writes else "BEGIN")
+        options = connection.get_execution_options()
+        if not options.get(WRITE_OPTION, False):
+            connection.exec_driver_sql("BEGIN")
+            return
+        # How long BEGIN IMMEDIATE waits for the write lock: this transaction's bound, if any.
+        timeout = options.get(LOCK_TIMEOUT_OPTION)
+        busy = SQLITE_BUSY_MS if timeout is None else _milliseconds(timeout)
+        if connection.info.get("busy_ms", SQLITE_BUSY_MS) != busy:
+            connection.exec_driver_sql(f"PRAGMA busy_timeout={busy}")
+            connection.info["busy_ms"] = busy
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
 
 
+def _milliseconds(seconds: float) -> int:
+    return max(1, round(float(seconds) * 1000))
+
+
 @contextmanager
-def session_scope(engine: Engine) -> Iterator[Session]:
-    """Yield a writing session: committed on success, rolled back on error."""
-    with Session(
-        engine.execution_options(**{WRITE_OPTION: True}), expire_on_commit=False
-    ) as session:
+def session_scope(engine: Engine, *, lock_timeout: float | None = None) -> Iterator[Session]:
+    """Yield a writing session: committed on success, rolled back on error.
+
+    `lock_timeout` bounds how long it waits for a lock (then the database raises, and the
+    session is rolled back); unset, SQLite waits 30 s and PostgreSQL as long as it takes.
+    """
+    options: dict[str, Any] = {WRITE_OPTION: True}
+    if lock_timeout is not None:
+        options[LOCK_TIMEOUT_OPTION] = lock_timeout
+    with Session(engine.execution_options(**options), expire_on_commit=False) as session:
         try:
             yield session
             session.commit()
@@ -127,3 +157,31 @@ def current_revision(engine: Engine) -> str | None:
 
     with engine.connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()
+
+
+def write_problem(engine: Engine, *, timeout: float = 2.0) -> str | None:
+    """Return why the database cannot be written right now, or None (for readiness).
+
+    SQLite: take the write lock and commit the audit head rewritten unchanged (a read-only
+    file, a commit that fails, or a lock held for more than `timeout`, shows). PostgreSQL: a
+    read-only transaction (a standby, `default_transaction_read_only`) shows.
+    """
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        if engine.dialect.name == "sqlite":
+            options = {WRITE_OPTION: True, LOCK_TIMEOUT_OPTION: timeout}
+            with engine.execution_options(**options).connect() as connection:
+                with connection.begin():
+                    connection.exec_driver_sql("UPDATE audit_head SET seq = seq WHERE id = 1")
+            return None
+        with engine.connect() as connection:
+            read_only = connection.exec_driver_sql("SHOW transaction_read_only").scalar()
+        return "read-only" if read_only == "on" else None
+    except SQLAlchemyError as exc:
+        if engine.dialect.name != "sqlite":
+            return type(exc).__name__  # PostgreSQL's messages may name hosts: not shown
+        reason = str(getattr(exc, "orig", None) or type(exc).__name__)
+        if "locked" in reason or "busy" in reason:
+            return f"locked by another transaction for over {timeout:g}s"
+        return reason.splitlines()[0][:200]

@@ -26,8 +26,9 @@ ALERTS_ACCEPTED = Counter(
 )
 ALERTS_REFUSED = Counter(
     "remediator_alerts_refused",
-    "Webhook deliveries refused (bad_token, wrong_content_type, too_large, bad_json, not_object, "
-    "unmapped), and alerts not stored again because they were already seen (duplicate).",
+    "Webhook deliveries refused (bad_token, wrong_content_type, too_large, bad_json, too_deep, "
+    "not_object, unmapped, bad_text, unstorable), and alerts not stored again because they "
+    "were already seen (duplicate).",
     ["source", "reason"],
 )
 RUNS_IN_FLIGHT = Gauge(

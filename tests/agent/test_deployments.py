@@ -152,3 +152,56 @@ def test_the_changes_probe_finds_only_changes_that_could_have_caused_the_breach(
         "everywhere",
         "staging-only",
     ]
+
+
+@pytest.mark.parametrize(
+    ("deployed_at", "words"),
+    [
+        ("2026-11-27T02:00:00", "timezone"),  # naive: which moment is it?
+        ("0001-01-01T00:00:00+14:00", "out of range"),
+        ("9999-12-31T23:59:59-14:00", "out of range"),
+    ],
+)
+def test_a_deployment_time_without_offset_or_out_of_range_is_422(
+    running: RunningService, deployed_at: str, words: str
+) -> None:
+    body = {"service": "s", "kind": "model", "version": "1", "deployed_at": deployed_at}
+    answer = post(running, body)
+    assert answer.status_code == 422, answer.text
+    assert "deployed_at" in answer.json()["detail"] and words in answer.json()["detail"]
+    assert running.rows() == (0, 0)
+
+
+@pytest.mark.parametrize("field", ["service", "version", "description"])
+def test_deployment_text_no_database_could_store_is_422(
+    running: RunningService, field: str
+) -> None:
+    body = {"service": "s", "kind": "model", "version": "1", field: "a\u0000b"}
+    answer = post(running, body)
+    assert answer.status_code == 422, answer.text
+    assert field in answer.json()["detail"] and "NUL" in answer.json()["detail"]
+    assert running.rows() == (0, 0)
+
+
+def test_a_deployment_body_over_the_webhook_limit_is_413(start_service: ServiceFactory) -> None:
+    running = start_service(max_body_bytes=4096)
+    body = {"service": "s", "kind": "model", "version": "1", "description": "x" * 5000}
+    answer = post(running, body)
+    assert answer.status_code == 413
+    assert "limit of 4096 bytes" in answer.json()["detail"]
+    assert running.rows() == (0, 0)
+
+
+@pytest.mark.parametrize(
+    "since", ["2026-11-27T02:00:00", "0001-01-01T00:00:00+14:00", "99999-01-01T00:00:00Z"]
+)
+def test_listing_deployments_since_a_naive_or_extreme_time_is_422(
+    running: RunningService, since: str
+) -> None:
+    answer = httpx.get(
+        f"{running.url}/events/deployments",
+        params={"since": since},
+        headers={"Authorization": f"Bearer {VIEWER}"},
+    )
+    assert answer.status_code == 422, answer.text
+    assert "since" in answer.json()["detail"]

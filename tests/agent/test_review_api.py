@@ -78,6 +78,29 @@ def test_incidents_are_listed_and_filtered(reviewed: tuple[RunningService, str])
     assert get(running, "/incidents", limit="0").status_code == 422
 
 
+@pytest.mark.parametrize(
+    ("params", "words"),
+    [
+        ({"since": "2026-11-27T02:00:00"}, "since"),  # naive
+        ({"until": "2026-11-27T02:00:00"}, "until"),
+        ({"since": "0001-01-01T00:00:00+14:00"}, "out of range"),
+        ({"until": "9999-12-31T23:59:59-14:00"}, "out of range"),
+        ({"since": "10000-01-01T00:00:00Z"}, "since"),
+        ({"offset": str(2**63)}, "offset"),
+        ({"offset": str(2**31)}, "offset"),
+        ({"service": "a\u0000b"}, "NUL"),
+        ({"model": "m" * 513}, "model"),
+    ],
+)
+def test_bad_listing_parameters_are_422_naming_them(
+    start_service: ServiceFactory, params: dict[str, str], words: str
+) -> None:
+    running = start_service(viewer_token=VIEWER)
+    answer = get(running, "/incidents", **params)
+    assert answer.status_code == 422, answer.text
+    assert words in answer.json()["detail"]
+
+
 def test_incident_detail_and_audit_trail(reviewed: tuple[RunningService, str]) -> None:
     running, incident_id = reviewed
     detail = get(running, f"/incidents/{incident_id}").json()

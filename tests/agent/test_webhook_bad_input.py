@@ -7,6 +7,7 @@ import json
 import httpx
 import pytest
 
+from agent.alerts.models import Alert
 from tests.conftest import RunningService, ServiceFactory
 from tests.sample import arize_alert
 
@@ -145,3 +146,141 @@ def test_health_endpoints_answer(bare: RunningService) -> None:
         "pager": "dry-run",
         "chat": "dry-run",
     }
+
+
+def nested(depth: int) -> bytes:
+    """An Arize alert carrying arrays nested `depth` deep in an unmapped field."""
+    return b'{"monitor_id":"m","status":"Triggered","x":' + b"[" * depth + b"]" * depth + b"}"
+
+
+def test_a_deeply_nested_body_is_400_naming_the_limit_and_the_next_alert_is_stored(
+    bare: RunningService,
+) -> None:
+    answer = post(bare, nested(490))
+
+    refused(bare, answer, 400, "nested deeper than the limit of 64 levels")
+    assert "REMEDIATOR_MAX_JSON_DEPTH" in answer.json()["detail"]
+    assert post(bare, GOOD).status_code == 202
+
+
+def test_nesting_up_to_the_limit_is_accepted(start_service: ServiceFactory) -> None:
+    running = start_service(max_json_depth=8)
+    assert post(running, nested(7)).status_code == 202  # the object itself is the 8th level
+    refused_answer = post(running, nested(8))
+    assert refused_answer.status_code == 400
+    assert "limit of 8 levels" in refused_answer.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("changes", "words"),
+    [
+        ({"model_id": "bot\u0000"}, "model_id contains a NUL character"),
+        ({"environment": "prod\u0000"}, "environment contains a NUL character"),
+        ({"monitor_id": "\u0000mon"}, "monitor_id contains a NUL character"),
+        ({"notes": {"who": ["ok", "\ud800"]}}, "notes.who[1] contains a lone surrogate"),
+        ({"dimensions": {"\udfff": "eu"}}, "a key of dimensions contains a lone surrogate"),
+        ({"environment": "e" * 129}, "environment is 129 characters long; at most 128"),
+        ({"service": "s" * 201}, "service is 201 characters long; at most 200"),
+        ({"threshold": int("9" * 400)}, "threshold must be a finite number"),
+        ({"current_value": -int("9" * 400)}, "value must be a finite number"),
+        ({"current_value": "9" * 400}, "value must be a finite number"),
+        ({"triggered_at": "0001-01-01T00:00:00+14:00"}, "triggered_at is not a time"),
+        ({"triggered_at": 10**15}, "triggered_at is not a time"),
+    ],
+)
+def test_a_value_no_database_could_store_is_422_naming_the_field(
+    bare: RunningService, changes: dict[str, object], words: str
+) -> None:
+    body = json.dumps(arize_alert(**changes)).encode()  # json escapes NUL and surrogates
+
+    answer = post(bare, body)
+
+    refused(bare, answer, 422, words)
+    assert post(bare, GOOD).status_code == 202
+
+
+def test_a_number_beyond_a_double_is_400(bare: RunningService) -> None:
+    body = b'{"monitor_id": "m", "status": "triggered", "current_value": 1e400}'
+    refused(bare, post(bare, body), 400, "number 1e400 is out of range")
+
+
+def test_a_surrogate_in_an_alertmanager_alertname_is_422(bare: RunningService) -> None:
+    from tests.agent.test_alertmanager import group
+
+    body = group()
+    body["alerts"][1]["labels"]["alertname"] = "LLM\ud800Errors"
+
+    answer = httpx.post(
+        f"{bare.url}/webhooks/alertmanager",
+        content=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json", **bare.auth},
+        timeout=10,
+    )
+
+    refused(bare, answer, 422, "alerts[1].labels.alertname contains a lone surrogate")
+
+
+def test_a_deeply_nested_alertmanager_group_is_400(bare: RunningService) -> None:
+    body = (
+        b'{"version":"4","alerts":[{"status":"firing","labels":{"alertname":"A","x":'
+        + b"[" * 490
+        + b"]" * 490
+        + b"}}]}"
+    )
+    answer = httpx.post(
+        f"{bare.url}/webhooks/alertmanager",
+        content=body,
+        headers={"Content-Type": "application/json", **bare.auth},
+        timeout=10,
+    )
+    refused(bare, answer, 400, "nested deeper than the limit")
+
+
+# Values at and past every limit of what is stored: each is refused at the door (4xx, naming the
+# field) or accepted and then investigated, never accepted and then refused by the database.
+EDGE_VALUES: list[tuple[dict[str, object], int]] = [
+    ({"environment": "e" * 128}, 202),
+    ({"environment": "e" * 129}, 422),
+    ({"service": "s" * 200}, 202),
+    ({"service": "s" * 201}, 422),
+    ({"model_id": "m" * 600}, 202),  # kept to its first 512 characters, as every text field
+    ({"monitor_id": "i" * 600}, 202),
+    ({"model_id": "bot\u0000x"}, 422),
+    ({"environment": "\u0000"}, 422),
+    ({"monitor_id": "mon\u0000"}, 422),
+    ({"metric": "lat\ud83dency"}, 422),
+    ({"model_id": "bot-\U0001f600-\u2028-\u0001-\u007f-\ufeff"}, 202),
+    ({"dimensions": {"ré\u0007gion": "eu\u001f", "k" * 300: "v" * 600}}, 202),
+    ({"current_value": 1.7976931348623157e308, "threshold": -5e-324}, 202),
+    ({"current_value": int("9" * 400)}, 422),
+    ({"triggered_at": "9998-12-31T23:59:59+00:00"}, 202),
+    ({"triggered_at": "9999-12-31T23:59:59-14:00"}, 422),
+]
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def backend(request: pytest.FixtureRequest) -> str:
+    """The database URL the service runs on: SQLite, or a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return ""
+    return str(request.getfixturevalue("postgres_url"))
+
+
+def test_every_accepted_value_is_stored_and_investigated_on_both_backends(
+    backend: str, start_service: ServiceFactory
+) -> None:
+    running = start_service(**({"database_url": backend} if backend else {}))
+    accepted = []
+    for changes, expected in EDGE_VALUES:
+        answer = post(running, json.dumps(arize_alert(**changes)).encode())
+        assert answer.status_code == expected, (changes, answer.text)
+        if expected == 202:
+            accepted.append(answer.json()["alert_id"])
+        else:
+            assert next(iter(changes)).replace("current_value", "value") in answer.json()["detail"]
+
+    for alert_id in accepted:
+        shown = running.wait_alert(alert_id, timeout=60)
+        assert shown["state"] == "done", shown
+        assert shown["incident_run_state"] in ("completed", "skipped"), shown
+    assert running.count(Alert) == len(accepted)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, text
 
-from agent.alerts.intake import NotStored
+from agent.alerts.intake import NotStored, Unstorable
 from agent.alerts.models import Alert
 from agent.alerts.writer_process import WriterGone, WriterProcess
 from agent.api.app import create_app
@@ -218,3 +218,31 @@ def test_auto_gives_api_replicas_a_writer_process_and_keeps_it_on_a_thread_besid
         now=lambda: datetime(2026, 11, 27, tzinfo=UTC),
     )
     assert isinstance(fixed.state.app_state.intake._store, BatchWriter)
+
+
+def test_a_request_that_cannot_be_sent_to_the_writer_is_refused_alone(tmp_path: Path) -> None:
+    from tests.agent.test_intake import received
+
+    settings = make_settings(tmp_path)
+    upgrade(make_engine(settings.database_url))
+    store = WriterProcess(settings)
+    store.open()
+    try:
+        deep: list[object] = []
+        for _ in range(5000):  # past the webhooks' bound, as a bug in it would let through
+            deep = [deep]
+        bad = received(arize_alert(), "b" * 64)
+        bad[1]["x"] = deep
+        batch = [[received(arize_alert(), "a" * 64)], [bad], [received(arize_alert(), "c" * 64)]]
+        pid = store.pid
+
+        first, refused, third = asyncio.run(store.write(batch))
+        [after] = asyncio.run(store.write([[received(arize_alert(), "d" * 64)]]))
+
+        assert isinstance(refused, Unstorable)
+        assert isinstance(first, list) and first[0].created
+        assert isinstance(third, list) and third[0].created
+        assert isinstance(after, list) and after[0].created
+        assert store.pid == pid  # the writer itself was never in trouble
+    finally:
+        store.close()
