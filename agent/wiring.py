@@ -15,7 +15,7 @@ from functools import cached_property
 
 from sqlalchemy import Engine
 
-from agent.adapters.factory import Adapters, build_adapters
+from agent.adapters.factory import Adapters, build_adapters, signer_factory
 from agent.graph.runner import GraphRunner, make_checkpointer
 from agent.graph.state import RunContext
 from agent.settings import Settings
@@ -97,6 +97,6 @@ def build_services(
         settings=settings,
         clock=clock,
         engine=make_engine(settings.database_url),
-        audit=make_audit(settings, clock),
+        audit=make_audit(settings, clock, signer_factory(settings, env)),
         env=env,
     )

@@ -12,16 +12,18 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import boto3
+import structlog
 from botocore.config import Config
 from google.auth.credentials import AnonymousCredentials
 
 from agent.settings import Settings
+from audit.signing import Ed25519Signer, Signer, generate_key_file, public_path
 from runbooks.catalog import Catalog, Service
 from tools.analyst.llm import LlmAnalyst
 from tools.chat.slack import SlackChat
@@ -47,6 +49,9 @@ from tools.protocols import (
     LogSource,
     Pager,
 )
+from tools.signing.kms import KmsSigner, KmsSignError, make_kms_client
+
+log = structlog.get_logger(__name__)
 
 
 @dataclass
@@ -162,6 +167,40 @@ def build_adapters(
             base_url=settings.analyst_base_url, api_key=key, model=settings.analyst_model
         )
     return adapters
+
+
+def signer_factory(settings: Settings, env: Mapping[str, str]) -> Callable[[], Signer]:
+    """Return what builds the audit signer: KMS when a key id is set, else the key file.
+
+    Outside dev a missing key file is an error naming how to make one: a key that each process
+    (or container) made for itself would sign with keys nobody was given to verify.
+    """
+
+    def build() -> Signer:
+        if settings.audit_kms_key_id:
+            client = make_kms_client(
+                settings.aws_region,
+                endpoint_url=settings.aws_endpoint_url,
+                session=_aws_session(settings, env),
+            )
+            try:
+                return KmsSigner(client, settings.audit_kms_key_id)
+            except KmsSignError as exc:
+                raise ValueError(str(exc)) from None
+        path = settings.audit_signing_key_file
+        if not path.exists():
+            if settings.env != "dev":
+                raise ValueError(
+                    f"REMEDIATOR_AUDIT_SIGNING_KEY_FILE {path} does not exist: make one with "
+                    f"`remediator audit keygen {path}` (or `openssl genpkey -algorithm ed25519`), "
+                    "or set REMEDIATOR_AUDIT_KMS_KEY_ID"
+                )
+            if generate_key_file(path):
+                public = str(public_path(path))
+                log.warning("audit.signing_key_created", path=str(path), public=public)
+        return Ed25519Signer.from_file(path)
+
+    return build
 
 
 def _aws_client(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import uuid
 from typing import TYPE_CHECKING
 
@@ -29,9 +30,15 @@ def load_settings() -> Settings:
 
 
 def load_services() -> Services:
-    """Assemble the service from the environment's settings (the one assembly point)."""
+    """Assemble the service from the environment's settings (the one assembly point).
+
+    What the service logs goes to stderr: a command's stdout is its output (an export, a key).
+    """
+    import structlog
+
     from agent.wiring import build_services
 
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
     return build_services(load_settings())
 
 
