@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
@@ -41,7 +41,7 @@ PAGE_HEADERS = {
 class PageRoute(APIRoute):
     """A route of the review pages: every answer, redirects and errors too, gets PAGE_HEADERS."""
 
-    def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         """Return the handler, wrapped to add the headers."""
         handler = super().get_route_handler()
 
