@@ -14,6 +14,7 @@ from collections.abc import Iterable, Sequence
 LEAF_PREFIX = b"\x00"
 NODE_PREFIX = b"\x01"
 EMPTY_ROOT = hashlib.sha256(b"").digest()
+_sha256 = hashlib.sha256
 
 
 def leaf_hash(*, prev_hash: str, hash: str, body: str) -> bytes:
@@ -21,7 +22,16 @@ def leaf_hash(*, prev_hash: str, hash: str, body: str) -> bytes:
 
     Everything stored of the event is in it, so a leaf that matches is the event unaltered.
     """
-    return hashlib.sha256(LEAF_PREFIX + f"{prev_hash}\n{hash}\n{body}".encode()).digest()
+    return link_leaf(hash, f"{prev_hash}\n{body}".encode())
+
+
+def link_leaf(hash: str, linked: bytes) -> bytes:
+    """Return `leaf_hash` from the bytes the event's HMAC covers (`prev_hash`, newline, body).
+
+    SHA-256 of 0x00, then `hash`, newline, `prev_hash`, newline, body in UTF-8: verification
+    reuses the HMAC's bytes instead of encoding the event a second time.
+    """
+    return _sha256(LEAF_PREFIX + hash.encode() + b"\n" + linked).digest()
 
 
 def node_hash(left: bytes, right: bytes) -> bytes:
@@ -59,8 +69,14 @@ class Frontier:
         return twin
 
     def append(self, leaf: bytes) -> None:
-        """Add the next leaf."""
-        self.add_subtree(1, leaf)
+        """Add the next leaf (a binary counter: as many merges as the new size's trailing zeros)."""
+        size = self.size = self.size + 1
+        width, node, nodes = 1, leaf, self.nodes
+        while not size & 1:
+            node = _sha256(NODE_PREFIX + nodes.pop()[1] + node).digest()
+            width <<= 1
+            size >>= 1
+        nodes.append((width, node))
 
     def add_subtree(self, size: int, root: bytes) -> None:
         """Add a perfect subtree of `size` leaves that starts where the tree ends."""

@@ -13,6 +13,7 @@ root every signed checkpoint must match.
 
 from __future__ import annotations
 
+import hmac
 import multiprocessing
 import uuid
 from collections.abc import Callable, Collection, Iterable, Mapping
@@ -24,8 +25,8 @@ from typing import Any
 from sqlalchemy import URL, Engine, create_engine, func
 from sqlmodel import Session, col, select
 
-from audit.chain import body_digest, link_body
-from audit.merkle import Frontier, leaf_hash
+from audit.chain import link_body
+from audit.merkle import Frontier, link_leaf
 from audit.models import GENESIS_HASH, AuditEvent
 
 VERIFY_BATCH = 5000
@@ -204,13 +205,14 @@ def walk_range(
                     kind=kind,
                     data=data,
                 )
-                if stored_hash != body_digest(key, stored_prev, body):
+                linked = f"{stored_prev}\n{body}".encode()
+                if stored_hash != hmac.digest(key, linked, "sha256").hex():
                     problem = f"event {seq} was altered after it was written (HMAC mismatch)"
                 elif seq in wanted and wanted[seq] != stored_hash:
                     problem = f"event {seq} differs from the signed checkpoint of it (replaced)"
             if problem is not None:
                 return result((expected, problem))
-            tree.append(leaf_hash(prev_hash=stored_prev, hash=stored_hash, body=body))
+            tree.append(link_leaf(stored_hash, linked))
             if seq in roots:
                 snapshots.append((seq, tuple(tree.nodes)))
             prev_hash = stored_hash
