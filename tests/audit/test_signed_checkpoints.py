@@ -9,11 +9,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
-from agent.store.db import session_scope
-from audit.chain import checkpoint_signature
+from agent.store.db import make_engine, session_scope, upgrade
+from audit.chain import checkpoint_signature, link_body
 from audit.checkpoints import Checkpoint
-from audit.merkle import Frontier
-from audit.models import AuditCheckpoint
+from audit.merkle import Frontier, leaf_hash, root_from_path
+from audit.models import AuditCheckpoint, AuditEvent
+from audit.proofs import prove_events
 from audit.service import (
     append_checkpoint_file,
     read_checkpoint_file,
@@ -190,3 +191,35 @@ def test_a_bad_public_key_file_is_named(tmp_path: Path) -> None:
     generate_key_file(private)
     with pytest.raises(ValueError, match="private.pem: not a PEM public key"):
         TrustedKeys.from_files([private])
+
+
+@pytest.mark.postgres
+def test_signed_checkpoints_and_proofs_hold_on_postgres(postgres_url: str) -> None:
+    engine = make_engine(postgres_url)
+    upgrade(engine)
+    write_events(engine, 5)
+    sign(engine, NEW)
+    write_events(engine, 4)
+    sign(engine, NEW)  # extended from the first one's stored frontier
+
+    assert verify(engine, trust(NEW)) == (True, None, "")
+    with Session(engine) as session:
+        proofs = prove_events(session=session, seqs=[2, 5, 7, 9], trusted=trust(NEW))
+        events = {e.seq: e for e in session.exec(select(AuditEvent)).all()}
+    roots = {c["tree_size"]: c["tree_root"] for c in proofs.checkpoints}
+    assert sorted(roots) == [5, 9]
+    for seq, (size, path) in proofs.paths.items():
+        event = events[seq]
+        body = link_body(
+            seq=seq,
+            ts=event.ts.isoformat(),
+            incident_id=str(event.incident_id) if event.incident_id else None,
+            alert_id=None,
+            actor=event.actor,
+            kind=event.kind,
+            data=event.data,
+        )
+        leaf = leaf_hash(prev_hash=event.prev_hash, hash=event.hash, body=body)
+        found = root_from_path(seq - 1, size, leaf, [bytes.fromhex(p) for p in path])
+        assert found is not None and found.hex() == roots[size]
+    engine.dispose()
