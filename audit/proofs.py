@@ -186,6 +186,8 @@ def _check(raw: bytes, trusted: TrustedKeys, verdict: ExportVerdict) -> None:
         raise _Refused(f"the seal is {problem}")
     verdict.sealed_by, verdict.sealed_at = str(seal["key_id"]), str(seal.get("signed_at"))
     records = [(number, _record(line, f"line {number}")) for number, line in _lines(body)]
+    if not any(record.get("type") == "incident" for _, record in records):
+        raise _Refused("the file holds no incident record: not an incident export")
     roots = _checkpoints(records, trusted, verdict)
     previous = 0
     for number, record in records:

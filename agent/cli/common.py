@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 import uuid
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO, cast
 
 import typer
 from pydantic import ValidationError
@@ -38,8 +38,18 @@ def load_services() -> Services:
 
     from agent.wiring import build_services
 
-    structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(cast(TextIO, _Stderr())))
     return build_services(load_settings())
+
+
+class _Stderr:
+    """Whatever sys.stderr is when a line is written (a caller may swap it, as tests do)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
 
 
 def catalog_of(services: Services) -> Catalog | None:

@@ -10,6 +10,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import structlog
 from sqlalchemy import Engine
 from sqlmodel import Session
 
@@ -32,6 +33,7 @@ from audit.signing import Signer, TrustedKeys
 from audit.sqltypes import utcnow
 
 STRICTNESS: dict[str, int] = {"full": 0, "hash": 1, "none": 2}
+log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -185,7 +187,10 @@ class AuditLog:
                 return prove_events(session=session, seqs=seqs, trusted=trusted)
             except NotCovered:
                 pass
-        self.checkpoint(engine, copy_to)
+        try:
+            self.checkpoint(engine, copy_to)
+        except OSError:  # stored in the database all the same; the file is a copy
+            log.warning("audit.checkpoint_file_failed", path=str(copy_to), exc_info=True)
         with Session(engine) as session:
             return prove_events(session=session, seqs=seqs, trusted=trusted)
 
