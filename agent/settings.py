@@ -39,9 +39,30 @@ class Settings(BaseSettings):
         SecretStr("changethis"),
         description="HMAC key of the audit chain; keep it outside the database.",
     )
+    audit_signing_key_file: Path = Field(
+        Path("var/audit-signing-key.pem"),
+        description="Ed25519 private key (PEM) that signs audit checkpoints and exports; made on "
+        "first use with REMEDIATOR_ENV=dev, required otherwise (unless KMS signs).",
+    )
+    audit_kms_key_id: str | None = Field(
+        None,
+        description="AWS KMS asymmetric signing key (id, ARN or alias) that signs audit "
+        "checkpoints and exports instead of the file; unset: the file.",
+    )
+    audit_public_keys: Annotated[list[Path], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated PEM files of earlier signing keys' public keys: their "
+        "checkpoints keep verifying after a key rotation.",
+    )
     viewer_token: SecretStr | None = Field(
         None,
         description="Bearer token of the `viewer` role (review API, pages); unset disables them.",
+    )
+    viewer_session_seconds: float = Field(
+        8 * 3600,
+        gt=0,
+        description="How long a review-page sign-in lasts; rotating the viewer token ends every "
+        "session at once.",
     )
     audit_checkpoint_file: Path | None = Field(
         None,
@@ -206,7 +227,7 @@ class Settings(BaseSettings):
         "unset means that route is off.",
     )
 
-    @field_validator("cloudwatch_log_groups", "redact_fields", mode="before")
+    @field_validator("cloudwatch_log_groups", "redact_fields", "audit_public_keys", mode="before")
     @classmethod
     def _split_groups(cls, value: object) -> object:
         if isinstance(value, str):

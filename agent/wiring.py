@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 
+from agent.adapters.signer import signer_factory
 from agent.settings import Settings
 from agent.store.audit_log import AuditLog, make_audit
 from agent.store.db import make_engine
@@ -108,6 +109,6 @@ def build_services(
         settings=settings,
         clock=clock,
         engine=make_engine(settings.database_url),
-        audit=make_audit(settings, clock),
+        audit=make_audit(settings, clock, signer_factory(settings, env)),
         env=env,
     )

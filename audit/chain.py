@@ -1,4 +1,4 @@
-"""Canonical JSON and the HMAC that links one audit event to the one before it."""
+"""Canonical JSON, the HMAC linking each audit event to the one before, what checkpoints sign."""
 
 from __future__ import annotations
 
@@ -72,7 +72,34 @@ def link_digest(
     `ts` is the aware UTC time's `isoformat()` and the ids are `str(uuid)`: what verification
     reads straight from the database, without building datetimes and UUIDs only to print them.
     """
-    body = _COMPACT.encode([seq, ts, incident_id, alert_id, actor, kind, data])
+    body = link_body(
+        seq=seq,
+        ts=ts,
+        incident_id=incident_id,
+        alert_id=alert_id,
+        actor=actor,
+        kind=kind,
+        data=data,
+    )
+    return body_digest(key, prev_hash, body)
+
+
+def link_body(
+    *,
+    seq: int,
+    ts: str,
+    incident_id: str | None,
+    alert_id: str | None,
+    actor: str,
+    kind: str,
+    data: str,
+) -> str:
+    """Return the text an event's link hashes: its fields as one compact JSON array, in order."""
+    return _COMPACT.encode([seq, ts, incident_id, alert_id, actor, kind, data])
+
+
+def body_digest(key: bytes, prev_hash: str, body: str) -> str:
+    """Return the hex HMAC-SHA256 of an event's `link_body` chained to the previous hash."""
     return hmac.digest(key, f"{prev_hash}\n{body}".encode(), "sha256").hex()
 
 
@@ -84,6 +111,21 @@ _COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 
 
 def checkpoint_signature(*, key: bytes, head_seq: int, head_hash: str, created_at: datetime) -> str:
-    """Return the hex HMAC-SHA256 that vouches for a checkpoint of the chain's head."""
+    """Return the hex HMAC-SHA256 of a checkpoint signed before public-key signatures (verified)."""
     message = f"checkpoint\n{head_seq}\n{head_hash}\n{created_at.isoformat()}".encode()
     return hmac.new(key, message, hashlib.sha256).hexdigest()
+
+
+CHECKPOINT_FORMAT = "remediator-audit-checkpoint/2"
+
+
+def checkpoint_message(
+    *, key_id: str, algorithm: str, tree_size: int, tree_root: str, head_hash: str, created_at: str
+) -> bytes:
+    """Return the bytes a checkpoint's public-key signature covers, one field per line.
+
+    `tree_size` is the head's sequence number (the tree holds events 1..tree_size), `tree_root`
+    the hex Merkle root of those events (audit.merkle), `created_at` an ISO 8601 UTC time.
+    """
+    fields = (CHECKPOINT_FORMAT, key_id, algorithm, str(tree_size), tree_root, head_hash)
+    return "\n".join((*fields, created_at)).encode()

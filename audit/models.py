@@ -46,7 +46,12 @@ class AuditHead(SQLModel, table=True):
 
 
 class AuditCheckpoint(SQLModel, table=True):
-    """A signed record of the chain's head at a moment: makes a removed tail visible."""
+    """A signed record of the chain's head at a moment: makes a removed tail visible.
+
+    Signed with a private key (`algorithm`, `key_id`) over the head and the Merkle root of every
+    event up to it (`tree_root`), so a public key verifies it; rows written before that carry an
+    HMAC (`hmac-sha256`) and no root. `frontier` only speeds up the next checkpoint and proofs.
+    """
 
     __tablename__ = "audit_checkpoint"
 
@@ -54,4 +59,9 @@ class AuditCheckpoint(SQLModel, table=True):
     created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
     head_seq: int
     head_hash: str = Field(max_length=64)
-    signature: str = Field(max_length=64)
+    signature: str = Field(sa_column=Column(Text, nullable=False))
+    algorithm: str = Field(default="hmac-sha256", max_length=32)
+    key_id: str | None = Field(default=None, max_length=64)
+    tree_root: str | None = Field(default=None, max_length=64)
+    # JSON list of the hex roots of the tree's perfect subtrees, largest first (audit.merkle).
+    frontier: str | None = Field(default=None, sa_column=Column(Text, nullable=True))

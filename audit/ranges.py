@@ -5,13 +5,18 @@ the events before it: it takes its first event's stored `prev_hash` on trust, an
 checks that this is the hash the range before it ended on (`stitch`). The ranges then verify in
 parallel, one per process, and the outcome is the same as one walk from the first event: the
 first event that is missing, out of place, altered, or unlike its signed checkpoint.
+
+Each range also builds its part of the Merkle tree (audit.merkle): ranges are a power of two
+long, so a whole range is one perfect subtree, and the stitch joins them into the tree whose
+root every signed checkpoint must match.
 """
 
 from __future__ import annotations
 
+import hmac
 import multiprocessing
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,14 +25,15 @@ from typing import Any
 from sqlalchemy import URL, Engine, create_engine, func
 from sqlmodel import Session, col, select
 
-from audit.chain import link_digest
+from audit.chain import link_body
+from audit.merkle import Frontier, link_leaf
 from audit.models import GENESIS_HASH, AuditEvent
 
 VERIFY_BATCH = 5000
 """Events read per query."""
 
-RANGE_EVENTS = 50_000
-"""Events per range when ranges are verified in parallel."""
+RANGE_EVENTS = 65_536
+"""Events per range when ranges are verified in parallel (a power of two: one whole subtree)."""
 
 EVENT_COLUMNS = (
     AuditEvent.seq,
@@ -49,6 +55,8 @@ class RangeResult:
     `first_prev` is the stored `prev_hash` of the range's first event when that event was read
     without a known predecessor (None otherwise); `ended` says the chain has no event at or after
     where the walk stopped; `problem` is the first bad event in the range, as (seq, reason).
+    `tree` is the range's part of the Merkle tree as (size, root) subtrees, and `snapshots` that
+    part as it stood at each sequence number a checkpoint signed a root for.
     """
 
     start: int
@@ -57,6 +65,8 @@ class RangeResult:
     last_hash: str | None
     problem: tuple[int, str] | None = None
     ended: bool = False
+    tree: tuple[tuple[int, bytes], ...] = ()
+    snapshots: tuple[tuple[int, tuple[tuple[int, bytes], ...]], ...] = ()
 
 
 Linked = tuple[int, str, str | None, str | None, str, str, str, str, str]
@@ -145,22 +155,38 @@ def walk_range(
     wanted: dict[int, str],
     prev_hash: str | None,
     progress: Callable[[int], None] | None = None,
+    roots: Collection[int] = (),
 ) -> RangeResult:
     """Check the links of events `start`..`end` (to the last event when `end` is None).
 
     `prev_hash` is the hash the first event must follow (None: take its stored one on trust and
     report it as `first_prev`); `wanted` maps a checkpoint's sequence number to the hash it
-    signed. `progress` is told the last sequence number checked after each batch.
+    signed; `roots` are the sequence numbers whose tree the result snapshots. `progress` is told
+    the last sequence number checked after each batch.
     """
     expected, first_prev = start, None
+    tree = Frontier()
+    snapshots: list[tuple[int, tuple[tuple[int, bytes], ...]]] = []
+
+    def result(problem: tuple[int, str] | None = None, ended: bool = False) -> RangeResult:
+        return RangeResult(
+            start,
+            expected - start,
+            first_prev,
+            prev_hash,
+            problem,
+            ended,
+            tuple(tree.nodes),
+            tuple(snapshots),
+        )
+
     while end is None or expected <= end:
         batch = read_batch(session=session, from_seq=expected, to_seq=end)
         if not batch:
             after = _next_seq(session, expected)
             if after is None:
-                return RangeResult(start, expected - start, first_prev, prev_hash, ended=True)
-            missing = f"event {expected} is missing (next stored event is {after})"
-            return RangeResult(start, expected - start, first_prev, prev_hash, (expected, missing))
+                return result(ended=True)
+            return result((expected, f"event {expected} is missing (next stored event is {after})"))
         for seq, ts, incident_id, alert_id, actor, kind, data, stored_prev, stored_hash in batch:
             problem = None
             if seq != expected:
@@ -169,29 +195,31 @@ def walk_range(
                 first_prev = stored_prev  # checked by the caller against the range before
             elif stored_prev != prev_hash:
                 problem = f"event {seq} does not follow event {seq - 1} (moved or replaced)"
-            if problem is None and stored_hash != link_digest(
-                key=key,
-                prev_hash=stored_prev,
-                seq=seq,
-                ts=ts,
-                incident_id=incident_id,
-                alert_id=alert_id,
-                actor=actor,
-                kind=kind,
-                data=data,
-            ):
-                problem = f"event {seq} was altered after it was written (HMAC mismatch)"
-            elif problem is None and seq in wanted and wanted[seq] != stored_hash:
-                problem = f"event {seq} differs from the signed checkpoint of it (replaced)"
-            if problem is not None:
-                return RangeResult(
-                    start, expected - start, first_prev, prev_hash, (expected, problem)
+            if problem is None:
+                body = link_body(
+                    seq=seq,
+                    ts=ts,
+                    incident_id=incident_id,
+                    alert_id=alert_id,
+                    actor=actor,
+                    kind=kind,
+                    data=data,
                 )
+                linked = f"{stored_prev}\n{body}".encode()
+                if stored_hash != hmac.digest(key, linked, "sha256").hex():
+                    problem = f"event {seq} was altered after it was written (HMAC mismatch)"
+                elif seq in wanted and wanted[seq] != stored_hash:
+                    problem = f"event {seq} differs from the signed checkpoint of it (replaced)"
+            if problem is not None:
+                return result((expected, problem))
+            tree.append(link_leaf(stored_hash, linked))
+            if seq in roots:
+                snapshots.append((seq, tuple(tree.nodes)))
             prev_hash = stored_hash
             expected += 1
         if progress is not None:
             progress(expected - 1)
-    return RangeResult(start, expected - start, first_prev, prev_hash)
+    return result()
 
 
 def _next_seq(session: Session, from_seq: int) -> int | None:
@@ -212,13 +240,18 @@ class Stitched:
 
 
 def stitch(
-    results: Iterable[RangeResult], on_range: Callable[[int], None] | None = None
+    results: Iterable[RangeResult],
+    on_range: Callable[[int], None] | None = None,
+    roots: Mapping[int, Collection[str]] | None = None,
 ) -> Stitched:
     """Join range results in order: each range must start where the one before it ended.
 
-    Stops at the first problem, in chain order, exactly where one walk from event 1 would.
+    The ranges' subtrees are joined into the tree of the whole chain, and the tree at each
+    sequence number in `roots` must have one of the roots signed for it (hex). Stops at the
+    first problem, in chain order, exactly where one walk from event 1 would.
     """
     prev, checked = GENESIS_HASH, 0
+    tree, matched = Frontier(), 0
     for result in results:
         at_start = result.problem is not None and result.problem[0] == result.start
         if at_start and result.first_prev is None:
@@ -228,9 +261,22 @@ def stitch(
                 f"event {result.start} does not follow event {result.start - 1} (moved or replaced)"
             )
             return Stitched(checked, prev, (result.start, reason))
+        for seq, nodes in result.snapshots:
+            then = tree.copy()
+            for size, root in nodes:
+                then.add_subtree(size, root)
+            if roots and any(signed != then.root().hex() for signed in roots.get(seq, ())):
+                reason = (
+                    f"events {matched + 1}-{seq} are not the events the checkpoint of event {seq} "
+                    "signed (Merkle root mismatch): one of them was rewritten"
+                )
+                return Stitched(matched, prev, (matched + 1, reason))
+            matched = seq
         checked += result.checked
         if result.problem is not None:
             return Stitched(checked, prev, result.problem)
+        for size, root in result.tree:
+            tree.add_subtree(size, root)
         prev = result.last_hash or prev
         if on_range is not None:
             on_range(checked)
@@ -256,18 +302,26 @@ def walk_parallel(
     workers: int,
     range_events: int = RANGE_EVENTS,
     progress: Callable[[int], None] | None = None,
+    roots: Mapping[int, Collection[str]] | None = None,
 ) -> Stitched:
-    """Verify ranges of `range_events` events on `workers` processes, each with its own engine."""
+    """Verify ranges of `range_events` events on `workers` processes, each with its own engine.
+
+    `range_events` is rounded up to a power of two, so that each range is one subtree.
+    """
+    range_events = 1 << max(range_events - 1, 0).bit_length()
     starts = list(range(1, max(head_seq, 1) + 1, range_events))
     ranges = [(s, s + range_events - 1) for s in starts[:-1]] + [(starts[-1], None)]
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(
         workers, mp_context=context, initializer=_open_engine, initargs=(url,)
     ) as pool:
-        futures = [pool.submit(_range_job, bounds, key=key, wanted=wanted) for bounds in ranges]
+        futures = [
+            pool.submit(_range_job, bounds, key=key, wanted=wanted, roots=frozenset(roots or ()))
+            for bounds in ranges
+        ]
         try:
             # In range order, so the stitch (and progress) stops at the first fault.
-            return stitch((future.result() for future in futures), progress)
+            return stitch((future.result() for future in futures), progress, roots)
         finally:
             for future in futures:
                 future.cancel()  # ranges not started yet; leaving the block waits for the rest
@@ -282,12 +336,18 @@ def _open_engine(url: str) -> None:
 
 
 def _range_job(
-    bounds: tuple[int, int | None], *, key: bytes, wanted: dict[int, str]
+    bounds: tuple[int, int | None], *, key: bytes, wanted: dict[int, str], roots: frozenset[int]
 ) -> RangeResult:
     assert _ENGINE is not None, "the pool's initializer opens the engine"
     start, end = bounds
     prev = GENESIS_HASH if start == 1 else None
     with Session(_ENGINE) as session:
         return walk_range(
-            session=session, key=key, start=start, end=end, wanted=wanted, prev_hash=prev
+            session=session,
+            key=key,
+            start=start,
+            end=end,
+            wanted=wanted,
+            prev_hash=prev,
+            roots=roots,
         )

@@ -2,23 +2,35 @@
 
 from __future__ import annotations
 
-import hmac
-import json
-import os
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import bindparam, insert, or_, update
 from sqlmodel import Session, col, select
 
-from audit.chain import canonical_json, checkpoint_signature, event_digest
-from audit.models import GENESIS_HASH, AuditCheckpoint, AuditEvent, AuditHead
-from audit.ranges import RANGE_EVENTS, Stitched, shared_url, walk_parallel, walk_range
+from audit.chain import canonical_json, event_digest
+from audit.checkpoints import (
+    Checkpoint,
+    append_checkpoint_file,
+    read_checkpoint_file,
+    stored_checkpoints,
+    write_checkpoint,
+)
+from audit.models import GENESIS_HASH, AuditEvent, AuditHead
+from audit.ranges import RANGE_EVENTS, shared_url, stitch, walk_parallel, walk_range
+from audit.signing import TrustedKeys
 from audit.sqltypes import utcnow
+
+__all__ = [  # checkpoints are written and read here too, as they were before audit.checkpoints
+    "Checkpoint",
+    "append_checkpoint_file",
+    "read_checkpoint_file",
+    "stored_checkpoints",
+    "write_checkpoint",
+]
 
 
 @dataclass(frozen=True)
@@ -161,17 +173,6 @@ def events_for(
 
 
 @dataclass(frozen=True)
-class Checkpoint:
-    """A signed head of the chain, from the database or from a file kept elsewhere."""
-
-    head_seq: int
-    head_hash: str
-    created_at: datetime
-    signature: str
-    origin: str = "database"
-
-
-@dataclass(frozen=True)
 class VerifyResult:
     """Outcome of a chain check: how many events were checked and the first bad one, if any."""
 
@@ -183,35 +184,11 @@ class VerifyResult:
     checkpoints: int = 0
 
 
-def write_checkpoint(
-    *, session: Session, key: bytes, now: Callable[[], datetime] = utcnow
-) -> AuditCheckpoint:
-    """Sign and store the chain's current head inside the caller's transaction."""
-    head_seq, head_hash = read_head(session=session)
-    created_at = now()
-    checkpoint = AuditCheckpoint(
-        created_at=created_at,
-        head_seq=head_seq,
-        head_hash=head_hash,
-        signature=checkpoint_signature(
-            key=key, head_seq=head_seq, head_hash=head_hash, created_at=created_at
-        ),
-    )
-    session.add(checkpoint)
-    session.flush()
-    return checkpoint
-
-
-def stored_checkpoints(*, session: Session) -> list[Checkpoint]:
-    """Return the checkpoints kept in the database."""
-    rows = session.exec(select(AuditCheckpoint).order_by(col(AuditCheckpoint.head_seq))).all()
-    return [Checkpoint(row.head_seq, row.head_hash, row.created_at, row.signature) for row in rows]
-
-
 def verify_chain(
     *,
     session: Session,
     key: bytes,
+    trusted: TrustedKeys | None = None,
     progress: Callable[[int, int], None] | None = None,
     extra_checkpoints: Iterable[Checkpoint] = (),
     workers: int = 1,
@@ -220,30 +197,30 @@ def verify_chain(
     """Recompute every link; name the first event that was edited, removed or moved.
 
     Signed checkpoints (stored, and any kept outside the database) make a removed tail visible:
-    the chain must reach every checkpoint's head with the hash it recorded. With `workers` > 1
-    and at least two ranges of `range_events` events, ranges are verified on that many
-    processes at once (audit/ranges.py); the outcome is the same as one walk.
+    the chain must reach every checkpoint's head with the hash it recorded, and the Merkle root
+    of the events up to it must be the one it signed. Public-key signatures verify with the
+    `trusted` keys (by key id), older HMAC ones with `key`. With `workers` > 1 and at least two
+    ranges of `range_events` events, ranges are verified on that many processes at once
+    (audit/ranges.py); the outcome is the same as one walk.
     """
     head_seq, head_hash = read_head(session=session)
     checkpoints = [*stored_checkpoints(session=session), *extra_checkpoints]
     for checkpoint in checkpoints:
-        expected = checkpoint_signature(
-            key=key,
-            head_seq=checkpoint.head_seq,
-            head_hash=checkpoint.head_hash,
-            created_at=checkpoint.created_at,
-        )
-        if not hmac.compare_digest(expected, checkpoint.signature):
+        problem = checkpoint.problem(key=key, trusted=trusted or TrustedKeys({}))
+        if problem is not None:
             return VerifyResult(
                 False,
                 0,
                 head_seq,
                 checkpoint.head_seq,
-                f"the {checkpoint.origin} checkpoint of event {checkpoint.head_seq} "
-                "has a bad signature (forged or edited)",
+                f"the {checkpoint.origin} checkpoint of event {checkpoint.head_seq} {problem}",
                 len(checkpoints),
             )
     wanted = {c.head_seq: c.head_hash for c in checkpoints}
+    roots: dict[int, set[str]] = {}
+    for checkpoint in checkpoints:
+        if checkpoint.tree_root is not None:
+            roots.setdefault(checkpoint.head_seq, set()).add(checkpoint.tree_root)
     tell = None if progress is None else (lambda done: progress(done, head_seq))
     url = shared_url(session.connection().engine.url)
     if workers > 1 and head_seq >= 2 * range_events and url is not None:
@@ -255,6 +232,7 @@ def verify_chain(
             workers=workers,
             range_events=range_events,
             progress=tell,
+            roots=roots,
         )
     else:
         one = walk_range(
@@ -265,8 +243,9 @@ def verify_chain(
             wanted=wanted,
             prev_hash=GENESIS_HASH,
             progress=tell,
+            roots=roots,
         )
-        walked = Stitched(one.checked, one.last_hash or GENESIS_HASH, one.problem)
+        walked = stitch([one], roots=roots)
     if walked.problem is not None:
         seq, reason = walked.problem
         return VerifyResult(False, seq - 1, head_seq, seq, reason, len(checkpoints))
@@ -292,44 +271,3 @@ def verify_chain(
             len(checkpoints),
         )
     return VerifyResult(True, checked, head_seq, checkpoints=len(checkpoints))
-
-
-def append_checkpoint_file(path: Path, checkpoint: AuditCheckpoint) -> None:
-    """Append a checkpoint as one JSON line to a file kept outside the database."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    line = canonical_json(
-        {
-            "head_seq": checkpoint.head_seq,
-            "head_hash": checkpoint.head_hash,
-            "created_at": checkpoint.created_at.isoformat(),
-            "signature": checkpoint.signature,
-        }
-    )
-    with path.open("a", encoding="utf-8") as handle:
-        handle.write(line + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-
-
-def read_checkpoint_file(path: Path) -> list[Checkpoint]:
-    """Read the checkpoints of a file; a malformed line raises ValueError naming it."""
-    if not path.exists():
-        return []
-    checkpoints = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-            checkpoints.append(
-                Checkpoint(
-                    head_seq=int(record["head_seq"]),
-                    head_hash=str(record["head_hash"]),
-                    created_at=datetime.fromisoformat(record["created_at"]),
-                    signature=str(record["signature"]),
-                    origin=f"file {path.name}",
-                )
-            )
-        except (ValueError, KeyError, TypeError) as exc:
-            raise ValueError(f"{path}:{number}: not a checkpoint line ({exc})") from None
-    return checkpoints

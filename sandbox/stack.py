@@ -11,6 +11,7 @@ from typing import Any
 import yaml
 from qdrant_client import QdrantClient
 
+from audit.signing import generate_key_file
 from sandbox.aws import SANDBOX_CREDENTIALS, SANDBOX_REGION, seed_log_lines, start_moto
 from sandbox.gateway import GatewayState, create_gateway_app
 from sandbox.gateway_proxy import add_proxy_routes
@@ -86,7 +87,12 @@ class SandboxStack:
         self.gcp = GcpLoggingState()
 
     def start(self) -> SandboxStack:
-        """Start PagerDuty over HTTPS with a fresh self-signed certificate, Slack and moto."""
+        """Start PagerDuty over HTTPS with a fresh self-signed certificate, Slack and moto.
+
+        Also makes the audit signing key every process of the service shares (one key: what
+        one process signs, the others verify).
+        """
+        generate_key_file(self.signing_key_file)
         names = [self.public_host] if self.public_host else []
         self.cert_path, key_path = make_self_signed(self.workdir / "tls", names)
         pagerduty = EmulatorServer(
@@ -157,8 +163,14 @@ class SandboxStack:
             "REMEDIATOR_AWS_ENDPOINT_URL": self.public(self.aws_url),
             "REMEDIATOR_AWS_REGION": SANDBOX_REGION,
             "REMEDIATOR_CLOUDWATCH_LOG_GROUPS": self.log_group,
+            "REMEDIATOR_AUDIT_SIGNING_KEY_FILE": str(self.signing_key_file),
             **SANDBOX_CREDENTIALS,
         }
+
+    @property
+    def signing_key_file(self) -> Path:
+        """Return the audit signing key the service's processes share (its public key: `.pub`)."""
+        return self.workdir / "audit-signing-key.pem"
 
     def write_catalog(self, path: Path) -> Path:
         """Write a service catalog whose every integration points at these emulators."""

@@ -55,6 +55,7 @@ def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
         "database_url": f"sqlite:///{tmp_path / 'remediator.db'}",
         "webhook_token": secrets.token_urlsafe(24),
         "audit_key": secrets.token_urlsafe(32),
+        "audit_signing_key_file": tmp_path / "audit-signing-key.pem",
         "worker_poll_seconds": 0.05,
         # In-process writes: a writer process per test app would add a second of start-up each.
         # tests/agent/test_intake.py runs the ack path with the writer process too.

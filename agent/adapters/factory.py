@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import structlog
 from botocore.config import Config
 from google.auth.credentials import AnonymousCredentials
 
@@ -48,6 +49,8 @@ from tools.protocols import (
     Pager,
     Route,
 )
+
+log = structlog.get_logger(__name__)
 
 
 @dataclass

@@ -50,7 +50,7 @@ def create_app(
     engine, adapters = services.engine, services.adapters
     app_state = AppState(
         services=services,
-        chain=ChainStatus(engine, services.audit.key),
+        chain=ChainStatus(engine, services.audit.verify),
         checks=CachedChecks(lambda: run_checks(settings, adapters, timeout=5.0)),
         field_paths=load_field_paths(settings.arize_field_map),
         integrations={
@@ -61,6 +61,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        services.audit.trusted()  # a missing or bad signing key stops the start, saying why
         if settings.auto_migrate:
             upgrade(engine)
         stop = None

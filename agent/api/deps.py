@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hmac
+import secrets
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Annotated, NoReturn
 
 from fastapi import Depends, HTTPException, Request, status
@@ -165,23 +167,55 @@ def _count_bad_token(request: Request) -> None:
 
 
 VIEWER_COOKIE = "remediator_viewer"
+_SESSION_VERSION = "s1"
 
 
-def viewer_session_value(settings: Settings) -> str | None:
-    """Return the cookie value that proves a viewer logged in (derived, so no session store)."""
+def _session_key(settings: Settings) -> bytes | None:
+    """Return the key that signs viewer sessions: derived from the viewer token, so rotating
+    the token invalidates every session signed before."""
     if settings.viewer_token is None:
         return None
     secret = settings.viewer_token.get_secret_value().encode()
-    return hmac.new(secret, b"viewer-session", "sha256").hexdigest()
+    return hmac.new(secret, b"remediator viewer session key", "sha256").digest()
 
 
-def is_viewer(request: Request, settings: Settings) -> bool:
-    """Tell whether the request carries the viewer token or the viewer's session cookie."""
+def new_viewer_session(settings: Settings, now: datetime) -> str | None:
+    """Return a new session cookie value: random, signed, expiring after the session length.
+
+    No session store: the value carries its expiry and an HMAC over it; a logout deletes it
+    from the browser, and rotating the viewer token ends every session at once.
+    """
+    key = _session_key(settings)
+    if key is None:
+        return None
+    expires = int(now.timestamp() + settings.viewer_session_seconds)
+    payload = f"{_SESSION_VERSION}.{expires}.{secrets.token_urlsafe(16)}"
+    return f"{payload}.{hmac.new(key, payload.encode(), 'sha256').hexdigest()}"
+
+
+def viewer_session_valid(settings: Settings, value: str, now: datetime) -> bool:
+    """Tell whether a session cookie was signed with the current viewer token and is unexpired."""
+    key = _session_key(settings)
+    payload, _, mac = value.rpartition(".")
+    version, _, rest = payload.partition(".")
+    expires, _, _nonce = rest.partition(".")
+    if (
+        key is None
+        or version != _SESSION_VERSION
+        or not (expires.isascii() and expires.isdigit())
+        or len(expires) > 12
+    ):
+        return False
+    expected = hmac.new(key, payload.encode(), "sha256").hexdigest()
+    return hmac.compare_digest(mac.encode(), expected.encode()) and now.timestamp() < int(expires)
+
+
+def is_viewer(request: Request, settings: Settings, now: datetime) -> bool:
+    """Tell whether the request carries the viewer token or a valid viewer session cookie."""
     if settings.viewer_token is None:
         return False
     cookie = request.cookies.get(VIEWER_COOKIE)
-    expected_cookie = viewer_session_value(settings)
-    if cookie and expected_cookie and hmac.compare_digest(cookie, expected_cookie):
+    if cookie and viewer_session_valid(settings, cookie, now):
         return True
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     return scheme.lower() == "bearer" and viewer_token_matches(settings, token)
@@ -202,7 +236,7 @@ def require_viewer(request: Request, app_state: AppStateDep) -> None:
             status.HTTP_403_FORBIDDEN,
             "the review API is disabled: set REMEDIATOR_VIEWER_TOKEN to enable it",
         )
-    if not is_viewer(request, app_state.settings):
+    if not is_viewer(request, app_state.settings, app_state.services.clock()):
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
             "send 'Authorization: Bearer <viewer token>'",

@@ -1,4 +1,4 @@
-"""`remediator audit`: verify, sign, show and export the tamper-evident audit trail."""
+"""`remediator audit`: verify, sign, show and export the audit trail; verify an export offline."""
 
 from __future__ import annotations
 
@@ -23,14 +23,14 @@ def audit_verify(
             "--workers",
             min=1,
             help="Processes that verify ranges of the chain at once (default: one per CPU, "
-            "at most 8). Chains under 100,000 events are walked in this process.",
+            "at most 8). Chains under 131,072 events are walked in this process.",
         ),
     ] = None,
 ) -> None:
     """Check every link of the audit chain; exit 1 naming the first bad sequence number."""
     from sqlmodel import Session
 
-    from audit.service import read_checkpoint_file, verify_chain
+    from audit.service import read_checkpoint_file
 
     services = load_services()
     settings = services.settings
@@ -46,13 +46,13 @@ def audit_verify(
             if settings.audit_checkpoint_file
             else []
         )
+        services.audit.trusted()
     except ValueError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     with Session(services.engine) as session:
-        result = verify_chain(
-            session=session,
-            key=settings.audit_key.get_secret_value().encode(),
+        result = services.audit.verify(
+            session,
             progress=progress,
             extra_checkpoints=kept,
             workers=workers or min(8, os.cpu_count() or 1),
@@ -78,10 +78,14 @@ def audit_checkpoint() -> None:
     """Sign the chain's current head (also to REMEDIATOR_AUDIT_CHECKPOINT_FILE when set)."""
     services = load_services()
     settings = services.settings
-    checkpoint = services.audit.checkpoint(services.engine, settings.audit_checkpoint_file)
+    try:
+        checkpoint = services.audit.checkpoint(services.engine, settings.audit_checkpoint_file)
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
     where = f" and {settings.audit_checkpoint_file}" if settings.audit_checkpoint_file else ""
     typer.echo(
-        f"checkpoint of event {checkpoint.head_seq} signed at "
+        f"checkpoint of event {checkpoint.head_seq} signed by key {checkpoint.key_id} at "
         f"{checkpoint.created_at:%Y-%m-%d %H:%M:%S} UTC, stored in the database{where}"
     )
 
@@ -96,12 +100,15 @@ def audit_export(
         Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")
     ] = None,
 ) -> None:
-    """Export one incident as a Markdown post-incident review or as JSON Lines."""
+    """Export one incident as a Markdown post-incident review or as JSON Lines.
+
+    JSON Lines carries each event's proof and is sealed: `remediator audit verify-export`
+    checks it with the public key alone.
+    """
     from sqlmodel import Session
 
     from agent.review.export import Review, to_json_lines, to_markdown
     from agent.review.service import load_incident
-    from audit.service import verify_chain
     from audit.sqltypes import utcnow
 
     if format not in ("md", "json"):
@@ -115,9 +122,22 @@ def audit_export(
         if record is None:
             typer.echo(f"error: no incident {incident_id}", err=True)
             raise typer.Exit(1)
-        chain = verify_chain(session=session, key=settings.audit_key.get_secret_value().encode())
+        try:
+            chain = services.audit.verify(session)
+        except ValueError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from None
     review = Review.build(record, chain, utcnow(), settings.public_url)
-    text = to_markdown(review) if format == "md" else to_json_lines(review)
+    if format == "md":
+        text = to_markdown(review)
+    else:
+        seqs = [event.seq for event in record.events]
+        try:
+            proofs = services.audit.prove(services.engine, seqs, settings.audit_checkpoint_file)
+        except ValueError as exc:
+            typer.echo(f"error: cannot prove the incident's events: {exc}", err=True)
+            raise typer.Exit(1) from None
+        text = services.audit.seal(to_json_lines(review, proofs))
     if output is None:
         typer.echo(text, nl=False)
     else:
@@ -147,3 +167,70 @@ def audit_show(incident_id: Annotated[str, typer.Argument(help="Incident id (UUI
             f"status {incident.status}, run {incident.run_state}, opened {incident.opened_at}"
         )
         typer.echo(format_timeline(events))
+
+
+@app.command("verify-export")
+def audit_verify_export(
+    file: Annotated[Path, typer.Argument(help="A JSON Lines export (`audit export -f json`).")],
+    public_key: Annotated[
+        list[Path],
+        typer.Option(
+            "--public-key",
+            "-k",
+            help="A trusted public key (PEM); repeat it for the keys of earlier rotations.",
+        ),
+    ],
+) -> None:
+    """Prove, offline, that every event of an export is in the signed chain, unaltered, in order.
+
+    Needs no database and no secret: only the export and the public keys. Exit 1 naming the
+    first thing that fails (any change to the file does), 2 when a file cannot be read.
+    """
+    from audit.proofs import verify_export
+    from audit.signing import TrustedKeys
+
+    try:
+        trusted = TrustedKeys.from_files(public_key)
+        raw = file.read_bytes()
+    except (OSError, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    verdict = verify_export(raw, trusted)
+    if not verdict.ok:
+        typer.echo(f"export NOT verified: {verdict.reason}", err=True)
+        raise typer.Exit(1)
+    span = f" (sequence {verdict.first_seq}-{verdict.last_seq})" if verdict.events else ""
+    typer.echo(
+        f"export verified: {verdict.events} event(s) of incident {verdict.incident_id}{span} "
+        "are in the signed audit chain, unaltered and in order"
+    )
+    for tree_size, key_id, signed_at in verdict.checkpoints:
+        typer.echo(f"  checkpoint of event {tree_size}: key {key_id}, signed {signed_at}")
+    typer.echo(f"  the whole file is sealed by key {verdict.sealed_by} at {verdict.sealed_at}")
+
+
+@app.command("keygen")
+def audit_keygen(
+    path: Annotated[Path, typer.Argument(help="Where to write the new private key (PEM).")],
+) -> None:
+    """Make an Ed25519 signing key (mode 0600) and its public key beside it (`<path>.pub`)."""
+    from audit.signing import Ed25519Signer, generate_key_file, public_path
+
+    if not generate_key_file(path):
+        typer.echo(f"error: {path} exists; a signing key is never overwritten", err=True)
+        raise typer.Exit(2)
+    signer = Ed25519Signer.from_file(path)
+    typer.echo(f"wrote {path} (private) and {public_path(path)} (public), key id {signer.key_id}")
+
+
+@app.command("public-key")
+def audit_public_key() -> None:
+    """Print the public key (PEM) that verifies the service's checkpoints and exports."""
+    services = load_services()
+    try:
+        signer = services.audit.signer()
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"# key id {signer.key_id} ({signer.algorithm})", err=True)
+    typer.echo(signer.public_key_pem().decode(), nl=False)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import sys
 import uuid
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO, cast
 
 import typer
 from pydantic import ValidationError
@@ -29,10 +30,26 @@ def load_settings() -> Settings:
 
 
 def load_services() -> Services:
-    """Assemble the service from the environment's settings (the one assembly point)."""
+    """Assemble the service from the environment's settings (the one assembly point).
+
+    What the service logs goes to stderr: a command's stdout is its output (an export, a key).
+    """
+    import structlog
+
     from agent.wiring import build_services
 
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(cast(TextIO, _Stderr())))
     return build_services(load_settings())
+
+
+class _Stderr:
+    """Whatever sys.stderr is when a line is written (a caller may swap it, as tests do)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
 
 
 def catalog_of(services: Services) -> Catalog | None:

@@ -11,6 +11,7 @@ from agent.alerts.models import Breach
 from agent.incidents.models import IncidentRead, page_dedup_key
 from agent.review.service import IncidentRecord, chain_summary
 from audit.models import AuditEvent
+from audit.proofs import EventProofs
 from audit.service import VerifyResult
 from audit.timeline import event_summary
 
@@ -154,8 +155,14 @@ def to_markdown(review: Review) -> str:
     return "\n".join(lines)
 
 
-def to_json_lines(review: Review) -> str:
-    """Render the incident, its alerts, every event and the chain status, one JSON per line."""
+def to_json_lines(review: Review, proofs: EventProofs | None = None) -> str:
+    """Render the incident, its alerts, every event and the chain status, one JSON per line.
+
+    With `proofs`, each event also carries its ids and its proof of inclusion, followed by the
+    signed checkpoints they lead to: with the seal the caller appends (`AuditLog.seal`), the file
+    verifies offline (`remediator audit verify-export`). Events are written as stored: a change
+    to one breaks its proof.
+    """
     incident = review.record.incident
     records: list[dict[str, Any]] = [
         {
@@ -189,11 +196,24 @@ def to_json_lines(review: Review) -> str:
             "data": review.record.event_data(e),
             "prev_hash": e.prev_hash,
             "hash": e.hash,
+            **_provenance(e, proofs),
         }
         for e in review.record.events
     ]
+    records += proofs.checkpoints if proofs else []
     records.append({"type": "verification", **chain_summary(review.chain)})
     return "".join(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n" for r in records)
+
+
+def _provenance(event: AuditEvent, proofs: EventProofs | None) -> dict[str, Any]:
+    """Return what an event's proof needs beside the fields shown: its ids, and the proof."""
+    if proofs is None:
+        return {}
+    return {
+        "incident_id": str(event.incident_id) if event.incident_id else None,
+        "alert_id": str(event.alert_id) if event.alert_id else None,
+        "proof": proofs.proof(event.seq),
+    }
 
 
 def _summary(review: Review, decision: dict[str, Any] | None) -> str:

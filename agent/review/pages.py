@@ -1,14 +1,16 @@
-"""Server-rendered review pages: sign in, the incident list, and one incident's timeline."""
+"""Server-rendered review pages: sign in and out, the incident list, one incident's timeline."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
 
 from agent.api.deps import (
@@ -16,22 +18,64 @@ from agent.api.deps import (
     AppStateDep,
     SessionDep,
     is_viewer,
-    viewer_session_value,
+    new_viewer_session,
     viewer_token_matches,
 )
 from agent.review.export import Review
 from agent.review.service import IncidentFilter, list_incidents, load_incident
 from audit.timeline import event_summary
 
-router = APIRouter(prefix="/ui", include_in_schema=False)
-templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+TEMPLATES = Path(__file__).parent / "templates"
+# The pages load nothing but their own stylesheet, run no script, post only to themselves, and
+# may not be framed (clickjacking): what an injected tag could do is refused by the browser too.
+PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; style-src 'self'; img-src 'self'; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+
+
+class PageRoute(APIRoute):
+    """A route of the review pages: every answer, redirects and errors too, gets PAGE_HEADERS."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        """Return the handler, wrapped to add the headers."""
+        handler = super().get_route_handler()
+
+        async def with_headers(request: Request) -> Response:
+            response = await handler(request)
+            for name, value in PAGE_HEADERS.items():
+                response.headers.setdefault(name, value)
+            return response
+
+        return with_headers
+
+
+router = APIRouter(prefix="/ui", include_in_schema=False, route_class=PageRoute)
+templates = Jinja2Templates(directory=str(TEMPLATES))
 templates.env.filters["when"] = lambda moment: f"{moment:%Y-%m-%d %H:%M:%S}" if moment else "—"
 templates.env.filters["summary"] = event_summary
 STATUSES = ("open", "resolved")
 
 
 def _signed_in(request: Request, app_state: AppStateDep) -> bool:
-    return is_viewer(request, app_state.settings)
+    return is_viewer(request, app_state.settings, app_state.services.clock())
+
+
+@router.get("/review.css")
+def stylesheet() -> Response:
+    """Serve the pages' stylesheet (a file of its own: the CSP allows no inline style)."""
+    return Response(
+        _STYLESHEET,
+        media_type="text/css; charset=utf-8",
+        headers={"Cache-Control": "public, max-age=3600"},
+    )
+
+
+_STYLESHEET = (TEMPLATES / "review.css").read_text(encoding="utf-8")
 
 
 @router.get("", response_class=RedirectResponse)
@@ -57,8 +101,9 @@ async def login(request: Request, app_state: AppStateDep) -> Response:
     """Check the viewer token and set the session cookie."""
     form = parse_qs((await request.body())[:4096].decode("utf-8", "replace"))
     token = form.get("token", [""])[0]
-    session_value = viewer_session_value(app_state.settings)
-    if session_value is None or not viewer_token_matches(app_state.settings, token):
+    settings = app_state.settings
+    session_value = new_viewer_session(settings, app_state.services.clock())
+    if session_value is None or not viewer_token_matches(settings, token):
         return templates.TemplateResponse(
             request,
             "login.html",
@@ -69,9 +114,20 @@ async def login(request: Request, app_state: AppStateDep) -> Response:
     response.set_cookie(
         VIEWER_COOKIE,
         session_value,
+        max_age=int(settings.viewer_session_seconds),
         httponly=True,
         samesite="strict",
         secure=request.url.scheme == "https",
+    )
+    return response
+
+
+@router.post("/logout", response_class=RedirectResponse)
+def logout(request: Request) -> RedirectResponse:
+    """Sign out: the browser drops the session cookie (it also expires on its own)."""
+    response = RedirectResponse("/ui/login", status_code=303)
+    response.delete_cookie(
+        VIEWER_COOKIE, httponly=True, samesite="strict", secure=request.url.scheme == "https"
     )
     return response
 
@@ -104,6 +160,7 @@ def incidents_page(
             "chain": app_state.chain.current(),
             "filters": {"status": status, "service": service, "model": model},
             "statuses": STATUSES,
+            "signed_in": True,
         },
     )
 
@@ -136,6 +193,7 @@ def incident_page(
             "rows": _rows(review),
             "decision": review.decision(),
             "diagnosis": review.diagnosis(),
+            "signed_in": True,
         },
     )
 

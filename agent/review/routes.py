@@ -134,6 +134,7 @@ def get_incident_audit(
     response_class=PlainTextResponse,
     responses={
         200: {"content": {"text/markdown": {}, "application/x-ndjson": {}}},
+        409: {"model": Problem},
         **AUTH_ERRORS,
     },
 )
@@ -151,9 +152,20 @@ def export_incident(
     if format == "md":
         body, media, suffix = to_markdown(review), "text/markdown; charset=utf-8", "md"
     else:
-        body, media, suffix = to_json_lines(review), "application/x-ndjson", "jsonl"
+        body, media, suffix = _signed_json_lines(app_state, review), "application/x-ndjson", "jsonl"
     disposition = f'inline; filename="incident-{incident_id}.{suffix}"'
     return PlainTextResponse(body, media_type=media, headers={"Content-Disposition": disposition})
+
+
+def _signed_json_lines(app_state: AppStateDep, review: Review) -> str:
+    """Return the JSON Lines export with its proofs and seal (verifiable with the public key)."""
+    audit, settings = app_state.audit, app_state.settings
+    seqs = [event.seq for event in review.record.events]
+    try:
+        proofs = audit.prove(app_state.engine, seqs, settings.audit_checkpoint_file)
+    except ValueError as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, f"cannot prove the events: {exc}") from None
+    return audit.seal(to_json_lines(review, proofs))
 
 
 def _record(session: SessionDep, incident_id: uuid.UUID) -> IncidentRecord:

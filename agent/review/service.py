@@ -17,7 +17,7 @@ from sqlmodel import Session, col, select
 from agent.alerts.models import Alert
 from agent.incidents.models import Incident
 from audit.models import AuditEvent
-from audit.service import VerifyResult, events_for, verify_chain
+from audit.service import VerifyResult, events_for
 
 
 @dataclass(frozen=True)
@@ -85,13 +85,13 @@ class ChainStatus:
     def __init__(
         self,
         engine: Engine,
-        key: bytes,
+        verify: Callable[[Session], VerifyResult],
         *,
         max_age: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._engine = engine
-        self._key = key
+        self._verify = verify
         self._max_age = max_age
         self._clock = clock
         self._lock = threading.Lock()
@@ -103,7 +103,7 @@ class ChainStatus:
         with self._lock:
             if self._result is None or self._clock() - self._at > self._max_age:
                 with Session(self._engine) as session:
-                    self._result = verify_chain(session=session, key=self._key)
+                    self._result = self._verify(session)
                 self._at = self._clock()
             return self._result
 

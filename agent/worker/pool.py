@@ -44,6 +44,7 @@ def run_workers(
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     services = build_services(settings, now)
+    services.audit.trusted()  # a missing or bad signing key stops the start, saying why
     engine = services.engine
     if settings.auto_migrate:
         upgrade(engine)

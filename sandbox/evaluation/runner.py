@@ -306,6 +306,7 @@ def _settings(
         "database_url": f"sqlite:///{workdir / 'remediator.db'}",
         "webhook_token": secrets.token_urlsafe(24),
         "audit_key": secrets.token_urlsafe(32),
+        "audit_signing_key_file": workdir / "audit-signing-key.pem",
         "audit_checkpoint_seconds": 0,
         "worker_poll_seconds": 0.05,
         "catalog_file": staged.catalog,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from pathlib import Path
 
@@ -56,7 +55,7 @@ def seed(url: str) -> uuid.UUID:
 
 def test_db_upgrade_then_verify_and_show(env: str) -> None:
     code, out, _ = run("db", "upgrade")
-    assert code == 0 and "0006_approvals" in out
+    assert code == 0 and "0008_signed_checkpoints" in out
     incident_id = seed(env)
 
     code, out, _ = run("audit", "verify")
@@ -132,12 +131,13 @@ def test_export_writes_a_review_and_flags_a_broken_chain(env: str, tmp_path: Pat
     with make_engine(env).begin() as connection:
         connection.execute(text("DROP TRIGGER audit_event_no_update"))
         connection.execute(text("UPDATE audit_event SET actor = 'mallory' WHERE seq = 3"))
-    target = tmp_path / "review.jsonl"
-    code, out, _ = run("audit", "export", str(incident_id), "--format", "json", "-o", str(target))
+    code, out, _ = run("audit", "export", str(incident_id))
+    assert code == 0 and "**BROKEN at sequence 3**" in out
 
-    assert code == 0 and "wrote" in out
-    last = json.loads(target.read_text().splitlines()[-1])
-    assert (last["verified"], last["first_bad_seq"]) == (False, 3)
+    # The JSON export signs what it proves: the service never signs a chain that does not verify.
+    target = tmp_path / "review.jsonl"
+    code, _, err = run("audit", "export", str(incident_id), "--format", "json", "-o", str(target))
+    assert code == 1 and "event 3 does not verify" in err and not target.exists()
     assert run("audit", "export", str(incident_id), "--format", "pdf")[0] == 2
 
 

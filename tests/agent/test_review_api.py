@@ -14,7 +14,9 @@ from sqlmodel import Session
 
 from agent.incidents.service import alert_ids_of
 from audit.models import AuditEvent
+from audit.proofs import verify_export
 from audit.service import events_for
+from audit.signing import TrustedKeys, public_path
 from sandbox.stack import SandboxStack
 from tests.conftest import RunningService, ServiceFactory, sandbox_overrides, seed_demo_logs
 from tests.sample import arize_alert
@@ -157,7 +159,12 @@ def test_json_lines_export_holds_every_event(reviewed: tuple[RunningService, str
     assert [r["seq"] for r in records if r["type"] == "event"] == [
         e["seq"] for e in audit["events"]
     ]
-    assert records[-1] == {"type": "verification", **audit["chain"]}
+    assert records[-2] == {"type": "verification", **audit["chain"]}
+    # Sealed and proven: it verifies with the service's public key alone.
+    assert records[-1]["type"] == "seal"
+    public = public_path(running.settings.audit_signing_key_file)
+    verdict = verify_export(answer.content, TrustedKeys.from_files([public]))
+    assert verdict.ok and verdict.events == len(audit["events"]), verdict.reason
     assert get(running, f"/incidents/{incident_id}/export", format="pdf").status_code == 422
 
 

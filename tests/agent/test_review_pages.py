@@ -60,6 +60,8 @@ def test_a_reviewer_signs_in_and_reads_the_incident_timeline(
 ) -> None:
     running, incident_id = incident
     page = browser.new_page(viewport={"width": 1366, "height": 900})
+    refused: list[str] = []  # what the Content-Security-Policy blocked: nothing on our pages
+    page.on("console", lambda m: refused.append(m.text) if "Content Security" in m.text else None)
     requests_outside: list[str] = []
     page.on(
         "request",
@@ -100,6 +102,19 @@ def test_a_reviewer_signs_in_and_reads_the_incident_timeline(
         path=os.environ.get("REVIEW_SCREENSHOT", str(tmp_path / "timeline.png")), full_page=True
     )
     assert requests_outside == []
+    # The stylesheet (a file of its own, allowed by the policy) is applied.
+    header = page.eval_on_selector("header.top", "e => getComputedStyle(e).backgroundColor")
+    assert header == "rgb(29, 36, 48)"
+    assert refused == []
+
+    page.click("[data-testid=sign-out]")
+    page.wait_for_url("**/ui/login")
+    page.goto(f"{running.url}/ui/incidents/{incident_id}")
+    assert page.url.endswith("/ui/login")  # signed out: the timeline needs signing in again
+    page.fill("#token", VIEWER)
+    page.click("button[type=submit]")
+    page.wait_for_url("**/ui/incidents")
+    page.goto(f"{running.url}/ui/incidents/{incident_id}")
 
     page.click("text=Markdown review")
     assert "# Post-incident review:" in page.inner_text("body")

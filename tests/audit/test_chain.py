@@ -6,6 +6,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import IntegrityError, ProgrammingError
 from sqlmodel import Session, select
@@ -19,8 +20,11 @@ from audit.service import (
     verify_chain,
     write_checkpoint,
 )
+from audit.signing import Ed25519Signer, TrustedKeys
 
 KEY = b"test-chain-key-0123456789abcdef"
+SIGNER = Ed25519Signer(Ed25519PrivateKey.generate())
+TRUSTED = TrustedKeys.from_pems([SIGNER.public_key_pem()])
 
 
 def write_events(engine: Engine, count: int) -> uuid.UUID:
@@ -52,11 +56,13 @@ def tamper(engine: Engine, *statements: str) -> None:
             connection.execute(text(statement))
 
 
-def verify(engine: Engine, key: bytes = KEY) -> tuple[bool, int | None, str | None]:
+def verify(
+    engine: Engine, key: bytes = KEY, trusted: TrustedKeys = TRUSTED
+) -> tuple[bool, int | None, str | None]:
     """Verify in one walk, and again in ranges of 2 events on 2 processes: the same outcome."""
     with Session(engine) as session:
-        result = verify_chain(session=session, key=key)
-        ranged = verify_chain(session=session, key=key, workers=2, range_events=2)
+        result = verify_chain(session=session, key=key, trusted=trusted)
+        ranged = verify_chain(session=session, key=key, trusted=trusted, workers=2, range_events=2)
     assert ranged == result
     return result.ok, result.first_bad_seq, result.reason
 
@@ -136,7 +142,7 @@ def test_progress_is_reported(migrated_engine: Engine) -> None:
 
 def checkpoint(engine: Engine) -> None:
     with session_scope(engine) as session:
-        write_checkpoint(session=session, key=KEY)
+        write_checkpoint(session=session, signer=SIGNER)
 
 
 def test_truncated_tail_with_a_rewound_head_is_caught_by_the_checkpoint(
@@ -177,7 +183,7 @@ def test_checkpoints_kept_in_a_file_survive_their_deletion_from_the_database(
     write_events(migrated_engine, 4)
     kept = tmp_path / "checkpoints.jsonl"
     with session_scope(migrated_engine) as session:
-        append_checkpoint_file(kept, write_checkpoint(session=session, key=KEY))
+        append_checkpoint_file(kept, write_checkpoint(session=session, signer=SIGNER))
     with Session(migrated_engine) as session:
         second = session.get(AuditEvent, 2)
         assert second is not None
@@ -191,7 +197,10 @@ def test_checkpoints_kept_in_a_file_survive_their_deletion_from_the_database(
     assert verify(migrated_engine)[0] is True  # the database alone cannot tell any more
     with Session(migrated_engine) as session:
         result = verify_chain(
-            session=session, key=KEY, extra_checkpoints=read_checkpoint_file(kept)
+            session=session,
+            key=KEY,
+            trusted=TRUSTED,
+            extra_checkpoints=read_checkpoint_file(kept),
         )
     assert (result.ok, result.first_bad_seq) == (False, 3)
 
@@ -266,14 +275,16 @@ def test_ranges_verified_on_two_processes_find_what_one_walk_finds(
     migrated_engine: Engine, statements: list[str], first_bad: int | None
 ) -> None:
     write_events(migrated_engine, 30)
+    checkpoint(migrated_engine)  # at event 30: its Merkle root is checked across the ranges too
     tamper(migrated_engine, *statements)
     done: list[int] = []
 
     with Session(migrated_engine) as session:
-        one = verify_chain(session=session, key=KEY)
+        one = verify_chain(session=session, key=KEY, trusted=TRUSTED)
         ranged = verify_chain(
             session=session,
             key=KEY,
+            trusted=TRUSTED,
             workers=2,
             range_events=4,
             progress=lambda checked, total: done.append(checked),

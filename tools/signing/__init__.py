@@ -1,0 +1,1 @@
+"""Signing keys kept by an outside system (AWS KMS): audit checkpoints and exports."""
