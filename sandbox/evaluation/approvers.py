@@ -18,7 +18,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from agent.approvals.message import APPROVE_ACTION, REJECT_ACTION
-from agent.approvals.service import pending_for
+from agent.approvals.service import pending_for, unsettled_failbacks
 from sandbox.evaluation.scenario import ApprovalAnswer, ApprovalWorld
 from sandbox.slack import click, interaction
 from sandbox.stack import SandboxStack
@@ -75,10 +75,13 @@ class Approvers:
         self.refused = 0
 
     def waiting_on(self, incident_id: str) -> bool:
-        """Tell whether an approval request of the incident is still pending."""
+        """Tell whether an approval request of the incident is pending, or decided and not yet
+        carried out (a failback the worker has still to settle)."""
+        incident = uuid.UUID(incident_id)
         with Session(self._engine) as session:
-            pending = pending_for(session=session, incident_id=uuid.UUID(incident_id))
-        return bool(pending)
+            pending = pending_for(session=session, incident_id=incident)
+            unsettled = unsettled_failbacks(session=session, incident_id=incident)
+        return bool(pending or unsettled)
 
     def answer_pending(self) -> None:
         """Click on (or let expire) every request whose answer is due."""
