@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from langgraph.runtime import Runtime
 
-from agent.graph.actions import ACTOR, fail_over, not_taken, page
+from agent.graph.actions import ACTOR, fail_over, not_taken, page, redact_outcome
 from agent.graph.state import IncidentState, RunContext
 from agent.telemetry import metrics
 
@@ -41,7 +41,7 @@ def act(state: IncidentState, runtime: Runtime[RunContext]) -> dict[str, Any]:
             }
         outcomes.append(outcome)
     metrics.count_actions(outcomes)
-    return {"actions": outcomes}
+    return {"actions": [redact_outcome(ctx, outcome) for outcome in outcomes]}
 
 
 def route_after_act(state: IncidentState) -> Literal["verify", "report"]:

@@ -20,7 +20,7 @@ from agent.graph.state import IncidentState, RunContext
 def fail_back(state: FollowupState, runtime: Runtime[RunContext]) -> dict[str, Any]:
     """Fail each failed-over service back, or ask for approval to, per the runbook."""
     notes = [_fail_back(runtime.context, state, f) for f in done_actions(state, "failover")]
-    return {"notes": notes}
+    return {"notes": runtime.context.redact(notes)}
 
 
 def _fail_back(ctx: RunContext, state: FollowupState, failover: dict[str, Any]) -> str:

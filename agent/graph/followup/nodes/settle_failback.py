@@ -22,7 +22,7 @@ def settle_failback(state: FollowupState, runtime: Runtime[RunContext]) -> dict[
         None,
     )
     if approval.status == ApprovalStatus.approved and failover is not None:
-        return {"notes": [restore(ctx, state, failover)]}
+        return {"notes": [ctx.redact(restore(ctx, state, failover))]}
     why = approval.reason or str(approval.status)
     record(
         ctx,
