@@ -101,10 +101,12 @@ def _card_of_groups(candidate: str, groups: list[tuple[int, int]], first: int) -
 
 
 def _cards_in_run(run: str) -> list[tuple[int, int]]:
-    """Return card spans inside one unbroken run of digits (the whole run is not one)."""
+    """Return the card spans inside one unbroken run of digits."""
     n = len(run)
-    if n < 14:
+    if n < 13:
         return []
+    if _is_card(run):
+        return [(0, n)]
     if n <= 19:
         # A card run together with a short number: the card is at one end of the run.
         for length in CARD_LENGTHS:
@@ -192,6 +194,8 @@ _VENDOR_KEYS = (
 )
 
 # Order matters: specific secrets first, so the generic field rule and PII rules see placeholders.
+# A secret glued into an identifier ("svc-sk_live_…", "mon-ops@example.com-prod") is still one:
+# the boundaries refuse letters and digits around it, not dashes or underscores.
 SECRET_RULES: tuple[Rule, ...] = (
     Rule(
         "private_key",
@@ -233,7 +237,7 @@ SECRET_RULES: tuple[Rule, ...] = (
     Rule(
         "jwt",
         re.compile(
-            r"(?<![\w-])(?P<secret>eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*)",
+            r"(?<![A-Za-z0-9])(?P<secret>eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*)",
         ),
         gate=re.compile(r"eyJ"),
     ),
@@ -268,12 +272,12 @@ SECRET_RULES: tuple[Rule, ...] = (
     Rule(
         "openai_key",
         # OpenAI's keys, and Anthropic's (sk-ant-…), which share the prefix.
-        re.compile(r"(?<![\w-])(?P<secret>sk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,})"),
+        re.compile(r"(?<![A-Za-z0-9])(?P<secret>sk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,})"),
         gate=re.compile(r"sk-"),
     ),
     Rule(
         "api_key",
-        re.compile(rf"(?<![\w-])(?P<secret>{_VENDOR_KEYS})"),
+        re.compile(rf"(?<![A-Za-z0-9])(?P<secret>{_VENDOR_KEYS})"),
         gate=re.compile(
             r"gh[pousr]_|github_pat_|glpat-|_live_|_test_|AIza|hf_|SG\.|xai-|npm_|ya29\."
         ),
@@ -291,7 +295,7 @@ SECRET_RULES: tuple[Rule, ...] = (
     ),
     Rule(
         "slack_token",
-        re.compile(r"(?<![\w-])(?P<secret>(?:xox[bpas]|xapp)-[A-Za-z0-9-]{10,})"),
+        re.compile(r"(?<![A-Za-z0-9])(?P<secret>(?:xox[bpas]|xapp)-[A-Za-z0-9-]{10,})"),
         gate=re.compile(r"xox|xapp"),
     ),
 )
@@ -301,7 +305,7 @@ PII_RULES: tuple[Rule, ...] = (
         "email",
         re.compile(
             r"(?<![\w.%+-])(?P<secret>[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*"
-            r"\.[A-Za-z]{2,})(?![\w-])"
+            r"\.[A-Za-z]{2,})(?![A-Za-z0-9])"
         ),
         gate=re.compile(r"@"),
     ),
@@ -325,16 +329,17 @@ PII_RULES: tuple[Rule, ...] = (
         "national_id",
         # US social security numbers (123-45-6789) and UK National Insurance numbers.
         re.compile(
-            r"(?<![\w-])(?P<secret>\d{3}-\d{2}-\d{4}"
-            r"|[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z] ?\d{2} ?\d{2} ?\d{2} ?[A-D])(?![\w-])"
+            r"(?<![A-Za-z0-9])(?<!\d-)(?P<secret>\d{3}-\d{2}-\d{4}"
+            r"|[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z] ?\d{2} ?\d{2} ?\d{2} ?[A-D])"
+            r"(?![A-Za-z0-9])(?!-\d)"
         ),
         gate=re.compile(r"\d{3}-\d{2}-\d{4}|[A-Z] ?\d{2} ?\d{2} ?\d{2} ?[A-D]"),
     ),
     Rule(
         "phone",
         re.compile(
-            r"(?<![\w+])(?P<secret>\+\d{1,3}(?:[ .-]?(?:\(\d{1,4}\)|\d{1,5})){1,6})"
-            r"(?![\w-]|[.:]\d)"
+            r"(?<![A-Za-z0-9+])(?P<secret>\+\d{1,3}(?:[ .-]?(?:\(\d{1,4}\)|\d{1,5})){1,6})"
+            r"(?![A-Za-z0-9]|[.:/-]\d)"
         ),
         _fit_phone(15),
         gate=re.compile(r"\+\d"),
@@ -342,16 +347,17 @@ PII_RULES: tuple[Rule, ...] = (
     Rule(
         "phone",
         re.compile(
-            r"(?<![\w+./-])(?P<secret>(?:1[ .-])?(?:\(\d{3}\)[ ]?\d{3}[ .-]\d{4}"
-            r"|\d{3}(?P<us_sep>[.-])\d{3}(?P=us_sep)\d{4}))(?![\w-]|[.:]\d)"
+            r"(?<![A-Za-z0-9+])(?<!\d[./-])(?P<secret>(?:1[ .-])?(?:\(\d{3}\)[ ]?\d{3}[ .-]\d{4}"
+            r"|\d{3}(?P<us_sep>[.-])\d{3}(?P=us_sep)\d{4}))(?![A-Za-z0-9]|[.:/-]\d)"
         ),
         gate=re.compile(r"\d{3}[ .-]\d{3}"),
     ),
     Rule(
         "phone",
         re.compile(
-            r"(?<![\w+./-])(?P<secret>0\d{1,4}(?P<eu_sep>[ .-])\d{2,4}(?:(?P=eu_sep)\d{2,4}){1,3})"
-            r"(?![\w-]|[.:]\d)"
+            r"(?<![A-Za-z0-9+])(?<!\d[./-])"
+            r"(?P<secret>0\d{1,4}(?P<eu_sep>[ .-])\d{2,4}(?:(?P=eu_sep)\d{2,4}){1,3})"
+            r"(?![A-Za-z0-9]|[.:/-]\d)"
         ),
         _fit_phone(13),
         gate=re.compile(r"0\d{1,4}[ .-]\d{2}"),
