@@ -8,7 +8,6 @@ of the link the service builds around it.
 
 from __future__ import annotations
 
-import html
 import re
 from typing import Any
 from urllib.parse import urlsplit
@@ -79,8 +78,3 @@ def plain_value(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [plain_value(v) for v in value]
     return value
-
-
-def html_text(value: object) -> str:
-    """Return text for HTML or Markdown: `&`, `<`, `>` and quotes escaped, so it is never markup."""
-    return html.escape(str(value), quote=True)

@@ -61,7 +61,7 @@ def _noted_before(ctx: RunContext, state: IncidentState) -> bool:
         found = session.exec(
             select(AuditEvent.seq).where(
                 AuditEvent.incident_id == uuid.UUID(state["incident_id"]),
-                col(AuditEvent.kind).in_(NOTE_KINDS),
+                col(AuditEvent.kind).in_(list(NOTE_KINDS.values())),
                 AuditEvent.actor == REPORTER,
             )
         ).first()
