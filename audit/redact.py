@@ -1,14 +1,22 @@
-"""Mask secrets and personal data before they reach the audit trail, logs or Slack."""
+"""Mask secrets and personal data before anything is stored or sent.
+
+One Redactor is applied at the door (alert rows and events), to what probes read before it
+enters a run's state, and to every outgoing payload (Slack, PagerDuty, logs). It masks secrets and
+PII in text, in the keys of mappings as well as their values, and numbers that hold a card.
+The patterns are in `audit.redact_rules`.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Literal
+
+from audit.redact_rules import KV_GATE, PII_RULES, SECRET_RULES, Rule, number_holds_card
 
 DEFAULT_SENSITIVE_FIELDS: frozenset[str] = frozenset(
     {
@@ -29,188 +37,28 @@ DEFAULT_SENSITIVE_FIELDS: frozenset[str] = frozenset(
         "cookie",
         "set-cookie",
         "x-api-key",
+        "api-key",
+        "apikey",
+        "passwd",
+        "pwd",
+        "secret_key",
+        "access_key",
+        "auth_token",
+        "session_token",
+        "id_token",
+        "x-auth-token",
+        "private_token",
+        "credentials",
+        "ssn",
     }
 )
 
 DEFAULT_MASK = "[REDACTED:{kind}]"
 CLEAN_CACHE_SIZE = 4096
 CLEAN_CACHE_CHARS = 256
-_PLAIN_NUMBERS = (int, float, bool)
-"""Leaf types that hold no text to redact (exact types: a subclass may render differently)."""
 OMITTED = "[OMITTED]"
 
 PayloadPolicy = Literal["full", "hash", "none"]
-
-# Returns how many leading characters of the candidate to mask; 0 leaves it alone.
-_Fit = Callable[[str], int]
-
-
-@dataclass(frozen=True)
-class _Rule:
-    kind: str
-    pattern: re.Pattern[str]
-    fit: _Fit | None = None
-    # A cheap pattern that every match of `pattern` contains: most text (names, ids, words)
-    # fails every gate, and is then checked in microseconds instead of tens of them.
-    gate: re.Pattern[str] = field(kw_only=True)
-
-
-def _luhn_ok(digits: str) -> bool:
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        d = int(ch)
-        if i % 2 == 1:
-            d = d * 2 - 9 if d > 4 else d * 2
-        total += d
-    return total % 10 == 0
-
-
-def _fit_card(candidate: str) -> int:
-    digits = re.sub(r"\D", "", candidate)
-    separators = set(re.sub(r"\d", "", candidate))
-    ok = 13 <= len(digits) <= 19 and len(separators) <= 1 and _luhn_ok(digits)
-    return len(candidate) if ok else 0
-
-
-def _fit_phone(max_digits: int) -> _Fit:
-    def fit(candidate: str) -> int:
-        # A greedy match may swallow a following number ("... 0958 3100 ms"), so mask the
-        # longest prefix that ends on a digit group and has a plausible phone-number length.
-        best, count = 0, 0
-        for i, ch in enumerate(candidate):
-            if not ch.isdigit():
-                continue
-            count += 1
-            nxt = candidate[i + 1 : i + 2]
-            if not nxt.isdigit() and 10 <= count <= max_digits:
-                best = i + 2 if nxt == ")" else i + 1
-        return best
-
-    return fit
-
-
-def _fit_bearer(candidate: str) -> int:
-    # Prose such as "a Bearer authentication scheme" must survive; real tokens carry digits.
-    looks_like_token = any(c.isdigit() for c in candidate) or len(candidate) >= 24
-    return len(candidate) if len(candidate) >= 8 and looks_like_token else 0
-
-
-_KV_SEP = r"""["']?\s*[:=]\s*["']?"""
-_KV_GATE = re.compile(r"[:=]")
-
-# Order matters: specific secrets first, so the generic field rule and PII rules see placeholders.
-_SECRET_RULES: tuple[_Rule, ...] = (
-    _Rule(
-        "slack_webhook",
-        re.compile(
-            r"(?P<secret>https?://hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9_/-]+)"
-        ),
-        gate=re.compile(r"hooks\.slack\.com/"),
-    ),
-    _Rule(
-        "bearer",
-        re.compile(
-            r"(?<![\w-])(?i:bearer)\s+(?P<secret>[A-Za-z0-9._~+/-]*[A-Za-z0-9_~+/=-])", re.ASCII
-        ),
-        _fit_bearer,
-        gate=re.compile(r"(?i:bearer)", re.ASCII),
-    ),
-    _Rule(
-        "pagerduty_key",
-        re.compile(
-            r"(?<![A-Za-z0-9])(?:routing|integration|service)[_-]?key"
-            + _KV_SEP
-            + r"(?P<secret>[A-Za-z0-9]{32})(?![A-Za-z0-9])",
-            re.IGNORECASE,
-        ),
-        gate=re.compile(r"key", re.IGNORECASE),
-    ),
-    _Rule(
-        "pagerduty_key",
-        re.compile(
-            r"(?<![\w-])token\s+token=[\"']?(?P<secret>[A-Za-z0-9_+-]{20,64})(?![\w+-])",
-            re.IGNORECASE,
-        ),
-        gate=re.compile(r"token=", re.IGNORECASE),
-    ),
-    _Rule(
-        "aws_secret",
-        re.compile(
-            r"(?<![A-Za-z0-9])(?:aws[_-]?)?secret[_-]?(?:access[_-]?)?key"
-            + _KV_SEP
-            + r"(?P<secret>[A-Za-z0-9/+=]{40})(?![A-Za-z0-9/+=])",
-            re.IGNORECASE,
-        ),
-        gate=re.compile(r"secret", re.IGNORECASE),
-    ),
-    _Rule(
-        "openai_key",
-        re.compile(r"(?<![\w-])(?P<secret>sk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,})"),
-        gate=re.compile(r"sk-"),
-    ),
-    _Rule(
-        "aws_key",
-        re.compile(r"(?<![A-Za-z0-9])(?P<secret>(?:AKIA|ASIA)[A-Z0-9]{16})(?![A-Za-z0-9])"),
-        gate=re.compile(r"AKIA|ASIA"),
-    ),
-    _Rule(
-        "field",
-        # A Cookie header's value runs to the end of the line: "a=1; b=2" is all secret.
-        re.compile(r"(?<![\w-])(?:set-)?cookie\s*:\s*(?P<secret>[^\r\n\"]+)", re.IGNORECASE),
-        gate=re.compile(r"cookie", re.IGNORECASE),
-    ),
-    _Rule(
-        "slack_token",
-        re.compile(r"(?<![\w-])(?P<secret>(?:xox[bpas]|xapp)-[A-Za-z0-9-]{10,})"),
-        gate=re.compile(r"xox|xapp"),
-    ),
-)
-
-_PII_RULES: tuple[_Rule, ...] = (
-    _Rule(
-        "email",
-        re.compile(
-            r"(?<![\w.%+-])(?P<secret>[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*"
-            r"\.[A-Za-z]{2,})(?![\w-])"
-        ),
-        gate=re.compile(r"@"),
-    ),
-    _Rule(
-        "card",
-        re.compile(
-            # Issuer prefixes 2-6 keep epoch-millisecond timestamps (1...) from being candidates.
-            r"(?<![\w.+/-])(?P<secret>[2-6]\d{3}(?:[ -]?\d{3,6}){2,4})(?![\w-]|[.:]\d)"
-        ),
-        _fit_card,
-        gate=re.compile(r"[2-6]\d{3}[ -]?\d{3}"),
-    ),
-    _Rule(
-        "phone",
-        re.compile(
-            r"(?<![\w+])(?P<secret>\+\d{1,3}(?:[ .-]?(?:\(\d{1,4}\)|\d{1,5})){1,6})"
-            r"(?![\w-]|[.:]\d)"
-        ),
-        _fit_phone(15),
-        gate=re.compile(r"\+\d"),
-    ),
-    _Rule(
-        "phone",
-        re.compile(
-            r"(?<![\w+./-])(?P<secret>(?:1[ .-])?(?:\(\d{3}\)[ ]?\d{3}[ .-]\d{4}"
-            r"|\d{3}(?P<us_sep>[.-])\d{3}(?P=us_sep)\d{4}))(?![\w-]|[.:]\d)"
-        ),
-        gate=re.compile(r"\d{3}[ .-]\d{3}"),
-    ),
-    _Rule(
-        "phone",
-        re.compile(
-            r"(?<![\w+./-])(?P<secret>0\d{1,4}(?P<eu_sep>[ .-])\d{2,4}(?:(?P=eu_sep)\d{2,4}){1,3})"
-            r"(?![\w-]|[.:]\d)"
-        ),
-        _fit_phone(13),
-        gate=re.compile(r"0\d{1,4}[ .-]\d{2}"),
-    ),
-)
 
 
 @dataclass(frozen=True)
@@ -220,7 +68,7 @@ class Redactor:
     field_names: frozenset[str] = frozenset()
     mask: str = DEFAULT_MASK
     sensitive_fields: frozenset[str] = field(init=False, repr=False, compare=False)
-    _rules: tuple[_Rule, ...] = field(init=False, repr=False, compare=False)
+    _rules: tuple[Rule, ...] = field(init=False, repr=False, compare=False)
     # Short texts known to hold nothing to mask (ids, names, words repeat in every alert of a
     # monitor). Only clean text is kept, so no secret stays in memory because of it.
     _clean: set[str] = field(init=False, repr=False, compare=False, default_factory=set)
@@ -230,7 +78,7 @@ class Redactor:
             raise ValueError(f"mask must contain '{{kind}}', got {self.mask!r}")
         fields = DEFAULT_SENSITIVE_FIELDS | {name.lower() for name in self.field_names}
         object.__setattr__(self, "sensitive_fields", fields)
-        object.__setattr__(self, "_rules", (*_SECRET_RULES, self._field_rule(), *_PII_RULES))
+        object.__setattr__(self, "_rules", (*SECRET_RULES, self._field_rule(), *PII_RULES))
 
     def placeholder(self, kind: str) -> str:
         """Return the mask text for one kind of removed value."""
@@ -252,14 +100,20 @@ class Redactor:
         return out
 
     def value(self, v: object) -> object:
-        """Return a redacted copy of `v`, walking dicts, lists, tuples and sets, never mutating."""
+        """Return a redacted copy of `v`, walking dicts, lists, tuples and sets, never mutating.
+
+        Keys are masked like values (a secret may be a dimension's name), and a number that
+        holds a card number becomes the card's placeholder.
+        """
         if isinstance(v, str):
             return self.text(v)
-        if v is None or isinstance(v, int | float):
-            return v  # the common leaves, answered before the slower Mapping check
+        if v is None or type(v) is bool:
+            return v
+        if type(v) is int or type(v) is float:
+            return self.number(v)
         if isinstance(v, Mapping):
             return {
-                k: (
+                self.key(k): (
                     self.placeholder("field")
                     if isinstance(k, str) and k.lower() in self.sensitive_fields
                     else self.value(item)
@@ -274,6 +128,14 @@ class Redactor:
             return type(v)(self.value(item) for item in v)
         return v
 
+    def key(self, k: object) -> object:
+        """Return a mapping's key as stored: text keys are redacted like any text."""
+        return self.text(k) if isinstance(k, str) else self.value(k)
+
+    def number(self, n: int | float) -> object:
+        """Return a number as stored: the card placeholder when its digits hold a card number."""
+        return self.placeholder("card") if number_holds_card(n) else n
+
     def clean(self, v: object, policy: PayloadPolicy) -> object:
         """Return `v` as the audit trail keeps it, in one walk.
 
@@ -284,27 +146,42 @@ class Redactor:
             return self.text(v)
         if isinstance(v, dict):
             out: dict[object, object] = {}
+            # Keys and short texts repeat in every alert of a monitor: a set lookup answers
+            # them here without a call (calls were most of the ack path's redaction time).
+            known = self._clean
+            sensitive = self.sensitive_fields
             for k, item in v.items():
-                name = k.lower() if isinstance(k, str) else None
-                if name in self.sensitive_fields:
-                    out[k] = self.placeholder("field")
-                elif name in PAYLOAD_FIELDS:
-                    out[k] = self.value(_payload_value(item, policy, self))
-                # The common leaves are answered here: one call per node was a third of the
-                # ack path's redaction time (an alert body is mostly flat text and numbers).
-                elif type(item) is str:
-                    out[k] = self.text(item)
-                elif item is None or type(item) in _PLAIN_NUMBERS:
-                    out[k] = item
+                if type(k) is str:
+                    key: object = k if k in known else self.text(k)
+                    name: str | None = k.lower()
                 else:
-                    out[k] = self.clean(item, policy)
+                    key, name = self.key(k), None
+                if name in sensitive:
+                    out[key] = self.placeholder("field")
+                elif name in PAYLOAD_FIELDS:
+                    out[key] = self.value(_payload_value(item, policy, self))
+                elif type(item) is str:
+                    out[key] = item if item in known else self.text(item)
+                elif item is None or type(item) is bool:
+                    out[key] = item
+                elif type(item) is int or type(item) is float:
+                    # Most numbers are far from a card's 13 digits: no call for them.
+                    out[key] = item if -1e12 < item < 1e12 else self.number(item)
+                else:
+                    out[key] = self.clean(item, policy)
             return out
         if isinstance(v, list | tuple):
             return [self.clean(item, policy) for item in v]
         return self.value(v)
 
-    def _replace(self, m: re.Match[str], rule: _Rule) -> str:
+    def _replace(self, m: re.Match[str], rule: Rule) -> str:
         candidate = m.group("secret")
+        if rule.rewrite is not None:
+            start, end = m.start("secret") - m.start(), m.end("secret") - m.start()
+            whole = m.group(0)
+            return (
+                whole[:start] + rule.rewrite(candidate, self.placeholder(rule.kind)) + whole[end:]
+            )
         n = rule.fit(candidate) if rule.fit is not None else len(candidate)
         if n == 0:
             return m.group(0)
@@ -312,7 +189,7 @@ class Redactor:
         whole = m.group(0)
         return whole[:start] + self.placeholder(rule.kind) + candidate[n:] + whole[end:]
 
-    def _field_rule(self) -> _Rule:
+    def _field_rule(self) -> Rule:
         names = "|".join(re.escape(n) for n in sorted(self.sensitive_fields, key=len, reverse=True))
         before, _, after = self.mask.partition("{kind}")
         masked = re.escape(before) + r"\w+" + re.escape(after)
@@ -327,7 +204,7 @@ class Redactor:
         )
         # Not the names themselves: a case-insensitive alternation of them costs more to search
         # than this pattern does on text with a ':' or '=' (measured on an alert's summary).
-        return _Rule("field", pattern, None, gate=_KV_GATE)
+        return Rule("field", pattern, None, gate=KV_GATE)
 
 
 _DEFAULT_REDACTOR = Redactor()

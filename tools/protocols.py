@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -19,6 +20,12 @@ class LogQuery:
     model_version: str | None = None
     limit: int = 200
     path: str | None = None
+    scrub: Callable[[str], str] | None = None
+    """Applied to every message read before it is summarised or cut (the agent's redactor)."""
+
+    def clean(self, text: str) -> str:
+        """Return a message read from the logs as the result may carry it (scrubbed)."""
+        return self.scrub(text) if self.scrub is not None else text
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import and_, bindparam, insert, or_
 from sqlmodel import Session, col, select
@@ -15,6 +15,7 @@ from uuid6 import uuid7
 from agent.alerts.models import Alert, AlertState, Breach
 from agent.store.audit_log import AuditLog
 from agent.store.leases import note_lease_expired
+from audit.redact import Redactor
 from audit.service import NewEvent, lock_head
 
 INGRESS_ACTOR = "ingress"
@@ -40,10 +41,58 @@ class Receipt:
     incident_id: uuid.UUID | None = None
 
 
+BREACH_TEXT_LIMITS: dict[str, int] = {
+    "monitor_id": 512,
+    "monitor_name": 512,
+    "metric": 512,
+    "operator": 512,
+    "model_id": 512,
+    "model_version": 512,
+    "environment": 128,
+    "service": 200,
+    "url": 512,
+}
+"""The breach's text fields, each with the most a stored copy keeps (its incident column's size)."""
+SEGMENT_KEY_LIMIT = 128
+
+
+def redact_breach(breach: Breach, redactor: Redactor) -> Breach:
+    """Return the breach with secrets and PII masked in every text field, segment keys included.
+
+    This is the door: the alert row, its monitor key and fingerprint, the incident opened from it
+    and every run's state all derive from this copy. A number that holds a card number is
+    dropped; a mask longer than what it replaced is cut to the column's size.
+    """
+    changes: dict[str, Any] = {}
+    for name, limit in BREACH_TEXT_LIMITS.items():
+        text = getattr(breach, name)
+        if text is not None:
+            masked = redactor.text(text)
+            if masked != text:
+                changes[name] = masked[:limit]
+    for name in ("threshold", "value"):
+        number = getattr(breach, name)
+        if number is not None and redactor.number(number) is not number:
+            changes[name] = None
+    if breach.segment:
+        segment = {
+            str(key)[:SEGMENT_KEY_LIMIT]: str(value)[: BREACH_TEXT_LIMITS["monitor_id"]]
+            for key, value in cast(dict[str, str], redactor.value(breach.segment)).items()
+        }
+        if segment != breach.segment:
+            changes["segment"] = segment
+    return breach.model_copy(update=changes) if changes else breach
+
+
 def prepare_delivery(
     *, audit: AuditLog, breach: Breach, payload: dict[str, Any], body_sha256: str
 ) -> Delivery:
-    """Do a delivery's CPU work (mapping to columns, redaction) before any transaction."""
+    """Do a delivery's CPU work (redaction, mapping to columns) before any transaction.
+
+    Nothing of the alert is stored raw: the row's breach (and so its monitor key, fingerprint
+    and everything derived from it) and the `alert.received` event are redacted here.
+    """
+    breach = redact_breach(breach, audit.redactor)
     # Time-ordered (UUIDv7): each new id lands at the end of the id indexes (the alert's and the
     # audit trail's), not on a random page, so a commit writes fewer pages.
     alert_id = uuid7()

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from agent.approvals.models import Approval, ApprovalStatus
+from agent.outside_text import mrkdwn, slack_mention
 
 APPROVE_ACTION = "remediator.approve"
 REJECT_ACTION = "remediator.reject"
@@ -20,16 +21,16 @@ def button_value(approval: Approval) -> str:
 def _who(approvers: list[str]) -> str:
     if not approvers:
         return "nobody (the approvers list is empty)"
-    return ", ".join(f"<!subteam^{a}>" if a.startswith("S") else f"<@{a}>" for a in approvers)
+    return ", ".join(slack_mention(a) for a in approvers)
 
 
 def _action_lines(approval: Approval, blast_radius: str) -> list[str]:
     params = ", ".join(f"{k}={v}" for k, v in sorted(approval.params.items())) or "none"
     return [
-        f"*Action:* `{approval.kind}`"
-        + (f" → `{approval.target}`" if approval.target else "")
-        + f" · parameters: {params} · runbook `{approval.runbook}`",
-        f"*Blast radius:* {blast_radius}",
+        f"*Action:* `{mrkdwn(approval.kind)}`"
+        + (f" → `{mrkdwn(approval.target)}`" if approval.target else "")
+        + f" · parameters: {mrkdwn(params)} · runbook `{mrkdwn(approval.runbook)}`",
+        f"*Blast radius:* {mrkdwn(blast_radius)}",
     ]
 
 
@@ -41,12 +42,16 @@ def request_message(
     evidence: list[str],
     blast_radius: str,
 ) -> tuple[str, list[dict[str, Any]]]:
-    """Return the text and blocks asking for approval of one exact action."""
-    text = f"Approval needed: {approval.describe()} for {title}"
+    """Return the text and blocks asking for approval of one exact action.
+
+    The title, diagnosis and evidence come from outside: escaped, so they mention nobody.
+    """
+    title = mrkdwn(title)
+    text = f"Approval needed: {mrkdwn(approval.describe())} for {title}"
     sections = [
         f"*Approval needed* for incident: {title}",
-        f"*Diagnosis:* {diagnosis}",
-        "*Evidence*\n" + ("\n".join(f"• {line}" for line in evidence) or "• none gathered"),
+        f"*Diagnosis:* {mrkdwn(diagnosis)}",
+        "*Evidence*\n" + ("\n".join(f"• {mrkdwn(line)}" for line in evidence) or "• none gathered"),
         *_action_lines(approval, blast_radius),
         f"*Who may approve:* {_who(approval.approvers)}",
         f"*Expires:* {approval.expires_at:%Y-%m-%d %H:%M:%S} UTC; with no answer by then the "
@@ -86,11 +91,15 @@ def decided_message(
     """Return the request as edited once answered: who decided, when, and what happens next."""
     when = f"{approval.decided_at:%Y-%m-%d %H:%M:%S} UTC" if approval.decided_at else "unknown"
     if approval.status in (ApprovalStatus.approved, ApprovalStatus.rejected):
-        outcome = f"*{approval.status.capitalize()}* by <@{approval.decided_by}> at {when}"
-        outcome += f" (via {approval.decided_via})" if approval.decided_via != "slack" else ""
+        who = slack_mention(approval.decided_by or "someone")
+        outcome = f"*{approval.status.capitalize()}* by {who} at {when}"
+        outcome += (
+            f" (via {mrkdwn(approval.decided_via)})" if approval.decided_via != "slack" else ""
+        )
     else:
-        outcome = f"*{approval.status.capitalize()}* at {when}: {approval.reason or ''}"
-    text = f"{approval.describe()}: {approval.status} — {next_step}"
+        outcome = f"*{approval.status.capitalize()}* at {when}: {mrkdwn(approval.reason or '')}"
+    title, next_step = mrkdwn(title), mrkdwn(next_step)
+    text = f"{mrkdwn(approval.describe())}: {approval.status} — {next_step}"
     sections = [
         f"*Approval* for incident: {title}",
         *_action_lines(approval, blast_radius),

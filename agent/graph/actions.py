@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from typing import Any
 
 from agent.alerts.models import Breach
 from agent.failovers.service import record_failover
 from agent.graph.state import IncidentState, RunContext
 from agent.incidents.models import page_dedup_key
+from agent.outside_text import http_url, plain, plain_value
 from agent.store.db import session_scope
 from tools.protocols import Pager, PageRequest, Route
 
@@ -37,6 +39,7 @@ def page(ctx: RunContext, state: IncidentState, item: dict[str, Any]) -> dict[st
         },
         links=[{"href": str(breach["url"]), "text": "Arize monitor"}] if breach.get("url") else [],
     )
+    request = outgoing_page(ctx, request)
     who = item.get("team") or "on-call"
     if pager is None:
         outcome = {
@@ -126,6 +129,34 @@ def fail_over(ctx: RunContext, state: IncidentState, item: dict[str, Any]) -> di
         "summary": f"failed over to {target['name']}: {result.summary}",
         "error": result.error,
     }
+
+
+def outgoing_page(ctx: RunContext, request: PageRequest) -> PageRequest:
+    """Return a page as it may be sent: every text redacted, links only to http(s) URLs."""
+    links = [
+        {"href": href, "text": plain(ctx.redact(str(link.get("text", ""))))}
+        for link in request.links
+        if (href := http_url(ctx.redact(link.get("href")))) is not None
+    ]
+    # PagerDuty forwards alerts to chat (its Slack app): nothing in them may mention anyone.
+    return replace(
+        request,
+        summary=plain(ctx.redact(request.summary)),
+        source=plain(ctx.redact(request.source)),
+        component=plain_value(ctx.redact(request.component)),
+        group=plain_value(ctx.redact(request.group)),
+        custom_details=plain_value(ctx.redact(request.custom_details)),
+        links=links,
+    )
+
+
+OUTSIDE_TEXT = ("summary", "error", "reason")
+"""The fields of an action's outcome that may carry what an outside system answered."""
+
+
+def redact_outcome(ctx: RunContext, outcome: dict[str, Any]) -> dict[str, Any]:
+    """Return an action's outcome with its outside text redacted, ready for the run's state."""
+    return {k: ctx.redact(v) if k in OUTSIDE_TEXT else v for k, v in outcome.items()}
 
 
 def owner_team(ctx: RunContext, state: IncidentState) -> str | None:

@@ -218,7 +218,7 @@ class GraphRunner:
         if snapshot.values and not snapshot.next:
             return
         self._followup.invoke(
-            start if not snapshot.next else None,
+            {**start, "step": thread} if not snapshot.next else None,
             config,
             context=self._context,
             durability="sync",

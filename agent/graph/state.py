@@ -82,6 +82,11 @@ class RunContext:
             payload_policy=runbook.payload_policy if runbook is not None else None,
         )
 
+    def redact(self, value: Any) -> Any:
+        """Return `value` with secrets and PII masked: what outside systems said, before it
+        enters the run's state (and so its checkpoints) or is sent anywhere."""
+        return self.audit.redactor.value(value)
+
     def service_tools(self, service: str | None) -> ServiceTools | None:
         """Return the catalogued service's adapters, built once and then reused."""
         return self.tools.for_service(service)

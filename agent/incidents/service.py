@@ -10,6 +10,7 @@ from sqlalchemy import or_, text
 from sqlmodel import Session, col, select
 
 from agent.alerts.models import Alert, Breach
+from agent.alerts.service import redact_breach
 from agent.incidents.models import Incident, IncidentStatus, RunState
 from agent.store.audit_log import AuditLog
 from agent.store.leases import note_lease_expired
@@ -49,6 +50,8 @@ def open_incident(
     group_wait: timedelta = timedelta(0),
 ) -> Incident:
     """Open a new incident for a triggered alert; its investigation is due after `group_wait`."""
+    # Alerts are redacted at the door; again here for one stored before that was so.
+    breach = redact_breach(breach, audit.redactor)
     opened = audit.now()
     incident = Incident(
         fingerprint=alert.fingerprint,

@@ -9,6 +9,7 @@ from typing import Any
 
 from agent.alerts.models import Breach
 from agent.incidents.models import IncidentRead, page_dedup_key
+from agent.outside_text import http_url
 from agent.review.service import IncidentRecord, chain_summary
 from audit.models import AuditEvent
 from audit.proofs import EventProofs
@@ -72,8 +73,9 @@ class Review:
         """Return (label, target) pairs for Arize, PagerDuty, Slack and this service."""
         incident = self.record.incident
         links = []
-        if self.breach and self.breach.url:
-            links.append(("Arize monitor", self.breach.url))
+        url = http_url(self.breach.url) if self.breach else None
+        if url is not None:  # a javascript: or data: "URL" is never offered as a link
+            links.append(("Arize monitor", url))
         paged = any(
             self.record.event_data(e).get("tool") == "pagerduty_events"
             for e in self.events("action.succeeded")
@@ -100,7 +102,7 @@ def to_markdown(review: Review) -> str:
     """Render the review in the shape of a post-incident review document."""
     incident, breach = review.record.incident, review.breach
     decision = review.decision()
-    lines = [f"# Post-incident review: {incident.title}", ""]
+    lines = [f"# Post-incident review: {_cell(incident.title)}", ""]
     lines += _table(
         [
             ("Incident", f"`{incident.id}`"),
@@ -110,7 +112,8 @@ def to_markdown(review: Review) -> str:
             (
                 "Service / model / environment",
                 " / ".join(
-                    v or "—" for v in (incident.service, incident.model_id, incident.environment)
+                    _cell(v or "—")
+                    for v in (incident.service, incident.model_id, incident.environment)
                 ),
             ),
             ("Audit chain", _chain_line(review.chain)),
@@ -119,20 +122,23 @@ def to_markdown(review: Review) -> str:
     lines += ["", "## Summary", "", _summary(review, decision), "", "## Impact", ""]
     threshold = "—"
     if breach and breach.threshold is not None:
-        threshold = f"{breach.operator or ''} {breach.threshold:g}".strip()
+        threshold = _cell(f"{breach.operator or ''} {breach.threshold:g}".strip())
     lines += [
-        f"- **Metric:** {breach.metric if breach and breach.metric else '—'}",
+        f"- **Metric:** {_cell(breach.metric) if breach and breach.metric else '—'}",
         f"- **Threshold:** {threshold}",
         f"- **Peak value:** {'—' if review.peak is None else f'{review.peak:g}'} "
         f"(over {len(review.record.alerts)} alert(s))",
         f"- **Duration:** {review.duration}",
-        f"- **Segments:** {', '.join(review.segments) or 'all traffic'}",
+        f"- **Segments:** {_cell(', '.join(review.segments)) or 'all traffic'}",
         "",
         "## Timeline",
         "",
     ]
     lines += _table(
-        [(_time(e.ts), e.actor, e.kind, _cell(event_summary(e))) for e in review.record.events],
+        [
+            (_time(e.ts), _cell(e.actor), _cell(e.kind), _cell(event_summary(e)))
+            for e in review.record.events
+        ],
         header=("Time (UTC)", "Actor", "Step", "Outcome"),
     )
     lines += ["", "## Evidence", ""]
@@ -142,7 +148,10 @@ def to_markdown(review: Review) -> str:
     actions = review.events(*ACTION_KINDS)
     if actions:
         lines += _table(
-            [(_time(e.ts), e.kind, e.actor, _cell(event_summary(e))) for e in actions],
+            [
+                (_time(e.ts), _cell(e.kind), _cell(e.actor), _cell(event_summary(e)))
+                for e in actions
+            ],
             header=("Time (UTC)", "Step", "By", "Outcome"),
         )
     else:
@@ -150,7 +159,7 @@ def to_markdown(review: Review) -> str:
     if not review.events("approval."):
         lines += ["", "No approval was requested."]
     lines += ["", "## Links", ""]
-    lines += [f"- {label}: {target}" for label, target in review.links()] or ["- none"]
+    lines += [f"- {label}: {_cell(target)}" for label, target in review.links()] or ["- none"]
     lines += ["", f"_Exported {_time(review.now)} UTC by the remediation agent._", ""]
     return "\n".join(lines)
 
@@ -222,16 +231,16 @@ def _summary(review: Review, decision: dict[str, Any] | None) -> str:
     diagnosis = review.diagnosis()
     if diagnosis:
         explained = diagnosis.get("explanation") or diagnosis.get("summary")
-        what = f"Diagnosis **{diagnosis.get('kind')}**: {explained}."
+        what = f"Diagnosis **{_cell(diagnosis.get('kind'))}**: {_cell(explained)}."
     if decision:
-        what += f" {str(decision.get('summary', '')).capitalize()}."
+        what += f" {_cell(str(decision.get('summary', '')).capitalize())}."
     outcomes = [
         review.record.event_data(e).get("summary", e.kind)
         for e in review.events("action.succeeded", "action.failed", "action.dry_run")
     ]
-    done = f" Outcome: {'; '.join(outcomes)}." if outcomes else ""
+    done = f" Outcome: {_cell('; '.join(map(str, outcomes)))}." if outcomes else ""
     state = "It is resolved." if incident.status == "resolved" else "It is still open."
-    return f"{incident.title}. {what}{done} {state}"
+    return f"{_cell(incident.title)}. {what}{done} {state}"
 
 
 def _evidence(review: Review) -> list[str]:
@@ -240,7 +249,7 @@ def _evidence(review: Review) -> list[str]:
         data = review.record.event_data(event)
         lines.append(f"- {_cell(str(data.get('summary', event.kind)))}")
         for top in data.get("evidence", {}).get("top_errors", []):
-            lines.append(f"  - {top.get('count')}× `{_cell(str(top.get('message')))}`")
+            lines.append(f"  - {_cell(top.get('count'))}× {_cell(top.get('message'))}")
     return lines
 
 
@@ -250,7 +259,7 @@ def _candidates(review: Review) -> list[str]:
         return []
     lines = ["", "Diagnoses considered:", ""]
     for candidate in diagnosis["candidates"]:
-        lines.append(f"- **{candidate.get('kind')}** ({candidate.get('verdict')})")
+        lines.append(f"- **{_cell(candidate.get('kind'))}** ({_cell(candidate.get('verdict'))})")
         lines += [f"  - for: {_cell(str(e))}" for e in candidate.get("evidence_for", [])]
         lines += [f"  - against: {_cell(str(e))}" for e in candidate.get("evidence_against", [])]
     return lines
@@ -262,7 +271,7 @@ def _chain_line(chain: VerifyResult) -> str:
             f"verified: {chain.checked} events through sequence {chain.head_seq}, "
             f"{chain.checkpoints} signed checkpoint(s)"
         )
-    return f"**BROKEN at sequence {chain.first_bad_seq}**: {chain.reason}"
+    return f"**BROKEN at sequence {chain.first_bad_seq}**: {_cell(chain.reason)}"
 
 
 def _table(rows: list[tuple[str, ...]], header: tuple[str, ...] = ("", "")) -> list[str]:
@@ -271,8 +280,25 @@ def _table(rows: list[tuple[str, ...]], header: tuple[str, ...] = ("", "")) -> l
     return lines
 
 
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+# `&` and `<` escaped make any HTML inert (no tag opens without `<`); `>` stays readable. Link,
+# code-span and table syntax is escaped too, and outside text never starts a line of its own.
+_MARKDOWN = str.maketrans(
+    {
+        "&": "&amp;",
+        "<": "&lt;",
+        "|": "\\|",
+        "`": "\\`",
+        "[": "\\[",
+        "]": "\\]",
+        "\n": " ",
+        "\r": " ",
+    }
+)
+
+
+def _cell(value: object) -> str:
+    """Return outside text for the Markdown review: no HTML, link, code or table syntax."""
+    return str(value).translate(_MARKDOWN)
 
 
 def _time(moment: datetime | None) -> str:

@@ -49,6 +49,8 @@ def configure_logging(settings: Settings) -> None:
             cache_logger_on_first_use=True,
         )
         logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(RedactRecords(redactor))
         return
     # JSON: structlog's events go through the standard library's one handler too, so every line
     # is written whole, under that handler's lock, to one stream (stdout): lines of two threads
@@ -81,6 +83,20 @@ def configure_logging(settings: Settings) -> None:
     root = logging.getLogger()
     root.handlers = [handler]
     root.setLevel(level)
+
+
+class RedactRecords(logging.Filter):
+    """Redact the standard library's records (uvicorn, the SDKs) as structlog's events are."""
+
+    def __init__(self, redactor: Redactor) -> None:
+        super().__init__()
+        self._redactor = redactor
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Replace the record's message with its redacted text; never drop a record."""
+        record.msg = self._redactor.text(record.getMessage())
+        record.args = None
+        return True
 
 
 def log_ids(func: Callable[P, R]) -> Callable[P, R]:

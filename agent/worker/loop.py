@@ -340,6 +340,7 @@ class Worker:
 
     @log_ids
     def _fail(self, alert_id: uuid.UUID, reason: str) -> None:
+        reason = self._audit.redactor.text(reason)  # an exception's text may quote the alert
         with session_scope(self._engine) as session:
             finish_alert(session=session, alert_id=alert_id, now=self._now, error=reason)
             self._audit.record(

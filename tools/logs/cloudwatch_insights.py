@@ -162,7 +162,9 @@ class CloudWatchLogSource:
             for row in rows
             if all(term in row.get("@message", "") for term in terms)
         ]
-        errors = [_message_of(line) for line in lines if ERROR_PATTERN.search(line)]
+        # Scrubbed before anything is counted, grouped or cut: a secret cut in two by a length
+        # limit would no longer be recognised.
+        errors = [query.clean(_message_of(line)) for line in lines if ERROR_PATTERN.search(line)]
         top = top_errors(errors)
         evidence = {"lines": len(lines), "error_lines": len(errors), "top_errors": top}
         if not lines:

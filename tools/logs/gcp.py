@@ -177,7 +177,7 @@ class GcpLogSource:
             sample = self._list(self.build_filter(query, errors_only=False), limit)
         except FAILURES as exc:
             return self._failure(exc, asked, watch.ms)
-        return self._summarise(errors, sample, limit, asked, watch.ms)
+        return self._summarise(errors, sample, query, asked, watch.ms)
 
     def _list(self, filter_: str, limit: int) -> list[Any]:
         if self._client is None:
@@ -228,18 +228,20 @@ class GcpLogSource:
         self,
         errors: list[Any],
         sample: list[Any],
-        limit: int,
+        query: LogQuery,
         asked: dict[str, Any],
         latency: float,
     ) -> ToolResult:
-        top = top_errors([_message(entry) for entry in errors])
-        slow = self._slow_requests([*errors, *sample])
+        limit = max(1, query.limit)
+        # Scrubbed before anything is grouped or cut: a secret cut in two is not recognised.
+        top = top_errors([query.clean(_message(entry)) for entry in errors])
+        slow = self._slow_requests([*errors, *sample], query)
         evidence: dict[str, Any] = {
             "lines": len(sample),
             "error_lines": len(errors),
             "error_lines_capped": len(errors) >= limit,
             "top_errors": top,
-            "samples": [_sample(entry) for entry in errors[:SAMPLES]],
+            "samples": [_sample(entry, query) for entry in errors[:SAMPLES]],
             "slow_requests": slow,
         }
         slow_note = f"; {slow['count']} slow request(s)" if slow["count"] else ""
@@ -260,7 +262,7 @@ class GcpLogSource:
             latency_ms=latency,
         )
 
-    def _slow_requests(self, entries: list[Any]) -> dict[str, Any]:
+    def _slow_requests(self, entries: list[Any], query: LogQuery) -> dict[str, Any]:
         seen: dict[tuple[Any, Any], tuple[float, Any]] = {}
         for entry in entries:
             seconds = _latency_seconds(entry.http_request)
@@ -274,7 +276,7 @@ class GcpLogSource:
             "examples": [
                 {
                     "latency_seconds": seconds,
-                    "url": (entry.http_request or {}).get("requestUrl"),
+                    "url": _clean_url(entry.http_request, query),
                     "status": (entry.http_request or {}).get("status"),
                     "timestamp": _iso(entry.timestamp),
                 }
@@ -331,14 +333,19 @@ def _message(entry: Any) -> str:
     return str(payload)
 
 
-def _sample(entry: Any) -> dict[str, Any]:
+def _sample(entry: Any, query: LogQuery) -> dict[str, Any]:
     return {
         "timestamp": _iso(entry.timestamp),
         "severity": entry.severity,
-        "message": _message(entry)[:MESSAGE_CHARS],
+        "message": query.clean(_message(entry))[:MESSAGE_CHARS],
         "insert_id": entry.insert_id,
         "trace": entry.trace,
     }
+
+
+def _clean_url(http_request: Any, query: LogQuery) -> str | None:
+    url = (http_request or {}).get("requestUrl")
+    return query.clean(url) if isinstance(url, str) else None
 
 
 def _latency_seconds(http_request: Any) -> float | None:

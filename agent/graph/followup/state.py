@@ -26,6 +26,8 @@ class FollowupState(TypedDict, total=False):
     """renotify: the breach that arrived after the repeat interval, as JSON."""
     approval_id: str
     """settle: the decided failback request this follow-up carries out (or drops)."""
+    step: str
+    """The follow-up's own thread id: its thread reply is posted once per incident and step."""
     notes: Annotated[list[str], operator.add]
     """What the thread reply says after its first line; appended by the nodes."""
 

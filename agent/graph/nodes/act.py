@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from langgraph.runtime import Runtime
 
-from agent.graph.actions import ACTOR, fail_over, not_taken, page
+from agent.graph.actions import ACTOR, fail_over, not_taken, page, redact_outcome
 from agent.graph.state import IncidentState, RunContext
 from agent.telemetry import metrics
 
@@ -51,7 +51,7 @@ def act(state: IncidentState, runtime: Runtime[RunContext]) -> dict[str, Any]:
         item["acted"] = True
         outcomes.append(outcome)
     metrics.count_actions(outcomes)
-    return {"actions": outcomes, "plan": plan}
+    return {"actions": [redact_outcome(ctx, outcome) for outcome in outcomes], "plan": plan}
 
 
 def route_after_act(state: IncidentState) -> Literal["approve", "verify", "report"]:

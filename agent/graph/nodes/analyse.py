@@ -31,16 +31,16 @@ def analyse(state: IncidentState, runtime: Runtime[RunContext]) -> dict[str, Any
         allowed_actions=allowed,
     )
     ctx.record(state, "analyst.consulted", ANALYST, result.audit_data())
-    analysis = {"status": str(result.status), **result.evidence}
-    if result.status == "ok" and not result.evidence.get("proposal_allowed"):
+    # The model's answer is outside text: redacted before it enters the state.
+    analysis = ctx.redact({"status": str(result.status), **result.evidence})
+    if result.status == "ok" and not analysis.get("proposal_allowed"):
         ctx.record(
             state,
             "analyst.proposal_discarded",
             ANALYST,
             {
-                "summary": "discarded the analyst's proposal: "
-                f"{result.evidence.get('discarded_reason')}",
-                "proposal": result.evidence.get("proposal"),
+                "summary": f"discarded the analyst's proposal: {analysis.get('discarded_reason')}",
+                "proposal": analysis.get("proposal"),
             },
         )
     return {"analysis": analysis}

@@ -20,6 +20,7 @@ from langgraph.types import interrupt
 
 from agent.approvals.models import Approval, ApprovalStatus
 from agent.approvals.service import close_if_due
+from agent.graph.actions import redact_outcome
 from agent.graph.policy import runbook_of
 from agent.graph.requests import APPROVER, approvers_for, ask_approval, edit_request
 from agent.graph.state import IncidentState, RunContext
@@ -65,7 +66,8 @@ def approve(state: IncidentState, runtime: Runtime[RunContext]) -> dict[str, Any
             "plan": plan,
         },
     )
-    return {"plan": plan}
+    # A rejection's reason is a person's text: redacted like any outside text.
+    return {"plan": [redact_outcome(ctx, item) for item in plan]}
 
 
 def timeout_branch(runbook: Runbook, plan: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -94,7 +94,9 @@ def probe(task: ProbeTask, runtime: Runtime[RunContext]) -> dict[str, Any]:
         metrics.PROBE_SECONDS.labels(result.tool, str(result.status)).observe(seconds)
         ctx.record(state, "probe.completed", INVESTIGATOR, result.audit_data())
         findings.append({"probe": task["probe"], **result.model_dump(mode="json")})
-    return {"findings": findings}
+    # What the probe read (log lines, model answers, error texts) is outside text: redacted
+    # before it enters the state, so no checkpoint holds it raw.
+    return {"findings": ctx.redact(findings)}
 
 
 def _run_probe(ctx: RunContext, task: ProbeTask) -> list[ToolResult]:
@@ -108,6 +110,7 @@ def _run_probe(ctx: RunContext, task: ProbeTask) -> list[ToolResult]:
             end=max(ctx.now(), anchor),
             model_id=breach.get("model_id"),
             model_version=breach.get("model_version"),
+            scrub=ctx.audit.redactor.text,
         )
         return [source.search(query) for source in sources] or [_not_configured(name)]
     if name == "changes":

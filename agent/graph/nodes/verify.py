@@ -6,7 +6,7 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from agent.graph.actions import owner_team, page
+from agent.graph.actions import owner_team, page, redact_outcome
 from agent.graph.policy import runbook_of
 from agent.graph.state import IncidentState, RunContext
 from agent.telemetry import metrics
@@ -29,9 +29,9 @@ def verify(state: IncidentState, runtime: Runtime[RunContext]) -> dict[str, Any]
     result = tools.endpoint.probe()
     if result.status == "ok":
         ctx.record(state, "verification.passed", VERIFIER, result.audit_data())
-        return {"verification": {"status": "passed", "summary": result.summary}}
+        return {"verification": {"status": "passed", "summary": ctx.redact(result.summary)}}
     ctx.record(state, "verification.failed", VERIFIER, result.audit_data())
-    verification = {"status": "failed", "summary": result.summary}
+    verification = {"status": "failed", "summary": ctx.redact(result.summary)}
     # Escalate only as the runbook allows: a page (at critical) if it lists one for the
     # diagnosis, else a Slack notice if it lists that, else nothing beyond the audit trail.
     runbook = runbook_of(ctx, state["runbook"])
@@ -51,7 +51,7 @@ def verify(state: IncidentState, runtime: Runtime[RunContext]) -> dict[str, Any]
             },
         )
         metrics.count_actions([escalation])
-        return {"verification": verification, "actions": [escalation]}
+        return {"verification": verification, "actions": [redact_outcome(ctx, escalation)]}
     if runbook.permits(kind, "notify"):
         notice = {
             "kind": "notify",

@@ -27,4 +27,4 @@ def fail_back(state: FollowupState, runtime: Runtime[RunContext]) -> dict[str, A
         for failover in reversed(done_actions(state, "failover"))
     ]
     release_blocked(ctx, state)
-    return {"notes": [note for note in notes if note]}
+    return {"notes": ctx.redact([note for note in notes if note])}

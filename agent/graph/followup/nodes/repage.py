@@ -8,7 +8,7 @@ from typing import Any
 from langgraph.runtime import Runtime
 
 from agent.alerts.models import Breach
-from agent.graph.actions import pager_for
+from agent.graph.actions import outgoing_page, pager_for
 from agent.graph.followup.effects import done_actions, record, still_breaching
 from agent.graph.followup.state import FollowupState
 from agent.graph.state import RunContext
@@ -24,16 +24,15 @@ def repage(state: FollowupState, runtime: Runtime[RunContext]) -> dict[str, Any]
         pager = pager_for(ctx, state["run"].get("service"), page.get("team"))
         if pager is None:
             continue
-        result = pager.trigger(
-            PageRequest(
-                dedup_key=page.get("dedup_key")
-                or page_dedup_key(uuid.UUID(state["incident_id"]), page.get("team")),
-                summary=still_breaching(state),
-                severity=page["severity"],
-                source=breach.model_id or breach.monitor_key,
-                component=breach.model_id,
-            )
+        request = PageRequest(
+            dedup_key=page.get("dedup_key")
+            or page_dedup_key(uuid.UUID(state["incident_id"]), page.get("team")),
+            summary=still_breaching(state),
+            severity=page["severity"],
+            source=breach.model_id or breach.monitor_key,
+            component=breach.model_id,
         )
+        result = pager.trigger(outgoing_page(ctx, request))
         ok = result.status == "ok"
         record(ctx, state, "action.succeeded" if ok else "action.failed", result.audit_data())
     return {}

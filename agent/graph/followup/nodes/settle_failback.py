@@ -30,7 +30,7 @@ def settle_failback(state: FollowupState, runtime: Runtime[RunContext]) -> dict[
     if approval.status == ApprovalStatus.approved and failover is not None:
         note = attempt_failback(ctx, state, failover, approved=True)
         release_blocked(ctx, state)
-        return {"notes": [note] if note else []}
+        return {"notes": [ctx.redact(note)] if note else []}
     why = approval.reason or str(approval.status)
     record(
         ctx,
