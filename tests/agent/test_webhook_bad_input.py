@@ -8,7 +8,8 @@ import httpx
 import pytest
 
 from agent.alerts.models import Alert
-from tests.conftest import RunningService, ServiceFactory
+from sandbox.stack import SandboxStack
+from tests.conftest import RunningService, ServiceFactory, sandbox_overrides
 from tests.sample import arize_alert
 
 
@@ -146,6 +147,32 @@ def test_health_endpoints_answer(bare: RunningService) -> None:
         "pager": "dry-run",
         "chat": "dry-run",
     }
+
+
+def test_readiness_shows_how_the_service_is_wired_only_to_a_token_holder(
+    sandbox: SandboxStack, start_service: ServiceFactory
+) -> None:
+    running = start_service(
+        **sandbox_overrides(sandbox), viewer_token="v" * 32, metrics_token="m" * 32
+    )
+    anonymous = httpx.get(f"{running.url}/readyz", timeout=30)
+    viewer = httpx.get(
+        f"{running.url}/readyz", headers={"Authorization": f"Bearer {'v' * 32}"}, timeout=30
+    )
+    scraper = httpx.get(
+        f"{running.url}/readyz", headers={"Authorization": f"Bearer {'m' * 32}"}, timeout=30
+    )
+
+    assert anonymous.status_code == viewer.status_code == scraper.status_code == 200
+    summary = anonymous.json()["checks"]["adapters"]
+    assert summary["ok"] + summary["failing"] == len(viewer.json()["checks"]["adapters"]) > 0
+    for leak in (sandbox.slack_url, sandbox.pagerduty_url, "127.0.0.1", "http"):
+        assert leak not in anonymous.text
+    assert any(
+        sandbox.slack_url in str(row) or "http" in str(row)
+        for row in viewer.json()["checks"]["adapters"]
+    )
+    assert scraper.json()["checks"]["adapters"] == viewer.json()["checks"]["adapters"]
 
 
 def nested(depth: int) -> bytes:
