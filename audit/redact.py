@@ -176,6 +176,8 @@ class Redactor:
 
     def _replace(self, m: re.Match[str], rule: Rule) -> str:
         candidate = m.group("secret")
+        if rule.kind in IDENTIFIER_LOOKALIKES and _inside_identifier(m):
+            return m.group(0)
         if rule.rewrite is not None:
             start, end = m.start("secret") - m.start(), m.end("secret") - m.start()
             whole = m.group(0)
@@ -249,3 +251,21 @@ def _payload_value(value: object, policy: PayloadPolicy, redactor: Redactor | No
         return None
     text = json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
     return apply_payload_policy(text, policy, redactor=redactor)
+
+
+IDENTIFIER_LOOKALIKES = frozenset({"card", "phone", "national_id"})
+"""The kinds whose digit groups an identifier's can look like: one random UUID in about 160, and
+one hex digest in about 170, held a Luhn-valid run of 13+ digits or phone-shaped groups."""
+
+IDENTIFIERS = re.compile(
+    r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}"
+    r"|(?<![0-9A-Za-z])(?=[0-9]*[A-Fa-f])[0-9A-Fa-f]{32,}(?![0-9A-Za-z])"
+)
+"""UUIDs, and hex digests (MD5 and longer, with a letter in them) standing as whole words."""
+
+
+def _inside_identifier(m: re.Match[str]) -> bool:
+    """Tell whether the match lies within a UUID or a hex digest: an id, never a secret. Other
+    words keep their masks (`card4539…exp` is a card): a false mask is the safer mistake."""
+    start, end = m.span("secret")
+    return any(i.start() <= start and end <= i.end() for i in IDENTIFIERS.finditer(m.string))
