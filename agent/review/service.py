@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 import uuid
@@ -16,6 +15,7 @@ from sqlmodel import Session, col, select
 
 from agent.alerts.models import Alert
 from agent.incidents.models import Incident
+from agent.review.story import event_data
 from audit.models import AuditEvent
 from audit.service import VerifyResult, events_for
 
@@ -63,8 +63,7 @@ class IncidentRecord:
 
     def event_data(self, event: AuditEvent) -> dict[str, Any]:
         """Return an event's data as a dict."""
-        data = json.loads(event.data)
-        return data if isinstance(data, dict) else {"value": data}
+        return event_data(event)
 
 
 def load_incident(*, session: Session, incident_id: uuid.UUID) -> IncidentRecord | None:
