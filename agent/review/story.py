@@ -32,6 +32,8 @@ STORY_KINDS = (
 """The event kinds the story reads (a listing loads only these)."""
 APPROVAL_OUTCOMES = ("approved", "rejected", "expired", "cancelled")
 REPORTER = "agent.report"
+TAKEN = ("done", "failed", "started", "escalated", "proposed")
+"""The statuses of an action that was taken (or tried)."""
 _DEDUP_KEY = re.compile(r" \(dedup_key [^)]*\)$")
 
 
@@ -200,7 +202,7 @@ class Story:
 
 
 def _acted(step: Step) -> bool:
-    return step.status in ("done", "failed", "started", "escalated")
+    return step.status in TAKEN
 
 
 def _decides(outcome: Step, request: Step) -> bool:
@@ -252,14 +254,19 @@ def tell(events: Iterable[AuditEvent]) -> Story:
         elif kind in ("action.succeeded", "action.failed"):
             status = "done" if kind == "action.succeeded" else "failed"
             started = open_steps.pop(event.actor, None)
-            asked = data.get("asked") if isinstance(data.get("asked"), dict) else {}
+            asked = _mapping(data.get("asked"))
             if started is None:  # a write with no start of its own: a page's resolve
-                action = _text(asked.get("event_action")) or "write"
-                what = f"{action} the PagerDuty alert"
-                started = Step(event.seq, event.ts, f"{action} page", what, event.actor, status)
+                action = _text(asked.get("event_action") or asked.get("action")) or "write"
+                tool = _text(data.get("tool")) or "an outside system"
+                what = (
+                    f"{action} the PagerDuty alert"
+                    if tool == "pagerduty_events"
+                    else (f"{action} through {tool}")
+                )
+                started = Step(event.seq, event.ts, action, what, event.actor, status)
                 story.steps.append(started)
             started.status, started.result = status, summary
-            payload = asked.get("payload") if isinstance(asked.get("payload"), dict) else {}
+            payload = _mapping(asked.get("payload"))
             started.severity = _text(payload.get("severity")) or started.severity
         elif kind in ("action.dry_run", "action.not_taken", "action.proposed", "action.escalated"):
             step = Step(
@@ -332,6 +339,10 @@ def _add_notices(story: Story, plan: list[dict[str, Any]], told: AuditEvent | No
             )
         )
     story.steps.sort(key=lambda s: s.seq if s.seq else 1 << 62)
+
+
+def _mapping(value: object) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 def _text(value: object) -> str | None:
