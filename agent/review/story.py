@@ -68,15 +68,15 @@ class Step:
         """Return whether the step is an action (not an approval)."""
         return self.kind != "approval"
 
-    def phrase(self) -> str:
-        """Return the step as it happened, in words."""
+    def phrase(self, *, brief: bool = False) -> str:
+        """Return the step as it happened, in words (`brief`: the escalation's reason short)."""
         text = f"{self.what}: {self.status}" if self.status in ("done", "failed") else self.what
         if self.status == "started":
             text += ": started, no result recorded"
         if self.approved_by:
             text += f" (approved by {self.approved_by})"
         if self.escalation:
-            text += f" — escalation: {self.escalation}"
+            text += " (an escalation)" if brief else f" — escalation: {self.escalation}"
         return text
 
 
@@ -134,7 +134,7 @@ class Story:
 
     def headline(self) -> str:
         """Return what happened, in one sentence (never what was only planned)."""
-        told = [(step.seq, step.phrase()) for step in self.actions]
+        told = [(step.seq, step.phrase(brief=True)) for step in self.actions]
         if self.verification_status:
             told.append((self.verification_seq, f"verification {self.verification_line()}"))
         parts = [text for _, text in sorted(told, key=lambda pair: pair[0])]
@@ -144,7 +144,11 @@ class Story:
 
     def lines(self) -> list[tuple[str, str]]:
         """Return the outcome summary as (label, text) pairs."""
-        done = [s.phrase() for s in self.actions if s.status in ("done", "proposed", "escalated")]
+        done = [
+            s.what + (f" (approved by {s.approved_by})" if s.approved_by else "")
+            for s in self.actions
+            if s.status in ("done", "proposed", "escalated")
+        ]
         failed = [s.phrase() for s in self.actions if s.status in ("failed", "started")]
         skipped = [s.phrase() for s in self.actions if s.status in ("not_taken", "dry_run")]
         pages = [
@@ -224,7 +228,8 @@ def tell(events: Iterable[AuditEvent]) -> Story:
         if kind == "diagnosis.made":
             story.diagnosis = str(data.get("kind") or "") or None
         elif kind in ("decision.made", "decision.updated"):
-            story.plan = summary
+            updated = kind == "decision.updated" and story.plan
+            story.plan = f"{story.plan}; {summary}" if updated else summary
             if isinstance(data.get("plan"), list):
                 plan = [i for i in data["plan"] if isinstance(i, dict)]
         elif kind.startswith("verification."):
