@@ -242,6 +242,10 @@ def tell(events: Iterable[AuditEvent]) -> Story:
         elif kind.startswith("notification.") and event.actor == REPORTER and report_told is None:
             report_told = event
         elif kind == "action.started":
+            key = _text(data.get("idempotency_key"))
+            unfinished = open_steps.get(event.actor)
+            if unfinished is not None and key is not None and unfinished.key == key:
+                continue  # the same write started again on a resume: one step, not two
             step = Step(
                 event.seq,
                 event.ts,
@@ -249,7 +253,7 @@ def tell(events: Iterable[AuditEvent]) -> Story:
                 _DEDUP_KEY.sub("", summary),
                 event.actor,
                 "started",
-                key=_text(data.get("idempotency_key")),
+                key=key,
             )
             step.approved_by = approvals.get(step.key or "")
             if verification_failed is not None:

@@ -73,7 +73,18 @@ def test_without_a_session_a_bad_query_still_sends_people_to_sign_in(
 def test_the_list_sorts_and_filters_by_metric_diagnosis_actions_and_severity(
     start_service: ServiceFactory,
 ) -> None:
-    running = start_service(viewer_token=VIEWER)  # no pager: the built-in policy's page is dry
+    check_the_list(start_service(viewer_token=VIEWER))
+
+
+@pytest.mark.postgres
+def test_the_list_reads_the_stories_on_postgresql(
+    start_service: ServiceFactory, postgres_url: str
+) -> None:
+    check_the_list(start_service(viewer_token=VIEWER, database_url=postgres_url))
+
+
+def check_the_list(running: RunningService) -> None:
+    """Two incidents of two metrics; no pager is configured, so the built-in page is dry."""
     for metric in ("latency_p95_ms", "error_rate"):
         alert = arize_alert(metric=metric, monitor_id=f"mon-{metric}", service="support")
         running.wait_alert(running.post_alert(alert).json()["alert_id"])
@@ -185,3 +196,17 @@ def test_only_what_follows_a_failed_verification_in_its_run_is_an_escalation() -
     assert [s.seq for s in story.escalations] == [2]
     assert story.headline().startswith("verification failed: endpoint: down; escalated in")
     assert "No action was taken" in tell(events()).headline()
+
+
+def test_a_write_started_again_on_a_resume_is_one_step() -> None:
+    started = {"summary": "fail svc over to backup", "action": "failover", "idempotency_key": "K"}
+    story = tell(
+        events(
+            ("agent.act", "action.started", started),
+            ("agent.act", "action.started", started),  # the run resumed after a crash
+            ("agent.act", "action.succeeded", {"summary": "switched"}),
+        )
+    )
+    [failover] = story.actions
+    assert (failover.status, failover.result, failover.seq) == ("done", "switched", 1)
+    assert story.taken() == ["failover"]
