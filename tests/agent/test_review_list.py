@@ -13,6 +13,8 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from agent.review.story import tell
 from audit.models import AuditEvent
@@ -60,6 +62,37 @@ def test_a_bad_sort_or_filter_is_a_400_saying_what_is_allowed(
     assert words in html.unescape(answer.text)
     assert "<script>" not in answer.text  # what was sent is shown escaped
     assert answer.headers["content-security-policy"].startswith("default-src 'none'")
+
+
+LIST_PARAMS = (
+    "sort",
+    "order",
+    "status",
+    "service",
+    "model",
+    "metric",
+    "diagnosis",
+    "action",
+    "severity",
+)
+ANY_TEXT = st.text(st.characters(exclude_categories=("Cs",)), max_size=600)
+CHOICES = st.sampled_from(["", "none", "critical", "page", "segment_only", "metric", "desc"])
+
+
+def test_no_list_query_gets_a_5xx(start_service: ServiceFactory) -> None:
+    running = start_service(viewer_token=VIEWER)
+    running.wait_alert(running.post_alert(arize_alert()).json()["alert_id"])
+    with viewer(running) as client:
+
+        @settings(max_examples=60, deadline=None, database=None)
+        @given(st.lists(st.tuples(st.sampled_from(LIST_PARAMS), CHOICES | ANY_TEXT)))
+        def one(params: list[tuple[str, str]]) -> None:
+            answer = client.get("/ui/incidents", params=params)
+            assert answer.status_code in (200, 400), (params, answer.text[:300])
+            if answer.status_code == 400:
+                assert 'data-testid="problems"' in answer.text
+
+        one()
 
 
 def test_without_a_session_a_bad_query_still_sends_people_to_sign_in(
