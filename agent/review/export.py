@@ -125,6 +125,7 @@ def to_markdown(review: Review) -> str:
     )
     lines += ["", "## Summary", "", _summary(review), "", "## Outcome", ""]
     lines += [f"- **{label}:** {_cell(text)}" for label, text in review.story.lines()]
+    lines.append(f"- **Planned:** {_cell(review.story.plan or 'no decision recorded')}")
     lines += ["", "## Impact", ""]
     threshold = "—"
     if breach and breach.threshold is not None:
@@ -158,7 +159,7 @@ def to_markdown(review: Review) -> str:
                 (
                     _time(s.ts),
                     _cell(s.kind),
-                    _cell(s.what),
+                    _cell(s.what + (f" — escalation: {s.escalation}" if s.escalation else "")),
                     _cell(s.by),
                     _cell(s.approved_by or "—"),
                     _cell(s.status),

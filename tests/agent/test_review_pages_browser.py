@@ -124,8 +124,15 @@ def test_a_failover_that_failed_verification_shows_its_escalation_and_failback(
     bearer = {"Authorization": f"Bearer {VIEWER}"}
     export = f"{agent.url}/incidents/{incident_id}/export"
     markdown = httpx.get(export, params={"format": "md"}, headers=bearer, timeout=10).text
+    kept = ARTIFACTS / "review-pages" / "escalated-incident.md"
+    kept.write_text(markdown, encoding="utf-8")
+    print(f"markdown review: {kept}")
     assert f"What happened: {decision.removeprefix('What happened: ')}" in markdown
     assert "## Escalations" in markdown and "because verification failed after" in markdown
+    [row] = [
+        line for line in markdown.splitlines() if "| page | page assistant-team at critical" in line
+    ]
+    assert "— escalation: verification failed after the failover (endpoint: down" in row
     lines = httpx.get(export, params={"format": "json"}, headers=bearer, timeout=10).text
     story = json.loads(lines.splitlines()[0])["story"]
     assert f"What happened: {story['headline']}" == decision
