@@ -5,18 +5,18 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 from agent.alerts.models import Breach
 from agent.incidents.models import IncidentRead, page_dedup_key
 from agent.outside_text import http_url
 from agent.review.service import IncidentRecord, chain_summary
+from agent.review.story import Story, tell
 from audit.models import AuditEvent
 from audit.proofs import EventProofs
 from audit.service import VerifyResult
 from audit.timeline import event_summary
-
-ACTION_KINDS = ("action.", "approval.")
 
 
 @dataclass(frozen=True)
@@ -54,6 +54,11 @@ class Review:
         minutes = max(0, int((end - incident.opened_at).total_seconds() // 60))
         text = f"{minutes // 60} h {minutes % 60} min" if minutes >= 60 else f"{minutes} min"
         return text if incident.resolved_at else f"{text} (still open)"
+
+    @cached_property
+    def story(self) -> Story:
+        """Return what happened: actions, approvals, verification, escalations (read once)."""
+        return tell(self.record.events)
 
     def events(self, *prefixes: str) -> list[AuditEvent]:
         """Return the events whose kind starts with one of the prefixes."""
@@ -101,7 +106,6 @@ class Review:
 def to_markdown(review: Review) -> str:
     """Render the review in the shape of a post-incident review document."""
     incident, breach = review.record.incident, review.breach
-    decision = review.decision()
     lines = [f"# Post-incident review: {_cell(incident.title)}", ""]
     lines += _table(
         [
@@ -119,7 +123,10 @@ def to_markdown(review: Review) -> str:
             ("Audit chain", _chain_line(review.chain)),
         ]
     )
-    lines += ["", "## Summary", "", _summary(review, decision), "", "## Impact", ""]
+    lines += ["", "## Summary", "", _summary(review), "", "## Outcome", ""]
+    lines += [f"- **{label}:** {_cell(text)}" for label, text in review.story.lines()]
+    lines.append(f"- **Planned:** {_cell(review.story.plan or 'no decision recorded')}")
+    lines += ["", "## Impact", ""]
     threshold = "—"
     if breach and breach.threshold is not None:
         threshold = _cell(f"{breach.operator or ''} {breach.threshold:g}".strip())
@@ -145,19 +152,32 @@ def to_markdown(review: Review) -> str:
     lines += _evidence(review) or ["No evidence was gathered."]
     lines += _candidates(review)
     lines += ["", "## Actions and approvals", ""]
-    actions = review.events(*ACTION_KINDS)
-    if actions:
+    steps = review.story.steps
+    if steps:
         lines += _table(
             [
-                (_time(e.ts), _cell(e.kind), _cell(e.actor), _cell(event_summary(e)))
-                for e in actions
+                (
+                    _time(s.ts),
+                    _cell(s.kind),
+                    _cell(s.what + (f" — escalation: {s.escalation}" if s.escalation else "")),
+                    _cell(s.by),
+                    _cell(s.approved_by or "—"),
+                    _cell(s.status),
+                    _cell(s.result or "—"),
+                )
+                for s in steps
             ],
-            header=("Time (UTC)", "Step", "By", "Outcome"),
+            header=("Time (UTC)", "Step", "What", "By", "Approved by", "Status", "Result"),
         )
     else:
         lines.append("No action was taken.")
-    if not review.events("approval."):
+    if not review.story.approvals:
         lines += ["", "No approval was requested."]
+    lines += ["", "## Escalations", ""]
+    lines += [
+        f"- {_time(s.ts)}: {_cell(s.what)} ({_cell(s.status)}), because {_cell(s.escalation)}"
+        for s in review.story.escalations
+    ] or ["No escalation."]
     lines += ["", "## Links", ""]
     lines += [f"- {label}: {_cell(target)}" for label, target in review.links()] or ["- none"]
     lines += ["", f"_Exported {_time(review.now)} UTC by the remediation agent._", ""]
@@ -184,6 +204,7 @@ def to_json_lines(review: Review, proofs: EventProofs | None = None) -> str:
                 "duration": review.duration,
                 "segments": review.segments,
             },
+            "story": review.story.as_json(),
         }
     ]
     records += [
@@ -225,20 +246,14 @@ def _provenance(event: AuditEvent, proofs: EventProofs | None) -> dict[str, Any]
     }
 
 
-def _summary(review: Review, decision: dict[str, Any] | None) -> str:
+def _summary(review: Review) -> str:
     incident = review.record.incident
-    what = "The agent took no decision."
+    what = "The agent made no diagnosis."
     diagnosis = review.diagnosis()
     if diagnosis:
         explained = diagnosis.get("explanation") or diagnosis.get("summary")
         what = f"Diagnosis **{_cell(diagnosis.get('kind'))}**: {_cell(explained)}."
-    if decision:
-        what += f" {_cell(str(decision.get('summary', '')).capitalize())}."
-    outcomes = [
-        review.record.event_data(e).get("summary", e.kind)
-        for e in review.events("action.succeeded", "action.failed", "action.dry_run")
-    ]
-    done = f" Outcome: {_cell('; '.join(map(str, outcomes)))}." if outcomes else ""
+    done = f" What happened: {_cell(review.story.headline())}"
     state = "It is resolved." if incident.status == "resolved" else "It is still open."
     return f"{_cell(incident.title)}. {what}{done} {state}"
 

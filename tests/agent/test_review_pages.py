@@ -95,7 +95,11 @@ def test_a_reviewer_signs_in_and_reads_the_incident_timeline(
     ):
         assert step in timeline
     assert "vector store query timed out" in timeline
-    assert "page at critical" in page.inner_text("[data-testid=decision]")
+    # The decision line says what happened; the plan is shown apart, as planned.
+    assert page.inner_text("[data-testid=decision]") == (
+        "What happened: page on-call at critical: done."
+    )
+    assert "page at critical" in page.inner_text("[data-testid=planned]")
     assert page.inner_text("[data-testid=diagnosis]") != "none yet"
     assert "Audit chain verified" in page.inner_text("[data-testid=chain-status]")
     page.screenshot(
