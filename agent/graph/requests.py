@@ -125,6 +125,11 @@ def blast_radius(ctx: RunContext, state: IncidentState, approval: Approval) -> s
         return f"all traffic of {service} ({model}) moves to {where}"
     if approval.kind == "failback":
         return f"all traffic of {service} moves back to its route before the incident"
+    if approval.kind == "rollback_prompt" and isinstance(target, dict):
+        return (
+            f"the {target.get('label')} label of prompt {target.get('prompt_id')} moves from "
+            f"version {target.get('from_version')} back to {target.get('to_version')}"
+        )
     if approval.kind == "page":
         return f"wakes {approval.params.get('team') or 'on-call'} through PagerDuty"
     return f"{approval.kind} for {service}"
