@@ -125,7 +125,7 @@ def rollback_prompt(ctx: RunContext, state: IncidentState, item: dict[str, Any])
         outcome = {**base, "status": "dry_run", "summary": f"dry-run: would {what} (no Arize key)"}
         ctx.record(state, "action.dry_run", ACTOR, outcome)
         return outcome
-    earlier = succeeded_before(ctx, state, key)
+    earlier = succeeded_before(ctx, state["incident_id"], key)
     if earlier is not None:
         summary = f"{what}: already done by this incident (key {key}); not written again"
         return {**base, **earlier, "status": "done", "repeated": True, "summary": summary}
@@ -179,12 +179,12 @@ def _failed(
     return {**base, "status": "failed", "error": error, "summary": f"{what}: FAILED ({error})"}
 
 
-def succeeded_before(ctx: RunContext, state: IncidentState, key: str) -> dict[str, Any] | None:
-    """Return what a success recorded with this key said (None: none recorded)."""
+def succeeded_before(ctx: RunContext, incident_id: str, key: str) -> dict[str, Any] | None:
+    """Return what a success the incident recorded with this key said (None: none recorded)."""
     with session_scope(ctx.engine) as session:
         rows = session.exec(
             select(AuditEvent.data).where(
-                AuditEvent.incident_id == uuid.UUID(state["incident_id"]),
+                AuditEvent.incident_id == uuid.UUID(incident_id),
                 AuditEvent.kind == "action.succeeded",
             )
         ).all()

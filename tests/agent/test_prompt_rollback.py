@@ -342,3 +342,53 @@ def test_verify_fails_when_the_label_does_not_read_back_on_the_target() -> None:
     [check] = verify_rollbacks(Context(), {"actions": [action]})  # type: ignore[arg-type]
     assert check["status"] == "failed"
     assert "elsewhere" in check["summary"] and "NOT the rollback target" in check["summary"]
+
+
+def rolled_back_then_resolved(
+    world: SandboxStack, tmp_path: Path, state: PromptsState, server: EmulatorServer
+) -> tuple[Parts, Approval, str, str, str]:
+    """Roll v2 back to v1 (approved), then resolve: return the undo's failback request."""
+    parts, request, prompt, v1, v2 = staged(world, tmp_path, state, server)
+    approve(parts, request)
+    parts.drain()
+    assert state.labeled(prompt, "production")["id"] == v1  # type: ignore[index]
+    parts.accept(**breach(status="Healthy"))
+    parts.drain()
+    [undo] = [a for a in pending(parts) if a.kind == "failback"]
+    assert undo.params["target"]["from_version"] == v2
+    return parts, undo, prompt, v1, v2
+
+
+def test_a_rejected_undo_keeps_the_rollback_like_a_rejected_failback_keeps_a_failover(
+    catalog_world: SandboxStack,
+    tmp_path: Path,
+    arize_prompts: tuple[PromptsState, EmulatorServer],
+) -> None:
+    state, server = arize_prompts
+    parts, undo, prompt, v1, _ = rolled_back_then_resolved(catalog_world, tmp_path, state, server)
+    approve(parts, undo, "reject")
+    parts.drain()
+    assert state.labeled(prompt, "production")["id"] == v1  # type: ignore[index]
+    assert len(state.writes()) == 1
+    [kept] = [e for e in events(parts, "action.not_taken") if e.get("kind") == "failback"]
+    assert f"it stays on {v1}" in kept["summary"]
+
+
+def test_an_approved_undo_moves_the_label_back_once_keeping_labels(
+    catalog_world: SandboxStack,
+    tmp_path: Path,
+    arize_prompts: tuple[PromptsState, EmulatorServer],
+) -> None:
+    state, server = arize_prompts
+    parts, undo, prompt, v1, v2 = rolled_back_then_resolved(catalog_world, tmp_path, state, server)
+    approve(parts, undo)
+    parts.drain()
+    assert state.labeled(prompt, "production")["id"] == v2  # type: ignore[index]
+    assert state.versions[v2]["labels"] == ["staging", "production"]
+    assert state.versions[v1]["labels"] == ["stable"]
+    assert [w["body"] for w in state.writes()] == [
+        {"labels": ["stable", "production"]},
+        {"labels": ["staging", "production"]},
+    ]
+    parts.drain()  # nothing left to do: the undo is settled, never repeated
+    assert len(state.writes()) == 2
