@@ -12,7 +12,9 @@ versions (ARIZE.md §4): the rollback sends the target version's own labels plus
 target keeps what it had (`staging`, …) and only the label moves. Keyed by incident and target
 version, the write is made once: a success recorded in the audit trail with its key answers as the
 first time did, and a label already on the target (a write that landed before a crash) is not
-written again. A label someone moved elsewhere since the breach is left where they put it.
+written again. A label someone moved elsewhere since the breach is left where they put it. A
+suspect version that an earlier rollback of the agent's put the label on (Arize reports the agent's
+own label moves as prompt changes too) is never rolled back again automatically.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import json
 import uuid
 from typing import Any
 
-from sqlmodel import select
+from sqlmodel import col, select
 
 from agent.graph.requests import action_key
 from agent.graph.state import IncidentState, RunContext
@@ -78,7 +80,12 @@ def plan_rollback(
     registry = ctx.tools.prompts
     prompt_id, to_version = change["prompt_id"], change["previous_version"]
     why = None
-    if registry is not None and prompt_id is None:
+    own = rolled_back_to(ctx, change["version_id"])
+    if own is not None:
+        # Arize tells subscribers of every label move, the agent's own included: a rollback
+        # recorded as a change is never the suspect that a second rollback undoes.
+        why = f"the suspect version is where incident {own}'s prompt rollback put the label"
+    if registry is not None and prompt_id is None and why is None:
         found = registry.get_version(change["version_id"])
         prompt_id = found.evidence.get("version", {}).get("prompt_id")
         why = None if prompt_id else f"cannot read the suspect version: {found.error}"
@@ -192,6 +199,28 @@ def succeeded_before(ctx: RunContext, incident_id: str, key: str) -> dict[str, A
         data = json.loads(raw) if isinstance(raw, str) else raw
         if isinstance(data, dict) and data.get("idempotency_key") == key:
             return {k: data[k] for k in ("labels_sent",) if k in data}
+    return None
+
+
+def rolled_back_to(ctx: RunContext, version_id: str) -> str | None:
+    """Return the incident whose prompt rollback moved a label onto this version (None: none)."""
+    with session_scope(ctx.engine) as session:
+        rows = session.exec(
+            select(AuditEvent.incident_id, AuditEvent.data).where(
+                AuditEvent.kind == "action.succeeded", col(AuditEvent.data).contains(version_id)
+            )
+        ).all()
+    for incident_id, raw in rows:
+        data = json.loads(raw) if isinstance(raw, str) else raw
+        if not isinstance(data, dict):
+            continue
+        target = data.get("target")
+        if (
+            data.get("action") == "rollback_prompt"
+            and isinstance(target, dict)
+            and target.get("to_version") == version_id
+        ):
+            return str(incident_id)
     return None
 
 

@@ -97,7 +97,9 @@ def seed_prompt(state: PromptsState) -> tuple[str, str, str]:
     return prompt, v1, v2
 
 
-def deploy(parts: Parts, version: str, kind: str = "prompt", **extra: Any) -> None:
+def deploy(
+    parts: Parts, version: str, kind: str = "prompt", minutes_ago: float = 10, **extra: Any
+) -> None:
     with session_scope(parts.engine) as session:
         record_deployment(
             session=session,
@@ -106,7 +108,7 @@ def deploy(parts: Parts, version: str, kind: str = "prompt", **extra: Any) -> No
                 service="support-bot",
                 kind=kind,  # type: ignore[arg-type]
                 version=version,
-                deployed_at=datetime.now(UTC) - timedelta(minutes=10),
+                deployed_at=datetime.now(UTC) - timedelta(minutes=minutes_ago),
                 **extra,
             ),
         )
@@ -392,3 +394,25 @@ def test_an_approved_undo_moves_the_label_back_once_keeping_labels(
     ]
     parts.drain()  # nothing left to do: the undo is settled, never repeated
     assert len(state.writes()) == 2
+
+
+def test_the_agents_own_rollback_reported_as_a_change_is_never_rolled_back_again(
+    catalog_world: SandboxStack,
+    tmp_path: Path,
+    arize_prompts: tuple[PromptsState, EmulatorServer],
+) -> None:
+    state, server = arize_prompts
+    parts, request, prompt, v1, _ = staged(catalog_world, tmp_path, state, server)
+    approve(parts, request)
+    parts.drain()
+    # Arize tells subscribers that v1 was labeled production: recorded as a prompt change.
+    deploy(parts, v1, minutes_ago=1)
+    parts.accept(**breach(monitor="mon-quality-2"))
+    parts.drain()
+    [_, second] = events(parts, "decision.made")
+    [item] = [i for i in second["plan"] if i["kind"] == "rollback_prompt"]
+    assert item["status"] == "impossible"
+    assert "where incident" in item["reason"] and str(request.incident_id) in item["reason"]
+    assert not [a for a in pending(parts) if a.kind == "rollback_prompt"]
+    assert len(state.writes()) == 1
+    assert state.labeled(prompt, "production")["id"] == v1  # type: ignore[index]
