@@ -41,9 +41,7 @@ def client_for(server: EmulatorServer, key: str = KEY) -> object:
 
 @pytest.fixture
 def registry(server: EmulatorServer) -> Iterator[ArizePromptRegistry]:
-    built = ArizePromptRegistry(client_for(server), timeout_seconds=2.0)
-    yield built
-    built.close()
+    yield ArizePromptRegistry(client_for(server), timeout_seconds=2.0)
 
 
 def seed(state: PromptsState) -> tuple[str, list[str]]:
@@ -145,10 +143,7 @@ def test_a_slow_answer_is_cut_at_the_deadline(state: PromptsState, server: Emula
     prompt, _ = seed(state)
     quick = ArizePromptRegistry(client_for(server), timeout_seconds=0.3)
     state.slow_next(3.0, path_contains="/labels/")
-    try:
-        result = quick.version_by_label(prompt, "production")
-    finally:
-        quick.close()
+    result = quick.version_by_label(prompt, "production")
     assert result.status == ToolStatus.down
     assert result.error == "no answer within 0.3 s"
 
@@ -156,11 +151,8 @@ def test_a_slow_answer_is_cut_at_the_deadline(state: PromptsState, server: Emula
 def test_a_wrong_key_is_refused_with_a_problem(state: PromptsState, server: EmulatorServer) -> None:
     prompt, _ = seed(state)
     wrong = ArizePromptRegistry(client_for(server, key="ak-wrong"), timeout_seconds=2.0)
-    try:
-        result = wrong.version_by_label(prompt, "production")
-        ok, why = wrong.check()
-    finally:
-        wrong.close()
+    result = wrong.version_by_label(prompt, "production")
+    ok, why = wrong.check()
     assert result.status == ToolStatus.error
     assert result.evidence["http_status"] == 401
     assert not ok and "401" in why

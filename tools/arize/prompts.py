@@ -1,7 +1,7 @@
 """Arize prompt versions and their labels, through the official SDK's `client.prompts` (beta).
 
 Takes an already built `arize.ArizeClient` (`tools/arize/client.py` builds one from settings).
-The SDK has no default timeout and its prompt methods take none, so every call runs on a worker
+The SDK has no default timeout and its prompt methods take none, so every call runs on a daemon
 thread under this adapter's own deadline: past it the call is abandoned and answered as `down`
 (a write abandoned that way may still land; callers read the label back before trusting it).
 Errors become ToolResults, never exceptions: 404 `error` with `not_found`, other 4xx `error`,
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -43,14 +44,9 @@ class ArizePromptRegistry:
 
     name = NAME
 
-    def __init__(
-        self, client: Any, *, timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS, workers: int = 4
-    ) -> None:
+    def __init__(self, client: Any, *, timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS) -> None:
         self._client = client
         self._timeout = timeout_seconds
-        self._pool = concurrent.futures.ThreadPoolExecutor(
-            max_workers=workers, thread_name_prefix="arize-prompts"
-        )
 
     def check(self) -> tuple[bool, str]:
         """Ask for one prompt: the API key is accepted and the API answers."""
@@ -96,10 +92,6 @@ class ArizePromptRegistry:
             lambda v: {"version": version_view(v)},
         )
 
-    def close(self) -> None:
-        """Stop the worker threads (calls still running are left to finish on their own)."""
-        self._pool.shutdown(wait=False, cancel_futures=True)
-
     def _call(
         self,
         what: str,
@@ -108,7 +100,7 @@ class ArizePromptRegistry:
         evidence: Callable[[Any], dict[str, Any]],
     ) -> ToolResult:
         watch = Stopwatch()
-        future = self._pool.submit(lambda: call(self._client.prompts))
+        future = _in_daemon_thread(lambda: call(self._client.prompts))
         try:
             answer = future.result(timeout=self._timeout)
             found = evidence(answer)
@@ -149,6 +141,23 @@ class ArizePromptRegistry:
             latency_ms=watch.ms,
             error=why,
         )
+
+
+def _in_daemon_thread(work: Callable[[], Any]) -> concurrent.futures.Future[Any]:
+    """Run `work` on a daemon thread of its own: a call abandoned at the deadline (the SDK may
+    never return) neither holds a pool's worker nor keeps the process from exiting."""
+    future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+
+    def run() -> None:
+        if not future.set_running_or_notify_cancel():
+            return
+        try:
+            future.set_result(work())
+        except BaseException as exc:  # handed to the caller through the future
+            future.set_exception(exc)
+
+    threading.Thread(target=run, name="arize-prompts", daemon=True).start()
+    return future
 
 
 def classify(exc: BaseException) -> tuple[ToolStatus, int | None, str]:
