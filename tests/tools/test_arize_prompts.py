@@ -5,12 +5,16 @@ from __future__ import annotations
 import base64
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 
+from agent.adapters.checks import run_checks
+from agent.adapters.factory import build_adapters
 from sandbox.arize.prompts import CONTROL, PromptsState, create_prompts_app, mint_id
 from sandbox.server import EmulatorServer
+from tests.conftest import make_settings
 from tools.arize.prompts import ArizePromptRegistry
 from tools.protocols import PromptRegistry
 from tools.result import ToolStatus
@@ -211,3 +215,20 @@ def test_control_api_seeds_queues_faults_and_reports(server: EmulatorServer) -> 
     assert versions[0]["labels"] == ["production"] and versions[1]["labels"] == []
     assert versions[0]["id"] == ids["version_ids"][1]
     assert snapshot["faults_queued"] == 1
+
+
+def test_doctor_checks_the_prompts_api_when_a_key_is_set(
+    server: EmulatorServer, tmp_path: Path
+) -> None:
+    settings = make_settings(
+        tmp_path,
+        arize_api_key=KEY,
+        arize_api_host=server.host,
+        arize_api_scheme="http",
+        arize_api_port=server.port,
+    )
+    rows = run_checks(settings, build_adapters(settings))
+    [row] = [r for r in rows if r.role == "arize.prompts"]
+    assert row.ok, row
+    unset = run_checks(make_settings(tmp_path), build_adapters(make_settings(tmp_path)))
+    assert not [r for r in unset if r.role == "arize.prompts"]
