@@ -186,6 +186,22 @@ class Settings(BaseSettings):
     logs_lookback_minutes: int = Field(30, gt=0, description="Log window before the breach time.")
     logs_query_timeout_seconds: float = Field(10, gt=0, description="Deadline of one log query.")
 
+    arize_api_key: SecretStr | None = Field(
+        None,
+        description="Arize API key (REST v2, through the `arize` SDK, extra `arize`); unset "
+        "means nothing is read from or written to Arize (prompt rollbacks are dry-run).",
+    )
+    arize_api_host: str = Field(
+        "api.arize.com", description="Arize API host, without a scheme (`ARIZE_API_HOST`)."
+    )
+    arize_api_scheme: Literal["http", "https"] = Field("https", description="Arize API scheme.")
+    arize_api_port: int | None = Field(
+        None, ge=1, le=65535, description="Arize API port (unset: the scheme's)."
+    )
+    arize_prompts_timeout_seconds: float = Field(
+        10, gt=0, le=120, description="Deadline of one Arize prompts call (the SDK has none)."
+    )
+
     pagerduty_routing_key: SecretStr | None = Field(
         None, description="Events API v2 integration key; unset means pages are dry-run."
     )

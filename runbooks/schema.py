@@ -25,7 +25,7 @@ ProbeName = Literal["logs", "vector_db", "embeddings", "endpoint", "changes"]
 Diagnosis = Literal[
     "dependency_degraded", "endpoint_isolated", "suspect_change", "segment_only", "no_fault_found"
 ]
-ActionKind = Literal["page", "failover", "rollback", "notify", "failback"]
+ActionKind = Literal["page", "failover", "rollback", "rollback_prompt", "notify", "failback"]
 Severity = Literal["critical", "error", "warning", "info"]
 ApprovalMode = Literal["auto", "required"]
 PayloadPolicy = Literal["full", "hash", "none"]
@@ -284,6 +284,23 @@ class RollbackAction(Action):
     kind: Literal["rollback"] = "rollback"
 
 
+class RollbackPromptAction(Action):
+    """Move a prompt's label (`production`) back to the version before the suspect one, in Arize.
+
+    Taken only where the suspect change is an Arize prompt version; for any other change the
+    runbook's `rollback` proposal stands. Approval is required unless the runbook says `auto`.
+    """
+
+    kind: Literal["rollback_prompt"] = "rollback_prompt"
+    label: str = Field(
+        "production",
+        min_length=1,
+        max_length=64,
+        pattern=r"^[^/]+$",
+        description="The label that marks the deployed version (Arize labels are case-sensitive).",
+    )
+
+
 class NotifyAction(Action):
     """Post to the service's Slack channel; never pages."""
 
@@ -298,7 +315,14 @@ class FailbackAction(Action):
     kind: Literal["failback"] = "failback"
 
 
-ActionSpec = PageAction | FailoverAction | RollbackAction | NotifyAction | FailbackAction
+ActionSpec = (
+    PageAction
+    | FailoverAction
+    | RollbackAction
+    | RollbackPromptAction
+    | NotifyAction
+    | FailbackAction
+)
 
 
 class AllowedActions(Listing):
@@ -306,13 +330,21 @@ class AllowedActions(Listing):
 
     failover: FailoverAction | None = None
     rollback: RollbackAction | None = None
+    rollback_prompt: RollbackPromptAction | None = None
     failback: FailbackAction | None = None
     page: PageAction | None = None
     notify: NotifyAction | None = None
 
     def listed(self) -> list[ActionSpec]:
         """Return the allowed actions, remedies first, then who is told."""
-        specs = [self.failover, self.rollback, self.failback, self.page, self.notify]
+        specs = [
+            self.failover,
+            self.rollback_prompt,
+            self.rollback,
+            self.failback,
+            self.page,
+            self.notify,
+        ]
         return [spec for spec in specs if spec is not None]
 
 

@@ -177,3 +177,24 @@ class IncidentAnalyst(Checkable, Protocol):
     ) -> ToolResult:
         """Ask once; evidence: `hypothesis`, `proposal`, `proposal_allowed`, `discarded_reason`."""
         ...
+
+
+class PromptRegistry(Checkable, Protocol):
+    """Reads a prompt's versions and moves its labels (Arize prompt management)."""
+
+    def version_by_label(self, prompt_id: str, label: str) -> ToolResult:
+        """Return the version carrying `label`; evidence: `version` (`id`, `labels`, …)."""
+        ...
+
+    def list_versions(self, prompt_id: str) -> ToolResult:
+        """Return the prompt's versions, newest first; evidence: `versions`."""
+        ...
+
+    def get_version(self, version_id: str) -> ToolResult:
+        """Return one version; evidence: `version`."""
+        ...
+
+    def set_labels(self, version_id: str, labels: list[str]) -> ToolResult:
+        """Replace the version's labels (each moves off the prompt's other versions);
+        evidence: `version` as the registry answered it."""
+        ...

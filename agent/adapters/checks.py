@@ -40,6 +40,8 @@ def run_checks(
     ]
     if adapters.incidents is not None:
         targets.append(("settings", "pager.rest", adapters.incidents))
+    if adapters.prompts is not None:
+        targets.append(("settings", "arize.prompts", adapters.prompts))
     for role, maybe in configured:
         if maybe is None:
             rows.append(CheckRow("settings", role, "-", True, "not configured: dry-run"))

@@ -47,6 +47,7 @@ from tools.protocols import (
     HealthProbe,
     LogSource,
     Pager,
+    PromptRegistry,
     Route,
 )
 
@@ -96,6 +97,8 @@ class Adapters:
     """PagerDuty REST (notes on paged incidents), when an API key is configured."""
     analyst: LlmAnalyst | None = None
     """The optional LLM analyst, when an analyst endpoint is configured."""
+    prompts: PromptRegistry | None = None
+    """Arize prompt versions and labels (prompt rollbacks), when an Arize API key is set."""
     _services: dict[str, ServiceTools] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -168,7 +171,29 @@ def build_adapters(
         adapters.analyst = LlmAnalyst(
             base_url=settings.analyst_base_url, api_key=key, model=settings.analyst_model
         )
+    if settings.arize_api_key is not None:
+        adapters.prompts = _arize_prompts(settings)
     return adapters
+
+
+def _arize_prompts(settings: Settings) -> PromptRegistry | None:
+    """Return the Arize prompts adapter on the official SDK (None, and a warning, when the
+    optional `arize` extra is not installed). The SDK is imported here only: it is heavy."""
+    try:
+        from arize import ArizeClient
+    except ImportError:
+        log.warning("arize.sdk_missing", hint="pip install 'llm-remediator[arize]'")
+        return None
+    from tools.arize.prompts import ArizePromptRegistry
+
+    assert settings.arize_api_key is not None
+    client = ArizeClient(
+        api_key=settings.arize_api_key.get_secret_value(),
+        api_host=settings.arize_api_host,
+        api_scheme=settings.arize_api_scheme,
+        api_port=settings.arize_api_port,
+    )
+    return ArizePromptRegistry(client, timeout_seconds=settings.arize_prompts_timeout_seconds)
 
 
 def _aws_client(

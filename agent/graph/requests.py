@@ -123,8 +123,18 @@ def blast_radius(ctx: RunContext, state: IncidentState, approval: Approval) -> s
         region = target.get("region") or "its region"
         where = f"{target.get('provider')} {target.get('model')} in {region}"
         return f"all traffic of {service} ({model}) moves to {where}"
+    if approval.kind == "failback" and isinstance(target, dict) and target.get("label"):
+        return (
+            f"the {target.get('label')} label of prompt {target.get('prompt_id')} moves back "
+            f"from version {target.get('to_version')} to {target.get('from_version')}"
+        )
     if approval.kind == "failback":
         return f"all traffic of {service} moves back to its route before the incident"
+    if approval.kind == "rollback_prompt" and isinstance(target, dict):
+        return (
+            f"the {target.get('label')} label of prompt {target.get('prompt_id')} moves from "
+            f"version {target.get('from_version')} back to {target.get('to_version')}"
+        )
     if approval.kind == "page":
         return f"wakes {approval.params.get('team') or 'on-call'} through PagerDuty"
     return f"{approval.kind} for {service}"

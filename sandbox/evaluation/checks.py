@@ -21,7 +21,7 @@ from pydantic import AfterValidator, Field
 from sandbox.evaluation.systems import Strict
 
 MOMENT = re.compile(
-    r"^(?:(?:page|failover|rollback|failback|notify)(?::(?:critical|error|warning|info))?"
+    r"^(?:(?:page|failover|rollback_prompt|rollback|failback|notify)(?::(?:critical|error|warning|info))?"
     r"|approval:(?:requested|approved|rejected|expired|cancelled|refused)"
     r"|resolved|verification:(?:passed|failed))$"
 )

@@ -17,7 +17,7 @@ from sandbox.evaluation.scenario import ANALYST_MODEL, Expected, StagedWorld
 from sandbox.stack import SandboxStack
 
 APPROVAL_OUTCOMES = ("approved", "rejected", "expired", "cancelled")
-ACTION_ORDER = ("failover", "rollback", "failback", "page", "notify")
+ACTION_ORDER = ("failover", "rollback_prompt", "rollback", "failback", "page", "notify")
 
 
 @dataclass
@@ -65,6 +65,8 @@ class Observation:
     refused_clicks: int = 0
     record: Record = field(default_factory=Record)
     """When things happened, what Slack and PagerDuty were sent, where each service ends."""
+    prompt_labels: dict[str, dict[str, int]] = field(default_factory=dict)
+    """Emulated Arize prompt → label → the version (1-based) it is on at the end."""
 
     @property
     def actions(self) -> list[SeenAction]:
@@ -168,6 +170,7 @@ def observe(settings: Settings, stack: SandboxStack, staged: StagedWorld) -> Obs
         slack_messages=len(snapshot["messages"]),
         llm_calls=len(stack.openai.received(model=ANALYST_MODEL)),
         record=record,
+        prompt_labels=staged.prompts.labels() if staged.prompts is not None else {},
     )
 
 

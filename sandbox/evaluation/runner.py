@@ -64,7 +64,7 @@ SIGNING_SECRET = secrets.token_hex(16)
 # core keep a 2-core machine busy without starving the service under test.
 DEFAULT_JOBS = max(1, min(8, 2 * (os.cpu_count() or 1)))
 APPROVAL_OUTCOMES = ("approved", "rejected", "expired", "cancelled")
-ACTION_ORDER = ("failover", "rollback", "failback", "page", "notify")
+ACTION_ORDER = ("failover", "rollback_prompt", "rollback", "failback", "page", "notify")
 Outcome = Literal["pass", "fail", "skip"]
 
 
@@ -147,7 +147,7 @@ def run_scenario(scenario: Scenario, *, workdir: Path, llm: bool = False) -> Sce
         changes = _Changes(scenario.world.changes, stack, staged)
         token = settings.webhook_token.get_secret_value()
         client = _Client(servers[-1].url, token, approvers, changes)
-        client.deploy(scenario, breach_time)
+        client.deploy(scenario, breach_time, staged)
         clock = time.monotonic()
         deadline = clock + scenario.world.timeout_seconds
         try:
@@ -330,6 +330,8 @@ def _settings(
             analyst_model=ANALYST_MODEL,
             analyst_api_key=stack.openai_key,
         )
+    if staged.prompts is not None:
+        values.update(staged.prompts.settings())
     values.update(scenario.world.settings.model_dump(exclude_none=True))
     return _ScenarioSettings(**values)
 
@@ -379,10 +381,12 @@ class _Client:
             base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=10, trust_env=False
         )
 
-    def deploy(self, scenario: Scenario, breach_time: datetime) -> None:
+    def deploy(self, scenario: Scenario, breach_time: datetime, staged: StagedWorld) -> None:
         """Record the world's deployments, timed relative to the breach."""
         for change in scenario.world.deployments:
             payload = change.model_dump(exclude_none=True, exclude={"minutes_before_breach"})
+            if staged.prompts is not None:
+                payload = staged.prompts.deployment(payload)
             moment = breach_time - timedelta(minutes=change.minutes_before_breach)
             payload["deployed_at"] = moment.isoformat()
             self._http.post("/events/deployments", json=payload).raise_for_status()

@@ -35,6 +35,12 @@ from runbooks.loader import ConfigError, parse_model
 from runbooks.schema import ActionKind, Runbook, Severity
 from runbooks.schema import Diagnosis as DiagnosisKind
 from sandbox.aws import demo_log_lines, logs_client, seed_log_lines
+from sandbox.evaluation.arize_prompts import (
+    PromptWorld,
+    StagedPrompts,
+    check_deployments,
+    stage_prompts,
+)
 from sandbox.evaluation.catalog import CatalogWorld, RouteModel, write_catalog
 from sandbox.evaluation.checks import Moment, Order, Texts
 from sandbox.evaluation.systems import (
@@ -124,13 +130,24 @@ class DeploymentWorld(Strict):
     """A deployment recorded through POST /events/deployments (negative minutes: after it)."""
 
     kind: ChangeKind
-    version: str = Field(min_length=1, max_length=200)
+    version: str | None = Field(None, min_length=1, max_length=200)
+    """Required unless `arize_prompt` names the emulated prompt whose version this is."""
     previous_version: str | None = None
     minutes_before_breach: float = Field(ge=-120, le=7 * 24 * 60)
     service: str = DEMO_SERVICE
     model_id: str | None = None
     environment: str | None = None
     description: str | None = None
+    arize_prompt: str | None = None
+    """An emulated Arize prompt (`arize_prompts`); its version's id becomes `version`."""
+    arize_version: int | None = Field(None, ge=1)
+    """Which of that prompt's versions (1-based, in the order `arize_prompts` lists them)."""
+
+    @model_validator(mode="after")
+    def _version_given(self) -> DeploymentWorld:
+        if self.version is None and self.arize_prompt is None:
+            raise ValueError("give a version (or arize_prompt and arize_version)")
+        return self
 
 
 class AnalystWorld(Strict):
@@ -212,6 +229,8 @@ class World(Strict):
     """One answer per approval request, matched by action kind; the rest get `approval`."""
     logs: LogsWorld = Field(default_factory=LogsWorld)
     deployments: list[DeploymentWorld] = Field(default_factory=list)
+    arize_prompts: list[PromptWorld] = Field(default_factory=list)
+    """Prompts in the Arize emulator (`sandbox/evaluation/arize_prompts.py`)."""
     analyst: AnalystWorld | None = None
     runbooks: RunbooksWorld = Field(default_factory=RunbooksWorld)
     settings: SettingsWorld = Field(default_factory=SettingsWorld)
@@ -228,6 +247,7 @@ class World(Strict):
 
     @model_validator(mode="after")
     def _change_keys(self) -> World:
+        check_deployments(self.arize_prompts, self.deployments)
         for index, change in enumerate(self.changes):
             try:
                 _check_endpoint_keys(change.endpoint, self.routes)
@@ -333,6 +353,8 @@ class Expected(Strict):
     pagerduty: Texts | None = None
     routes: dict[str, RouteName] | None = None
     """Service → the route it must be on at the end of the run."""
+    prompt_labels: dict[str, dict[str, int | None]] | None = None
+    """Emulated Arize prompt → label → the version (1-based) it must be on at the end."""
 
     @field_validator("diagnosis", mode="before")
     @classmethod
@@ -489,6 +511,8 @@ class StagedWorld:
     cloudwatch: FaultProxyState
     """The faults of CloudWatch, a proxy in front of moto that the service talks to."""
     cloudwatch_url: str
+    prompts: StagedPrompts | None = None
+    """The Arize prompts emulator, when the world has prompts."""
 
     def set(self, stack: SandboxStack, systems: Systems) -> None:
         """Set the systems a world (or a change of it) names."""
@@ -528,8 +552,9 @@ def stage_world(
     cloudwatch = FaultProxyState(upstream=stack.aws_url)
     proxy = EmulatorServer(create_fault_proxy(cloudwatch)).start()
     servers.append(proxy)
+    prompts = stage_prompts(world.arize_prompts, servers)
     staged = StagedWorld(
-        folder / "services.yaml", runbooks, routes, upstream, env, cloudwatch, proxy.url
+        folder / "services.yaml", runbooks, routes, upstream, env, cloudwatch, proxy.url, prompts
     )
     staged.set(stack, world.initial())
     _stage_logs(stack, world.logs, breach)

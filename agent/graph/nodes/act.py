@@ -13,6 +13,7 @@ from typing import Any, Literal
 from langgraph.runtime import Runtime
 
 from agent.graph.actions import ACTOR, fail_over, not_taken, page, redact_outcome
+from agent.graph.prompts import rollback_prompt
 from agent.graph.state import IncidentState, RunContext
 from agent.telemetry import metrics
 
@@ -32,6 +33,8 @@ def act(state: IncidentState, runtime: Runtime[RunContext]) -> dict[str, Any]:
             outcome = page(ctx, state, item)
         elif item["kind"] == "failover":
             outcome = fail_over(ctx, state, item)
+        elif item["kind"] == "rollback_prompt":
+            outcome = rollback_prompt(ctx, state, item)
         elif item["kind"] == "rollback":
             outcome = {
                 **item,
@@ -55,10 +58,13 @@ def act(state: IncidentState, runtime: Runtime[RunContext]) -> dict[str, Any]:
 
 
 def route_after_act(state: IncidentState) -> Literal["approve", "verify", "report"]:
-    """Ask for the approvals the plan still needs; then verify a failover carried out."""
+    """Ask for the approvals the plan still needs; then verify a failover or a prompt
+    rollback carried out."""
     if any(item["status"] == "needs_approval" for item in state.get("plan", [])):
         return "approve"
     done = [
-        a for a in state.get("actions", []) if a["kind"] == "failover" and a["status"] == "done"
+        a
+        for a in state.get("actions", [])
+        if a["kind"] in ("failover", "rollback_prompt") and a["status"] == "done"
     ]
     return "verify" if done else "report"

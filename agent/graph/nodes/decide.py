@@ -13,9 +13,10 @@ from langgraph.runtime import Runtime
 
 from agent.graph.actions import describe_action, owner_teams
 from agent.graph.policy import runbook_of
+from agent.graph.prompts import plan_rollback
 from agent.graph.state import IncidentState, RunContext
 from runbooks.catalog import FailoverTarget
-from runbooks.schema import FailoverAction, PageAction, Runbook
+from runbooks.schema import FailoverAction, PageAction, RollbackPromptAction, Runbook
 
 DECIDER = "agent.decide"
 
@@ -35,6 +36,10 @@ def decide(state: IncidentState, runtime: Runtime[RunContext]) -> dict[str, Any]
     plan: list[dict[str, Any]] = []
     for spec in specs:
         plan.extend(_plan_item(ctx, state, runbook, spec))
+    # Where the suspect change is an Arize prompt version and the runbook allows rolling it
+    # back, the rollback is taken (rollback_prompt) instead of proposed.
+    if any(item["kind"] == "rollback_prompt" for item in plan):
+        plan = [item for item in plan if item["kind"] != "rollback"]
     ctx.record(
         state,
         "decision.made",
@@ -80,6 +85,9 @@ def _plan_item(
             item.update(status="impossible", reason=f"no catalog failover target for {spec.target}")
         else:
             item["target"] = target.model_dump()
+    elif isinstance(spec, RollbackPromptAction):
+        planned = plan_rollback(ctx, state, item, spec.label)
+        return [planned] if planned is not None else []
     elif spec.kind == "rollback":
         # A rollback is proposed, never executed here: no rollback backend acts on it, and the
         # proposal itself (who should undo what) needs no approval.

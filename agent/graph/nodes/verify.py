@@ -1,4 +1,5 @@
-"""Verify: probe the new route after a failover; escalate as the runbook allows if it fails."""
+"""Verify: probe the new route after a failover, read a prompt rollback's label back; escalate
+as the runbook allows if either fails."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from langgraph.runtime import Runtime
 
 from agent.graph.actions import owner_team, page, redact_outcome
 from agent.graph.policy import runbook_of
+from agent.graph.prompts import verify_rollbacks
 from agent.graph.state import IncidentState, RunContext
 from agent.telemetry import metrics
 
@@ -17,6 +19,21 @@ VERIFIER = "agent.verify"
 def verify(state: IncidentState, runtime: Runtime[RunContext]) -> dict[str, Any]:
     """Probe the endpoint on its new route; escalate with a critical page if it still fails."""
     ctx = runtime.context
+    failed_over = any(
+        a["kind"] == "failover" and a["status"] == "done" for a in state.get("actions", [])
+    )
+    rolled_back = verify_rollbacks(ctx, state)
+    for check in rolled_back:
+        passed = check["status"] == "passed"
+        kind = "verification.passed" if passed else "verification.failed"
+        ctx.record(state, kind, VERIFIER, {**check, "action": "rollback_prompt"})
+    if rolled_back and not failed_over:
+        wrong = [c for c in rolled_back if c["status"] != "passed"]
+        summary = ctx.redact("; ".join(c["summary"] for c in rolled_back))
+        if not wrong:
+            return {"verification": {"status": "passed", "summary": summary}}
+        why = "the prompt rollback does not read back: " + wrong[0]["summary"]
+        return _escalate(ctx, state, {"status": "failed", "summary": summary}, why)
     tools = ctx.service_tools(state.get("service"))
     if tools is None or tools.endpoint is None:
         ctx.record(
@@ -32,11 +49,16 @@ def verify(state: IncidentState, runtime: Runtime[RunContext]) -> dict[str, Any]
         return {"verification": {"status": "passed", "summary": ctx.redact(result.summary)}}
     ctx.record(state, "verification.failed", VERIFIER, result.audit_data())
     verification = {"status": "failed", "summary": ctx.redact(result.summary)}
-    # Escalate only as the runbook allows: a page (at critical) if it lists one for the
-    # diagnosis, else a Slack notice if it lists that, else nothing beyond the audit trail.
+    return _escalate(ctx, state, verification, "the endpoint still fails after the failover")
+
+
+def _escalate(
+    ctx: RunContext, state: IncidentState, verification: dict[str, Any], why: str
+) -> dict[str, Any]:
+    """Escalate only as the runbook allows: a page (at critical) if it lists one for the
+    diagnosis, else a Slack notice if it lists that, else nothing beyond the audit trail."""
     runbook = runbook_of(ctx, state["runbook"])
     kind = state["diagnosis"]["kind"]
-    why = "the endpoint still fails after the failover"
     if runbook.permits(kind, "page"):
         escalation = page(
             ctx,

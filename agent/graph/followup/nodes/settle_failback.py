@@ -14,6 +14,7 @@ from langgraph.runtime import Runtime
 from agent.approvals.models import ApprovalStatus
 from agent.graph.followup.effects import done_actions, load_approval, record
 from agent.graph.followup.failback import attempt_failback, keep, release_blocked
+from agent.graph.followup.prompts import rollback_for, settle_undo
 from agent.graph.followup.state import FollowupState
 from agent.graph.state import RunContext
 
@@ -22,6 +23,9 @@ def settle_failback(state: FollowupState, runtime: Runtime[RunContext]) -> dict[
     """Fail back if the request was approved; otherwise record why the route stays."""
     ctx = runtime.context
     approval = load_approval(ctx, state)
+    rollback = rollback_for(state, approval.target)
+    if rollback is not None:  # the undo of a prompt rollback, not a route's failback
+        return {"notes": [ctx.redact(settle_undo(ctx, state, approval, rollback))]}
     service = str(state["run"].get("service"))
     failover = next(
         (f for f in done_actions(state, "failover") if f["target"]["name"] == approval.target),
