@@ -61,7 +61,10 @@ def check_bearer(authorization: str | None, token: str) -> Verified:
     given = _without_scheme(authorization).encode()
     expected = _without_scheme(token).encode()
     if not expected or not hmac.compare_digest(given, expected):
-        raise AuthRefused("invalid webhook token in the Authorization header")
+        raise AuthRefused(
+            "invalid webhook token: the Authorization header must be 'Bearer <webhook token>' "
+            "or the token itself, as stored in Arize"
+        )
     return Verified("bearer")
 
 
@@ -128,7 +131,7 @@ def check_signature(
     now: float,
 ) -> Verified:
     """Accept a delivery signed with the secret (any key form) within ±300 s of `now`."""
-    headers = list(signatures)
+    headers = [value for value in signatures if value.strip()]
     if not headers or not timestamp:
         missing = [
             name

@@ -101,7 +101,9 @@ async def receive_arize_alert(request: Request) -> JSONResponse:
     meta = DeliveryMeta(webhook_id, event, verified.mode, verified.key_form)
     if verified.mode == "hmac":
         # Arize cannot send a test delivery to an HMAC webhook: say how the first ones passed.
-        log.info("arize.delivery", auth_mode="hmac", key_form=verified.key_form, event=event)
+        log.info(
+            "arize.delivery", auth_mode="hmac", key_form=verified.key_form, webhook_event=event
+        )
     digest = hashlib.sha256(body).hexdigest()
     kind = kind_of(event, settings.arize_alert_events)
     if kind != "alert":
