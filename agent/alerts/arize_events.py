@@ -114,7 +114,8 @@ class PromptChange:
 def map_prompt_event(event: str, payload: Mapping[str, Any]) -> PromptChange:
     """Map a prompt version event's body, or raise BreachMappingError naming what is missing."""
     action = PROMPT_EVENTS[event]
-    found = {name: first_of(payload, paths) for name, paths in FIELD_PATHS.items()}
+    found = {name: _text_at(payload, paths) for name, paths in FIELD_PATHS.items() if name != "at"}
+    found["at"] = first_of(payload, FIELD_PATHS["at"])
     prompt_id, holder = _prompt_id(payload)
     version = as_text(found["version"]) or _version_beside(payload, holder)
     label = as_text(found["label"]) or _label_of(payload.get("labels"))
@@ -153,6 +154,15 @@ def map_prompt_event(event: str, payload: Mapping[str, Any]) -> PromptChange:
         if value is not None and len(value) > limit:
             raise BreachMappingError(f"{name} is longer than the {limit} characters stored")
     return change
+
+
+def _text_at(payload: Mapping[str, Any], paths: list[str]) -> str | None:
+    """Return the text at the first path that holds text (an object there is skipped)."""
+    for path in paths:
+        text = as_text(first_of(payload, [path]))
+        if text is not None:
+            return text
+    return None
 
 
 def _prompt_id(payload: Mapping[str, Any]) -> tuple[str | None, str | None]:
