@@ -92,6 +92,26 @@ def test_a_retry_is_a_duplicate_whatever_its_body_and_writes_nothing(
     assert other.status_code == 202  # another id, another body: another alert
 
 
+def test_the_writer_process_stores_the_delivery_details_and_dedups_by_id(
+    start_service: ServiceFactory,
+) -> None:
+    running = start_service(intake_writer="process")
+    alert = arize_alert()
+
+    first = send(hook(running), alert, event="monitor.triggered", webhook_id="evt-proc")
+    alert["triggered_at"] = datetime.now(UTC).isoformat()
+    again = send(hook(running), alert, event="monitor.triggered", webhook_id="evt-proc")
+
+    assert (first.status_code, again.status_code) == (202, 200), again.text
+    with Session(running.engine) as session:
+        [stored] = session.exec(select(Alert)).all()
+    assert (stored.webhook_id, stored.webhook_event, stored.auth_mode) == (
+        "evt-proc",
+        "monitor.triggered",
+        "bearer",
+    )
+
+
 def test_deliveries_without_an_id_keep_the_body_as_their_key(
     start_service: ServiceFactory,
 ) -> None:
