@@ -42,6 +42,9 @@ class Verified:
     """`bearer`, `hmac` or `header`."""
     key_form: str | None = None
     """For `hmac`: which form of the signing secret matched (`whsec`, `after_prefix`, `base64`)."""
+    signed_sha256: str | None = None
+    """For `hmac`: the sha256 of what was signed (`<timestamp>.<body>`): a replay of a signed
+    delivery under another X-Arize-Webhook-Id (a header the signature does not cover) has it too."""
 
 
 class AuthRefused(Exception):
@@ -159,7 +162,7 @@ def check_signature(
     for form, key in signing_keys(secret):
         expected = hmac.new(key, signed, hashlib.sha256).hexdigest().encode()
         if any(hmac.compare_digest(expected, digest.encode()) for digest in given):
-            return Verified("hmac", form)
+            return Verified("hmac", form, hashlib.sha256(signed).hexdigest())
     raise AuthRefused(
         "signature does not match the body (wrong signing secret, or the body or timestamp "
         "was changed)"

@@ -11,7 +11,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, or_
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -76,28 +76,44 @@ def accept_event(
     payload: dict[str, Any],
     prompt: PromptChange | None,
     catalog: Catalog | None,
+    signed_sha256: str | None = None,
 ) -> EventReceipt:
     """Store a non-alert delivery once (its changes and its audit event); say if it is new.
 
-    A concurrent copy that won the race on the unique key is answered as a duplicate.
+    A delivery is known by its id, or, signed (`signed_sha256`), by what was signed: a replay
+    under another id is a duplicate too. A concurrent copy that won the race on a unique key
+    is answered as a duplicate.
     """
     key = delivery_key(meta, body_sha256)
     try:
         with session_scope(engine) as session:
-            return _accept(session, audit, source, key, meta, body_sha256, payload, prompt, catalog)
+            return _accept(
+                session,
+                audit,
+                source,
+                key,
+                meta,
+                (body_sha256, signed_sha256),
+                payload,
+                prompt,
+                catalog,
+            )
     except IntegrityError:
         with Session(engine) as session:
-            known = _known(session, source, key)
+            known = _known(session, source, key, signed_sha256)
         if known is None:
             raise
         return known
 
 
-def _known(session: Session, source: str, key: str) -> EventReceipt | None:
+def _known(
+    session: Session, source: str, key: str, signed_sha256: str | None
+) -> EventReceipt | None:
+    same = col(WebhookDelivery.webhook_id) == key
+    if signed_sha256 is not None:
+        same = or_(same, col(WebhookDelivery.signed_sha256) == signed_sha256)
     row = session.exec(
-        select(WebhookDelivery).where(
-            col(WebhookDelivery.source) == source, col(WebhookDelivery.webhook_id) == key
-        )
+        select(WebhookDelivery).where(col(WebhookDelivery.source) == source, same)
     ).first()
     return EventReceipt(row.id, created=False, outcome=row.outcome) if row else None
 
@@ -108,15 +124,16 @@ def _accept(
     source: str,
     key: str,
     meta: DeliveryMeta,
-    body_sha256: str,
+    digests: tuple[str, str | None],
     payload: dict[str, Any],
     prompt: PromptChange | None,
     catalog: Catalog | None,
 ) -> EventReceipt:
+    body_sha256, signed_sha256 = digests
     # Every writer of the audit chain takes this lock first: no other transaction can store
     # this delivery between the lookup and the insert (the unique key is the last guard).
     lock_head(session=session)
-    known = _known(session, source, key)
+    known = _known(session, source, key, signed_sha256)
     if known is not None:
         return known
     changes = []
@@ -159,6 +176,7 @@ def _accept(
         auth_mode=meta.auth_mode or "none",
         outcome=outcome,
         body_sha256=body_sha256,
+        signed_sha256=signed_sha256,
         received_at=audit.now(),
     )
     session.add(row)

@@ -165,7 +165,10 @@ class WebhookDelivery(SQLModel, table=True):
     """
 
     __tablename__ = "webhook_delivery"
-    __table_args__ = (UniqueConstraint("source", "webhook_id", name="uq_webhook_delivery"),)
+    __table_args__ = (
+        UniqueConstraint("source", "webhook_id", name="uq_webhook_delivery"),
+        UniqueConstraint("source", "signed_sha256", name="uq_webhook_delivery_signed"),
+    )
 
     id: uuid.UUID = Field(default_factory=uuid7, primary_key=True)
     source: str = Field(max_length=32)
@@ -176,6 +179,8 @@ class WebhookDelivery(SQLModel, table=True):
     outcome: str = Field(max_length=16)
     """`change` (recorded as changes) or `audited` (only audited)."""
     body_sha256: str = Field(max_length=64)
+    signed_sha256: str | None = Field(default=None, max_length=64)
+    """hmac deliveries: the sha256 of `<timestamp>.<body>`, so a replay under a new id is known."""
     received_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
 
 

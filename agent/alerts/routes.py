@@ -107,7 +107,9 @@ async def receive_arize_alert(request: Request) -> JSONResponse:
     digest = hashlib.sha256(body).hexdigest()
     kind = kind_of(event, settings.arize_alert_events)
     if kind != "alert":
-        return await _accept_event(request, app_state, kind, meta, digest, payload)
+        return await _accept_event(
+            request, app_state, kind, meta, (digest, verified.signed_sha256), payload
+        )
     try:
         breach = map_arize_payload(payload, app_state.field_paths)
     except BreachMappingError as exc:
@@ -159,7 +161,7 @@ async def _accept_event(
     app_state: AppState,
     kind: str,
     meta: DeliveryMeta,
-    digest: str,
+    digests: tuple[str, str | None],
     payload: dict[str, Any],
 ) -> JSONResponse:
     """Record a prompt version event as changes, or audit another event; never a breach."""
@@ -178,10 +180,11 @@ async def _accept_event(
                 app_state.audit,
                 source="arize",
                 meta=meta,
-                body_sha256=digest,
+                body_sha256=digests[0],
                 payload=payload,
                 prompt=prompt,
                 catalog=_catalog(app_state),
+                signed_sha256=digests[1],
             )
         )
     except (UnstorableEvent, ValidationError) as exc:

@@ -33,6 +33,8 @@ from sandbox.arize_deliveries import (
     PROMPT_LABELED,
     PROMPT_UNLABELED,
     ArizeWebhook,
+    encode,
+    new_signing_secret,
     prompt_event,
     send,
 )
@@ -550,3 +552,27 @@ def test_an_unreadable_time_falls_back_and_an_overlong_id_is_refused() -> None:
     assert map_prompt_event(PROMPT_LABELED, {**base, "timestamp": "yesterday"}).at is None
     with pytest.raises(BreachMappingError, match="version is longer"):
         map_prompt_event(PROMPT_LABELED, {**base, "version_id": "v" * 201})
+
+
+def test_a_signed_event_replayed_under_another_id_is_a_duplicate(
+    start_service: ServiceFactory,
+) -> None:
+    secret = new_signing_secret()
+    running = start_service(arize_auth="hmac", arize_signing_secret=secret)
+    webhook = ArizeWebhook(f"{running.url}/webhooks/arize", auth="hmac", signing_secret=secret)
+    body = encode(prompt_event(PROMPT_LABELED, prompt_id="p", version_id="v", label="production"))
+    headers = webhook.headers(body, event=PROMPT_LABELED, webhook_id="evt-signed")
+
+    first = httpx.post(webhook.url, content=body, headers=headers)
+    # The id header is not signed: a captured request resent under a new id is the same event.
+    replay = httpx.post(
+        webhook.url, content=body, headers={**headers, "X-Arize-Webhook-Id": "evt-forged"}
+    )
+    retry = send(webhook, body, event=PROMPT_LABELED, webhook_id="evt-signed")  # re-signed
+    later = send(webhook, body, event=PROMPT_LABELED, webhook_id="evt-new", timestamp=1)
+
+    assert first.status_code == 202, first.text
+    assert [replay.status_code, retry.status_code] == [200, 200]
+    assert replay.json()["delivery_id"] == first.json()["delivery_id"]
+    assert later.status_code == 401  # a new id cannot revive an old signature either
+    assert len(changes(running)) == 1

@@ -35,9 +35,11 @@ def upgrade() -> None:
         sa.Column("auth_mode", sa.String(32), nullable=False),
         sa.Column("outcome", sa.String(16), nullable=False),
         sa.Column("body_sha256", sa.String(64), nullable=False),
+        sa.Column("signed_sha256", sa.String(64), nullable=True),
         sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("source", "webhook_id", name="uq_webhook_delivery"),
+        sa.UniqueConstraint("source", "signed_sha256", name="uq_webhook_delivery_signed"),
     )
 
 
