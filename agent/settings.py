@@ -169,6 +169,32 @@ class Settings(BaseSettings):
     arize_field_map: Path | None = Field(
         None, description="JSON file adding field paths to the Arize payload mapping."
     )
+    arize_auth: Literal["bearer", "hmac", "header"] = Field(
+        "bearer",
+        description="How POST /webhooks/arize authenticates Arize: `bearer` (the Authorization "
+        "header is REMEDIATOR_WEBHOOK_TOKEN, with or without `Bearer `), `hmac` (Arize's "
+        "X-Arize-Webhook-Signature with REMEDIATOR_ARIZE_SIGNING_SECRET) or `header` (a custom "
+        "header REMEDIATOR_ARIZE_HEADER_NAME carrying REMEDIATOR_ARIZE_HEADER_SECRET).",
+    )
+    arize_signing_secret: SecretStr | None = Field(
+        None,
+        description="The webhook's signing secret as Arize showed it (`whsec_…`); required by "
+        "REMEDIATOR_ARIZE_AUTH=hmac.",
+    )
+    arize_header_name: str = Field(
+        "X-Remediator-Webhook-Secret",
+        pattern=r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,100}$",
+        description="The custom header Arize sends with REMEDIATOR_ARIZE_AUTH=header.",
+    )
+    arize_header_secret: SecretStr | None = Field(
+        None,
+        description="The value of that custom header; required by REMEDIATOR_ARIZE_AUTH=header.",
+    )
+    arize_alert_events: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated X-Arize-Webhook-Event values that are monitor alerts, besides "
+        "any naming `monitor` (and none at all); other events are audited, never breaches.",
+    )
     page_severity: Literal["critical", "error", "warning", "info"] = Field(
         "critical", description="PagerDuty severity of the built-in page-on-breach rule."
     )
@@ -243,7 +269,13 @@ class Settings(BaseSettings):
         "unset means that route is off.",
     )
 
-    @field_validator("cloudwatch_log_groups", "redact_fields", "audit_public_keys", mode="before")
+    @field_validator(
+        "cloudwatch_log_groups",
+        "redact_fields",
+        "audit_public_keys",
+        "arize_alert_events",
+        mode="before",
+    )
     @classmethod
     def _split_groups(cls, value: object) -> object:
         if isinstance(value, str):
@@ -251,10 +283,32 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
+    def _arize_auth_complete(self) -> Settings:
+        needed = {"hmac": "arize_signing_secret", "header": "arize_header_secret"}
+        name = needed.get(self.arize_auth)
+        secret = getattr(self, name) if name else None
+        if name and (secret is None or not secret.get_secret_value().strip()):
+            what = {
+                "hmac": "the webhook's signing secret as Arize showed it (whsec_…)",
+                "header": "the value Arize sends in REMEDIATOR_ARIZE_HEADER_NAME",
+            }[self.arize_auth]
+            raise ValueError(
+                f"REMEDIATOR_ARIZE_AUTH={self.arize_auth} needs REMEDIATOR_{name.upper()}: {what}"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> Settings:
         if self.env == "dev":
             return self
-        secrets = ("webhook_token", "audit_key", "viewer_token", "approver_token", "metrics_token")
+        secrets = (
+            "webhook_token",
+            "audit_key",
+            "viewer_token",
+            "approver_token",
+            "metrics_token",
+            "arize_header_secret",
+        )
         for name in secrets:
             secret = getattr(self, name)
             if secret is None:

@@ -219,6 +219,11 @@ class Service(Strict):
     dependencies: Dependencies = Field(default_factory=Dependencies)
     failover: Failover | None = None
     prices: dict[str, Price] = Field(default_factory=dict)
+    arize_prompts: list[str] = Field(
+        default_factory=list,
+        description="The Arize prompts (ids or names) this service serves: their version "
+        "events (a label moved to `production`) are this service's changes.",
+    )
 
     @model_validator(mode="after")
     def _primary_reachable(self) -> Service:
@@ -269,6 +274,11 @@ class Catalog(Strict):
             if model_id and model_id in spec.models:
                 return name, spec
         return None
+
+    def services_for_prompt(self, *, prompt_id: str | None, prompt_name: str | None) -> list[str]:
+        """Return the services that list this Arize prompt (by id or name) in `arize_prompts`."""
+        keys = {key for key in (prompt_id, prompt_name) if key}
+        return [name for name, spec in self.services.items() if keys & set(spec.arize_prompts)]
 
 
 def _origin(url: str) -> tuple[str, str, int | None]:

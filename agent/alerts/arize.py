@@ -114,7 +114,7 @@ def load_field_paths(extra_file: Path | None) -> dict[str, list[str]]:
 
 def map_arize_payload(payload: Mapping[str, Any], field_paths: Mapping[str, list[str]]) -> Breach:
     """Map one decoded Arize alert body to a Breach, or raise BreachMappingError saying why."""
-    found = {name: _first(payload, candidates) for name, candidates in field_paths.items()}
+    found = {name: first_of(payload, candidates) for name, candidates in field_paths.items()}
     missing = []
     if as_text(found["monitor_id"]) is None and as_text(found["monitor_name"]) is None:
         missing.append("monitor identity (monitor_id or monitor_name)")
@@ -160,7 +160,8 @@ def checked(**fields: Any) -> Breach:
     return breach
 
 
-def _first(payload: Mapping[str, Any], candidates: list[str]) -> Any:
+def first_of(payload: Mapping[str, Any], candidates: list[str]) -> Any:
+    """Return the value at the first of these dotted paths that holds one (not None, not "")."""
     for path in candidates:
         node: Any
         if "." not in path:

@@ -26,7 +26,13 @@ from sqlalchemy import Engine, String
 from sqlalchemy.exc import DataError, IntegrityError
 
 from agent.alerts.models import Alert, Breach
-from agent.alerts.service import Delivery, Receipt, accept_alerts, prepare_delivery
+from agent.alerts.service import (
+    Delivery,
+    DeliveryMeta,
+    Receipt,
+    accept_alerts,
+    prepare_delivery,
+)
 from agent.store.audit_log import AuditLog
 from agent.store.db import session_scope
 from agent.store.values import text_problem
@@ -36,8 +42,19 @@ log = structlog.get_logger(__name__)
 MAX_BATCH = 256
 """Most alerts in one transaction: bounds the transaction's time and memory, not the queue."""
 
-Received = tuple[Breach, dict[str, Any], str]
-"""One alert of a request: its breach, its decoded body and the sha256 that identifies it."""
+Received = (
+    tuple[Breach, dict[str, Any], str] | tuple[Breach, dict[str, Any], str, DeliveryMeta | None]
+)
+"""One alert of a request: its breach, its decoded body, the sha256 that identifies it, and
+what the sender said of the delivery (its id, event, how it authenticated), when known."""
+
+
+def unpack(item: Received) -> tuple[Breach, dict[str, Any], str, DeliveryMeta | None]:
+    """Return an alert of a request with its delivery's details (None when not given)."""
+    if len(item) == 4:
+        return item
+    breach, payload, digest = item
+    return breach, payload, digest, None
 
 
 class NotStored(Exception):
@@ -212,7 +229,7 @@ class BatchWriter:
         units: dict[int, list[Delivery]] = {}
         for index, items in enumerate(batch):
             try:
-                units[index] = [prepare_alone(self._audit, *item) for item in items]
+                units[index] = [prepare_alone(self._audit, *unpack(item)) for item in items]
                 outcomes.append([])
             except Unstorable as exc:
                 outcomes.append(exc)
@@ -275,7 +292,11 @@ _ALERT_LENGTHS = {
 
 
 def prepare_alone(
-    audit: AuditLog, breach: Breach, payload: dict[str, Any], body_sha256: str
+    audit: AuditLog,
+    breach: Breach,
+    payload: dict[str, Any],
+    body_sha256: str,
+    meta: DeliveryMeta | None = None,
 ) -> Delivery:
     """Prepare one alert and check that both backends can store it; raise Unstorable if not.
 
@@ -285,7 +306,7 @@ def prepare_alone(
     """
     try:
         delivery = prepare_delivery(
-            audit=audit, breach=breach, payload=payload, body_sha256=body_sha256
+            audit=audit, breach=breach, payload=payload, body_sha256=body_sha256, meta=meta
         )
     except Exception as exc:
         log.warning("intake.prepare_failed", error=type(exc).__name__)

@@ -27,6 +27,9 @@ STORED_LENGTHS = {
 }
 """Breach fields copied into columns of their own, and how long those columns are."""
 
+WEBHOOK_ID_LENGTH = 256
+WEBHOOK_EVENT_LENGTH = 128
+
 
 class Breach(BaseModel):
     """One monitor's state change, whatever system sent it."""
@@ -126,7 +129,12 @@ class Alert(AlertBase, table=True):
     """One accepted alert; the same body from the same monitor is stored once."""
 
     __tablename__ = "alert"
-    __table_args__ = (UniqueConstraint("monitor_key", "body_sha256", name="uq_alert_delivery"),)
+    __table_args__ = (
+        UniqueConstraint("monitor_key", "body_sha256", name="uq_alert_delivery"),
+        # A delivery's own id (Arize's X-Arize-Webhook-Id): a retry is the same alert, whatever
+        # its body, in every replica and process (NULLs, deliveries without one, never clash).
+        UniqueConstraint("source", "webhook_id", name="uq_alert_webhook_id"),
+    )
 
     id: uuid.UUID = Field(default_factory=uuid7, primary_key=True)
     received_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False, index=True))
@@ -137,10 +145,43 @@ class Alert(AlertBase, table=True):
     incident_id: uuid.UUID | None = Field(default=None, foreign_key="incident.id", index=True)
     processed_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
     error: str | None = Field(default=None, sa_column=Column(Text))
+    webhook_id: str | None = Field(default=None, max_length=WEBHOOK_ID_LENGTH)
+    """The sender's id of the delivery (X-Arize-Webhook-Id); retries keep it."""
+    webhook_event: str | None = Field(default=None, max_length=WEBHOOK_EVENT_LENGTH)
+    """The sender's event type (X-Arize-Webhook-Event), when it says one."""
+    auth_mode: str | None = Field(default=None, max_length=16)
+    """How the delivery authenticated: bearer, hmac (and the key form) or header."""
 
     def breach(self) -> Breach:
         """Return the typed breach this alert carries."""
         return Breach.model_validate_json(self.breach_json)
+
+
+class WebhookDelivery(SQLModel, table=True):
+    """A delivery that is not an alert (an Arize prompt or other event), stored once by its id.
+
+    The unique key is what makes a retry a duplicate in every replica and process; the
+    delivery's content is in its audit event (`arize.event.received`).
+    """
+
+    __tablename__ = "webhook_delivery"
+    __table_args__ = (
+        UniqueConstraint("source", "webhook_id", name="uq_webhook_delivery"),
+        UniqueConstraint("source", "signed_sha256", name="uq_webhook_delivery_signed"),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid7, primary_key=True)
+    source: str = Field(max_length=32)
+    webhook_id: str = Field(max_length=WEBHOOK_ID_LENGTH)
+    """X-Arize-Webhook-Id, or `sha256:<body digest>` for a delivery without one."""
+    event: str | None = Field(default=None, max_length=WEBHOOK_EVENT_LENGTH)
+    auth_mode: str = Field(max_length=32)
+    outcome: str = Field(max_length=16)
+    """`change` (recorded as changes) or `audited` (only audited)."""
+    body_sha256: str = Field(max_length=64)
+    signed_sha256: str | None = Field(default=None, max_length=64)
+    """hmac deliveries: the sha256 of `<timestamp>.<body>`, so a replay under a new id is known."""
+    received_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
 
 
 class AlertRead(SQLModel):
@@ -158,3 +199,6 @@ class AlertRead(SQLModel):
     incident_status: str | None = None
     """The incident: open or resolved."""
     error: str | None
+    webhook_id: str | None = None
+    webhook_event: str | None = None
+    auth_mode: str | None = None

@@ -23,6 +23,24 @@ LOOKUP_CHUNK = 500
 
 
 @dataclass(frozen=True)
+class DeliveryMeta:
+    """What the sender says of a delivery beside its body, and how it authenticated."""
+
+    webhook_id: str | None = None
+    """The delivery's own id (X-Arize-Webhook-Id): retries of one event keep it."""
+    event: str | None = None
+    """The event type (X-Arize-Webhook-Event, or the body's `event`)."""
+    auth_mode: str | None = None
+    """`bearer`, `hmac` or `header`."""
+    key_form: str | None = None
+    """For `hmac`: which form of the signing secret matched."""
+
+    def audited(self) -> dict[str, str]:
+        """Return what the audit trail keeps of it (the fields that are set)."""
+        return {k: v for k, v in self.__dict__.items() if v is not None}
+
+
+@dataclass(frozen=True)
 class Delivery:
     """One received alert made ready to store: its row and its redacted `alert.received` event."""
 
@@ -30,6 +48,7 @@ class Delivery:
     body_sha256: str
     row: dict[str, Any]
     event: NewEvent
+    webhook_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -85,7 +104,12 @@ def redact_breach(breach: Breach, redactor: Redactor) -> Breach:
 
 
 def prepare_delivery(
-    *, audit: AuditLog, breach: Breach, payload: dict[str, Any], body_sha256: str
+    *,
+    audit: AuditLog,
+    breach: Breach,
+    payload: dict[str, Any],
+    body_sha256: str,
+    meta: DeliveryMeta | None = None,
 ) -> Delivery:
     """Do a delivery's CPU work (redaction, mapping to columns) before any transaction.
 
@@ -106,20 +130,26 @@ def prepare_delivery(
         "breach_json": breach.model_dump_json(),
         "state": AlertState.pending.value,
         "attempts": 0,
+        "webhook_id": meta.webhook_id if meta else None,
+        "webhook_event": meta.event if meta else None,
+        "auth_mode": meta.auth_mode if meta else None,
     }
+    data: dict[str, Any] = {
+        "summary": f"{breach.source} alert {breach.status}: {breach.title()}",
+        "breach": breach.model_dump(mode="json"),
+        "raw": payload,
+    }
+    if meta is not None:
+        data["delivery"] = meta.audited()
     event = audit.prepare(
         "alert.received",
-        {
-            "summary": f"{breach.source} alert {breach.status}: {breach.title()}",
-            "breach": breach.model_dump(mode="json"),
-            "raw": payload,
-        },
+        data,
         actor=INGRESS_ACTOR,
         alert_id=alert_id,
         # Our own hex digest: nothing in it to redact, and new text for every alert.
         computed={"body_sha256": body_sha256},
     )
-    return Delivery(breach.monitor_key, body_sha256, row, event)
+    return Delivery(breach.monitor_key, body_sha256, row, event, meta.webhook_id if meta else None)
 
 
 def accept_alerts(
@@ -134,16 +164,23 @@ def accept_alerts(
     # store one of these deliveries between the lookup below and the insert.
     lock_head(session=session)
     known = _stored(session, {(d.monitor_key, d.body_sha256) for d in deliveries})
+    by_id = _stored_by_webhook_id(session, deliveries)
     receipts = []
     rows = []
     events = []
     for delivery in deliveries:
         key = (delivery.monitor_key, delivery.body_sha256)
+        webhook_key = (delivery.row["source"], delivery.webhook_id)
         if key in known:
             receipts.append(known[key])
             continue
+        if delivery.webhook_id is not None and webhook_key in by_id:
+            receipts.append(by_id[webhook_key])  # a retry of one event, whatever its body
+            continue
         receipt = Receipt(delivery.row["id"], created=True)
         known[key] = Receipt(receipt.alert_id, created=False)
+        if delivery.webhook_id is not None:
+            by_id[webhook_key] = known[key]
         receipts.append(receipt)
         rows.append(delivery.row)
         events.append(delivery.event)
@@ -162,13 +199,14 @@ def accept_alert(
     breach: Breach,
     payload: dict[str, Any],
     body_sha256: str,
+    meta: DeliveryMeta | None = None,
 ) -> tuple[Alert, bool]:
     """Store one alert and its `alert.received` event in the caller's transaction.
 
     Return the alert and whether this delivery created it (False for a re-delivery).
     """
     delivery = prepare_delivery(
-        audit=audit, breach=breach, payload=payload, body_sha256=body_sha256
+        audit=audit, breach=breach, payload=payload, body_sha256=body_sha256, meta=meta
     )
     [receipt] = accept_alerts(session=session, audit=audit, deliveries=[delivery])
     alert = session.get(Alert, receipt.alert_id)
@@ -199,6 +237,31 @@ def _stored(session: Session, keys: set[tuple[str, str]]) -> dict[tuple[str, str
             for body_sha256, alert_id, incident_id in rows:
                 found[(monitor_key, body_sha256)] = Receipt(alert_id, False, incident_id)
     return found
+
+
+def _stored_by_webhook_id(
+    session: Session, deliveries: Sequence[Delivery]
+) -> dict[tuple[str, str | None], Receipt]:
+    """Return the receipts of the stored alerts that carry one of these deliveries' ids."""
+    wanted: dict[str, list[str]] = {}
+    for delivery in deliveries:
+        if delivery.webhook_id is not None:
+            wanted.setdefault(delivery.row["source"], []).append(delivery.webhook_id)
+    found: dict[tuple[str, str | None], Receipt] = {}
+    for source, ids in wanted.items():
+        for start in range(0, len(ids), LOOKUP_CHUNK):
+            rows = session.connection().execute(
+                _STORED_BY_ID, {"source": source, "ids": ids[start : start + LOOKUP_CHUNK]}
+            )
+            for webhook_id, alert_id, incident_id in rows:
+                found[(source, webhook_id)] = Receipt(alert_id, False, incident_id)
+    return found
+
+
+_STORED_BY_ID = select(Alert.webhook_id, Alert.id, Alert.incident_id).where(
+    col(Alert.source) == bindparam("source"),
+    col(Alert.webhook_id).in_(bindparam("ids", expanding=True)),
+)
 
 
 def get_alert(*, session: Session, alert_id: uuid.UUID) -> Alert | None:

@@ -26,9 +26,9 @@ from typing import Any
 
 import structlog
 
-from agent.alerts.intake import BatchWriter, NotStored, Outcome, Received, Unstorable
+from agent.alerts.intake import BatchWriter, NotStored, Outcome, Received, Unstorable, unpack
 from agent.alerts.models import Breach
-from agent.alerts.service import Receipt
+from agent.alerts.service import DeliveryMeta, Receipt
 from agent.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -39,8 +39,9 @@ START_TIMEOUT = 60.0
 STOP_TIMEOUT = 10.0
 """How long the child may take to exit once told to; then it is killed."""
 
-_Wire = list[list[tuple[dict[str, Any], dict[str, Any], str]]]
-"""A batch as sent to the child: per request, its alerts as (breach fields, body, sha256)."""
+_Wire = list[list[tuple[dict[str, Any], dict[str, Any], str, DeliveryMeta | None]]]
+"""A batch as sent to the child: per request, its alerts as (breach fields, body, sha256, the
+delivery's details)."""
 
 
 class WriterGone(Exception):
@@ -75,7 +76,10 @@ class WriterProcess:
         thread (a thread would take the GIL from the loop twice per batch).
         """
         wire: _Wire = [
-            [(breach.__dict__, payload, digest) for breach, payload, digest in items]
+            [
+                (breach.__dict__, payload, digest, meta)
+                for breach, payload, digest, meta in map(unpack, items)
+            ]
             for items in batch
         ]
         outcomes: list[Outcome | None] = [None] * len(batch)
@@ -237,9 +241,12 @@ def serve_writer(conn: Connection, settings: Settings) -> None:
             break  # the API process is gone
         if wire is None:
             break
-        batch = [
+        batch: list[list[Received]] = [
             # Validated by the API process already: rebuilt as it was, not validated again.
-            [(Breach.model_construct(**fields), body, digest) for fields, body, digest in items]
+            [
+                (Breach.model_construct(**fields), body, digest, meta)
+                for fields, body, digest, meta in items
+            ]
             for items in wire
         ]
         outcomes = writer.write_now(batch)

@@ -37,6 +37,12 @@ class DeploymentIn(BaseModel):
     actor: StorableText | None = Field(None, max_length=200)
     url: StorableText | None = Field(None, max_length=2000)
     description: StorableText | None = Field(None, max_length=2000)
+    prompt_id: StorableText | None = Field(
+        None, max_length=512, description="kind `prompt`: the prompt's id (Arize's prompt id)."
+    )
+    label: StorableText | None = Field(
+        None, max_length=200, description="kind `prompt`: the label moved (e.g. `production`)."
+    )
 
 
 class Deployment(SQLModel, table=True):
@@ -57,6 +63,13 @@ class Deployment(SQLModel, table=True):
     actor: str | None = SQLField(default=None, max_length=200)
     url: str | None = SQLField(default=None, sa_column=Column(Text))
     description: str | None = SQLField(default=None, sa_column=Column(Text))
+    prompt_id: str | None = SQLField(default=None, max_length=512)
+    """kind `prompt`: the prompt's id (Arize's, as its events carry it)."""
+    prompt_name: str | None = SQLField(default=None, max_length=512)
+    label: str | None = SQLField(default=None, max_length=200)
+    """kind `prompt`: the label that moved onto (or off) `version`."""
+    event: str | None = SQLField(default=None, max_length=128)
+    """What reported it when not CI/CD: e.g. `prompt.version.labeled` (an Arize event)."""
 
 
 class DeploymentRead(BaseModel):
@@ -74,3 +87,7 @@ class DeploymentRead(BaseModel):
     actor: str | None
     url: str | None
     description: str | None
+    prompt_id: str | None = None
+    prompt_name: str | None = None
+    label: str | None = None
+    event: str | None = None

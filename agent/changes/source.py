@@ -8,6 +8,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
+from agent.changes.models import Deployment
 from agent.changes.scope import BreachScope
 from agent.changes.service import deployments_near
 from tools.result import Stopwatch, ToolResult, ToolStatus
@@ -71,6 +72,7 @@ class DeploymentChangeSource:
                         "minutes_before_breach": round(
                             (around - d.deployed_at).total_seconds() / 60, 1
                         ),
+                        **_prompt_fields(d),
                     }
                     for d in found
                 ]
@@ -102,3 +104,15 @@ class DeploymentChangeSource:
             summary=f"{len(rows)} deployment(s) in the window; latest {latest['kind']} "
             f"{latest['version']} {latest['minutes_before_breach']} min before the breach",
         )
+
+
+def _prompt_fields(deployment: Deployment) -> dict[str, str | None]:
+    """The fields of a prompt version change (an Arize event): the prompt, its label, the event."""
+    if deployment.prompt_id is None and deployment.label is None:
+        return {}
+    return {
+        "prompt_id": deployment.prompt_id,
+        "prompt_name": deployment.prompt_name,
+        "label": deployment.label,
+        "event": deployment.event,
+    }

@@ -1,6 +1,6 @@
 """Every table of the service, imported in one place for the metadata and the migrations."""
 
-from agent.alerts.models import Alert
+from agent.alerts.models import Alert, WebhookDelivery
 from agent.approvals.models import Approval
 from agent.changes.models import Deployment
 from agent.failovers.models import Failover
@@ -16,4 +16,5 @@ __all__ = [
     "Deployment",
     "Failover",
     "Incident",
+    "WebhookDelivery",
 ]
