@@ -176,6 +176,44 @@ class Settings(BaseSettings):
         None, description="Where reviewers reach this service (for links)."
     )
 
+    arize_api_key: SecretStr | None = Field(
+        None,
+        description="Arize API key: breaches are enriched from their monitor, open incidents "
+        "re-read it (CLEARED resolves) and it is tagged; unset: none of that (needs the `arize` "
+        "extra).",
+    )
+    arize_api_host: str = Field(
+        "api.arize.com", description="Arize REST API host name (no scheme: see the next one)."
+    )
+    arize_api_scheme: Literal["http", "https"] = Field(
+        "https", description="Scheme of the Arize REST API."
+    )
+    arize_api_port: int | None = Field(
+        None, ge=1, le=65535, description="Port of the Arize REST API; unset: the scheme's own."
+    )
+    arize_space_id: str | None = Field(
+        None,
+        description="Arize space the incident tags are created in; unset: monitors are not tagged.",
+    )
+    arize_monitor_poll_seconds: float = Field(
+        60,
+        ge=0,
+        description="How often an open incident's Arize monitor is re-read (CLEARED resolves "
+        "it, NO_DATA is reported); 0: never.",
+    )
+    arize_tagging: bool = Field(
+        True,
+        description="Tag the Arize monitor `remediator-incident-<short id>` while its incident "
+        "is open.",
+    )
+    arize_deadline_seconds: float = Field(
+        5,
+        gt=0,
+        le=60,
+        description="Deadline of one Arize API call (enrichment, poll, tags); past it the agent "
+        "goes on without the answer.",
+    )
+
     aws_region: str = Field("us-east-1", description="AWS region for CloudWatch Logs.")
     aws_endpoint_url: str | None = Field(
         None, description="Override AWS endpoint (moto in the sandbox)."
@@ -233,6 +271,16 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    @field_validator("arize_api_host")
+    @classmethod
+    def _host_without_scheme(cls, value: str) -> str:
+        if "://" in value or "/" in value or not value.strip():
+            raise ValueError(
+                "REMEDIATOR_ARIZE_API_HOST is a host name only (e.g. api.arize.com): put the "
+                "scheme in REMEDIATOR_ARIZE_API_SCHEME"
+            )
+        return value.strip()
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> Settings:

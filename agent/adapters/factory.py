@@ -10,6 +10,7 @@ configured is None: the agent records what it would have done.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import threading
 from collections.abc import Callable, Mapping
@@ -25,6 +26,8 @@ from google.auth.credentials import AnonymousCredentials
 from agent.settings import Settings
 from runbooks.catalog import Catalog, Service
 from tools.analyst.llm import LlmAnalyst
+from tools.arize.client import ArizeConnection
+from tools.arize.monitors import ArizeMonitors
 from tools.chat.slack import SlackChat
 from tools.failover.file import FileFailoverBackend
 from tools.failover.gateway import GatewayFailoverBackend
@@ -96,6 +99,10 @@ class Adapters:
     """PagerDuty REST (notes on paged incidents), when an API key is configured."""
     analyst: LlmAnalyst | None = None
     """The optional LLM analyst, when an analyst endpoint is configured."""
+    arize: ArizeMonitors | None = None
+    """Arize's REST API (monitors, tags), when an API key is configured and the SDK installed."""
+    arize_missing: str | None = None
+    """Why Arize's API is not used although a key is configured (the SDK is not installed)."""
     _services: dict[str, ServiceTools] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -128,6 +135,8 @@ class Adapters:
         """Build every catalogued service's adapters now, so the first incident is not slower."""
         for name in self.catalog.services if self.catalog is not None else []:
             self.for_service(name)
+        if self.arize is not None:
+            self.arize.warm_up()  # the SDK takes over a second to import: not on the first alert
 
 
 def build_adapters(
@@ -163,12 +172,33 @@ def build_adapters(
             ca_bundle=settings.pagerduty_ca_bundle,
             timeout_seconds=settings.pagerduty_timeout_seconds,
         )
+    if settings.arize_api_key is not None:
+        _arize(settings, adapters)
     if settings.analyst_base_url:
         key = settings.analyst_api_key.get_secret_value() if settings.analyst_api_key else "unset"
         adapters.analyst = LlmAnalyst(
             base_url=settings.analyst_base_url, api_key=key, model=settings.analyst_model
         )
     return adapters
+
+
+def _arize(settings: Settings, adapters: Adapters) -> None:
+    """Build the Arize adapter, or say why not: the SDK is the optional extra `arize`."""
+    assert settings.arize_api_key is not None
+    if importlib.util.find_spec("arize") is None:  # looked up, not imported: it is heavy
+        adapters.arize_missing = (
+            "REMEDIATOR_ARIZE_API_KEY is set but the Arize SDK is not installed: "
+            "pip install 'llm-remediator[arize]'"
+        )
+        return
+    connection = ArizeConnection(
+        api_key=settings.arize_api_key.get_secret_value(),
+        host=settings.arize_api_host,
+        scheme=settings.arize_api_scheme,
+        port=settings.arize_api_port,
+        space_id=settings.arize_space_id,
+    )
+    adapters.arize = ArizeMonitors(connection, deadline_seconds=settings.arize_deadline_seconds)
 
 
 def _aws_client(
