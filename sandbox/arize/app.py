@@ -181,11 +181,12 @@ def create_arize_app(state: ArizeState) -> FastAPI:
             "raw_path": request.scope.get("raw_path", b"").decode("latin-1"),
             "query": dict(request.query_params),
             "body": _json_or_text(await request.body()),
+            "status": None,
         }
+        with state.lock:  # logged on arrival: a client may give up before the answer
+            state.requests.append(entry)
         answer = await _gated(state, request, path, call_next)
         entry["status"] = answer.status_code
-        with state.lock:
-            state.requests.append(entry)
         return answer
 
     @app.exception_handler(ProblemError)
