@@ -20,6 +20,7 @@ TABLES = {
     "audit_checkpoint",
     "deployment",
     "failover",
+    "monitor_watch",
     "alembic_version",
 }
 
@@ -29,7 +30,7 @@ def check_schema(url: str) -> None:
     upgrade(engine)
     command.check(alembic_config(engine))  # raises when models and migrations differ
     assert TABLES <= set(inspect(engine).get_table_names())
-    assert current_revision(engine) == "0008_signed_checkpoints"
+    assert current_revision(engine) == "0010_arize_monitors"
     upgrade(engine)  # a second run changes nothing
     engine.dispose()
 
