@@ -304,6 +304,8 @@ def describe_error(exc: Exception) -> tuple[ToolStatus, str, str]:
             return ToolStatus.error, f"Arize refused the API key ({status_code}: {detail})", "auth"
         if status_code == 404:
             return ToolStatus.error, f"not found in Arize ({detail})", "not_found"
+        if status_code == 409:
+            return ToolStatus.error, f"already exists in Arize ({detail})", "conflict"
         if status_code == 429:
             return ToolStatus.degraded, f"rate-limited by Arize (429: {detail})", "rate_limited"
         if status_code >= 500:
