@@ -35,6 +35,7 @@ from runbooks.loader import ConfigError, parse_model
 from runbooks.schema import ActionKind, Runbook, Severity
 from runbooks.schema import Diagnosis as DiagnosisKind
 from sandbox.aws import demo_log_lines, logs_client, seed_log_lines
+from sandbox.evaluation.arize import ArizeWorld, ExpectedArize, stage_arize
 from sandbox.evaluation.catalog import CatalogWorld, RouteModel, write_catalog
 from sandbox.evaluation.checks import Moment, Order, Texts
 from sandbox.evaluation.systems import (
@@ -216,6 +217,8 @@ class World(Strict):
     runbooks: RunbooksWorld = Field(default_factory=RunbooksWorld)
     settings: SettingsWorld = Field(default_factory=SettingsWorld)
     approval: ApprovalWorld = Field(default_factory=ApprovalWorld)
+    arize: ArizeWorld | None = None
+    """Arize's REST API for the agent: the monitor the alert names (`sandbox.evaluation.arize`)."""
     timeout_seconds: float = Field(60, gt=0, le=600)
 
     @field_validator("endpoint")
@@ -333,6 +336,8 @@ class Expected(Strict):
     pagerduty: Texts | None = None
     routes: dict[str, RouteName] | None = None
     """Service → the route it must be on at the end of the run."""
+    arize: ExpectedArize | None = None
+    """What the agent did with the world's Arize monitor (enrichment, resolve, tags)."""
 
     @field_validator("diagnosis", mode="before")
     @classmethod
@@ -533,6 +538,7 @@ def stage_world(
     )
     staged.set(stack, world.initial())
     _stage_logs(stack, world.logs, breach)
+    stage_arize(stack, world.arize)
     if llm:
         _stage_analyst(stack, world.analyst)
     return staged

@@ -236,7 +236,7 @@ def test_a_429_with_retry_after_is_waited_out_by_urllib3_so_our_deadline_ends_it
     _, server = arize
     monitor_id = latency_monitor(state)
     adapter = ArizeMonitors(connection(server, state), deadline_seconds=0.5)
-    adapter.warm_up()
+    adapter.warm_up(wait=True)
     state.fail_next(429, retry_after=3, path_prefix=f"/v2/monitors/{monitor_id}")
 
     result = adapter.get_monitor(monitor_id)
@@ -250,7 +250,7 @@ def test_a_slow_answer_meets_our_deadline_not_the_sdks(
     _, server = arize
     monitor_id = latency_monitor(state)
     adapter = ArizeMonitors(connection(server, state), deadline_seconds=0.3)
-    adapter.warm_up()
+    adapter.warm_up(wait=True)
     state.slow_next(2.0, times=4, path_prefix=f"/v2/monitors/{monitor_id}")
 
     result = adapter.get_monitor(monitor_id)

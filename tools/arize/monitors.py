@@ -116,12 +116,20 @@ class ArizeMonitors:
         """Return the space tags are created in (None: tagging is not possible)."""
         return self._connection.space_id
 
-    def warm_up(self) -> None:
-        """Import the SDK and build its client now, so the first call's deadline is the call's."""
-        try:
-            self._api()
-        except ArizeUnavailable:
-            pass
+    def warm_up(self, *, wait: bool = False) -> None:
+        """Import the SDK and build its client on a thread of its own, so neither the service's
+        start nor the first call waits for the import (over a second); `wait`: here and now."""
+
+        def build() -> None:
+            try:
+                self._api()
+            except ArizeUnavailable:
+                pass
+
+        if wait:
+            build()
+        else:
+            threading.Thread(target=build, name="arize-warm-up", daemon=True).start()
 
     def check(self) -> tuple[bool, str]:
         """Tell whether the API answers this key: list one monitor."""
