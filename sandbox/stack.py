@@ -1,4 +1,4 @@
-"""All sandbox emulators together: PagerDuty (HTTPS), Slack and AWS (moto), with their settings."""
+"""All sandbox emulators together (PagerDuty over HTTPS, Slack, AWS, Arize, …), their settings."""
 
 from __future__ import annotations
 
