@@ -320,3 +320,32 @@ def test_doctor_checks_the_arize_key_and_reach(sandbox: SandboxStack, tmp_path: 
 
     assert ok.ok and "API key accepted" in ok.detail
     assert not refused.ok and "refused the API key" in refused.detail
+
+
+@pytest.mark.postgres
+def test_concurrent_replicas_take_one_read_on_postgresql(postgres_url: str) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from agent.monitors.service import take_watch, watch_monitor
+    from agent.store.db import make_engine
+
+    engine = make_engine(postgres_url)
+    upgrade(engine)
+    now = datetime.now(UTC)
+    with session_scope(engine) as session:
+        incident = Incident(fingerprint="f" * 32, title="t", monitor_key="m", opened_at=now)
+        session.add(incident)
+        session.flush()
+        incident_id = incident.id
+        watch_monitor(session=session, incident_id=incident_id, monitor_id="m", now=now)
+
+    def take(n: int) -> bool:
+        return take_watch(
+            engine, incident_id, worker_id=f"r-{n}", now=now, next_at=now + timedelta(seconds=POLL)
+        )
+
+    with ThreadPoolExecutor(8) as pool:
+        taken = list(pool.map(take, range(8)))
+    engine.dispose()
+
+    assert taken.count(True) == 1
