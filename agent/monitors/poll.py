@@ -25,6 +25,7 @@ from typing import Any
 
 import structlog
 from sqlalchemy import Engine
+from sqlmodel import select
 
 from agent.adapters.factory import Adapters
 from agent.alerts.service import accept_alert
@@ -36,6 +37,7 @@ from agent.settings import Settings
 from agent.store.audit_log import AuditLog
 from agent.store.db import session_scope
 from audit.chain import canonical_json
+from audit.models import AuditEvent
 from tools.arize.monitors import ArizeMonitors
 from tools.result import ToolResult, ToolStatus
 
@@ -110,7 +112,7 @@ class MonitorPoller:
         if incident.status == IncidentStatus.resolved:
             self._untag(arize, watch)
             return
-        if self._settings.arize_tagging and watch.tagged_at is None:
+        if self._settings.arize_tagging and arize.space_id and watch.tagged_at is None:
             self._tag(arize, watch)
         result = arize.get_monitor(watch.monitor_id)
         if result.status != ToolStatus.ok:
@@ -120,7 +122,7 @@ class MonitorPoller:
         status = reading.get("status")
         if status == "CLEARED":
             self._resolve(incident, watch, reading)
-        elif status == "NO_DATA" and watch.last_status != "NO_DATA":
+        elif status == "NO_DATA" and not self._reported_no_data(incident.id):
             self._report_no_data(incident, reading)
         values: dict[str, Any] = {"last_status": status}
         if (watch.last_error or "").startswith("monitor.poll_failed"):
@@ -168,6 +170,16 @@ class MonitorPoller:
                     incident_id=incident.id,
                     alert_id=alert.id,
                 )
+
+    def _reported_no_data(self, incident_id: uuid.UUID) -> bool:
+        """Tell whether the incident's NO_DATA was reported already (it is said once)."""
+        with session_scope(self._engine) as session:
+            found = session.exec(
+                select(AuditEvent.seq).where(
+                    AuditEvent.incident_id == incident_id, AuditEvent.kind == "monitor.no_data"
+                )
+            ).first()
+        return found is not None
 
     def _report_no_data(self, incident: Incident, reading: dict[str, Any]) -> None:
         """Say once that the monitor has no data: not healthy, the incident stays open."""

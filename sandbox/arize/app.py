@@ -16,8 +16,9 @@ The control API under /_sandbox/ (no auth) is for tests and scenarios: read the 
 change a monitor (status, values), queue faults (`{"status": 429, "times": 1}`) or slow answers
 (`{"delay_seconds": 3}`).
 
-Another part of the API is a router factory `make(state) -> APIRouter` (see `sandbox.arize.wire`)
-added to ROUTERS, e.g. `ROUTERS.append(prompts.router)`: auth, faults and the request log apply.
+Another part of the API is a router factory `make(state) -> APIRouter` (see `sandbox.arize.wire`;
+its data in `state.extras`, ids from `state.minter`) listed in ROUTERS below (one line); auth,
+faults, the request log and RFC 7807 answers apply to it with nothing more.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from urllib.parse import unquote
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sandbox.arize.state import MONITOR_STATUSES, MONITOR_TYPES, TAG_COLORS, ArizeState
 from sandbox.arize.wire import (
@@ -193,6 +195,11 @@ def create_arize_app(state: ArizeState) -> FastAPI:
     async def problem_answer(request: Request, exc: ProblemError) -> JSONResponse:
         return problem(exc.status, exc.detail, request.url.path)
 
+    @app.exception_handler(StarletteHTTPException)
+    async def http_answer(request: Request, exc: StarletteHTTPException) -> Response:
+        # No route (an id with an encoded `/`), a wrong method: the API's problem, not FastAPI's.
+        return problem(exc.status_code, str(exc.detail), request.url.path)
+
     for make in ROUTERS:
         app.include_router(make(state))
     app.include_router(control_router(state))
@@ -259,14 +266,15 @@ def control_router(state: ArizeState) -> APIRouter:
         prefix = body.get("path_prefix", "/v2/")
         if not isinstance(times, int) or not isinstance(prefix, str) or times < 1:
             return JSONResponse({"error": "times ≥ 1, path_prefix a string"}, status_code=400)
-        if "delay_seconds" in body:
-            state.slow_next(float(body["delay_seconds"]), times, path_prefix=prefix)
+        delay = body.get("delay_seconds")
+        if isinstance(delay, int | float) and not isinstance(delay, bool) and 0 < delay <= 600:
+            state.slow_next(float(delay), times, path_prefix=prefix)
         elif isinstance(body.get("status"), int) and 400 <= body["status"] <= 599:
             state.fail_next(
                 body["status"], times, retry_after=body.get("retry_after"), path_prefix=prefix
             )
         else:
-            return JSONResponse({"error": "give status (4xx/5xx) or delay_seconds"}, 400)
+            return JSONResponse({"error": "give status (4xx/5xx) or delay_seconds (0-600)"}, 400)
         return JSONResponse({"queued": times})
 
     return router

@@ -148,6 +148,8 @@ class ArizeState:
     requests: list[dict[str, Any]] = field(default_factory=list)
     """Every /v2 request: method, path (decoded), query, JSON body, answer status."""
     lock: threading.RLock = field(default_factory=threading.RLock)
+    extras: dict[str, Any] = field(default_factory=dict)
+    """What other parts of the API keep (e.g. `extras["prompts"]`), under the same lock."""
     ui_base: str = "https://app.arize.com/organizations/sandbox/spaces/sandbox"
 
     def __post_init__(self) -> None:
@@ -279,6 +281,7 @@ class ArizeState:
                 "tags": {k: dict(v) for k, v in self.tags.items()},
                 "monitor_tags": {k: self.tag_names(k) for k in self.monitors},
                 "requests": list(self.requests),
+                "extras": {k: v for k, v in self.extras.items()},
             }
 
 

@@ -257,6 +257,19 @@ def test_no_data_is_reported_once_and_is_not_health(parts: Parts) -> None:
     assert len(notes) == 1
 
 
+def test_no_data_is_said_once_per_incident_even_when_it_comes_back(parts: Parts) -> None:
+    monitor_id = sparse_monitor(parts.stack, status="NO_DATA")
+    parts.deliver({"monitor_id": monitor_id, "status": "Triggered"})
+    parts.drain()
+
+    for status in ("NO_DATA", "TRIGGERED", "NO_DATA"):
+        parts.stack.arize.set_monitor(monitor_id, status=status)
+        parts.poll()
+        parts.clock.advance(POLL)
+
+    assert len(parts.events("monitor.no_data")) == 1
+
+
 def test_a_resolve_delivery_still_resolves_and_the_tag_comes_off(parts: Parts) -> None:
     monitor_id = sparse_monitor(parts.stack)
     parts.deliver({"monitor_id": monitor_id, "status": "Triggered"})

@@ -364,3 +364,23 @@ def test_a_name_is_not_read_as_an_id(
 def test_a_scheme_in_the_host_is_refused() -> None:
     with pytest.raises(ValueError, match="without a scheme"):
         ArizeConnection(api_key=KEY, host="http://api.arize.com")
+
+
+def test_bad_input_to_the_emulator_is_a_4xx_never_a_5xx(
+    arize: tuple[ArizeState, EmulatorServer], state: ArizeState
+) -> None:
+    _, server = arize
+    auth = {"Authorization": f"Bearer {KEY}"}
+
+    no_route = httpx.get(f"{server.url}/v2/monitors/a%2Fb/tags/x", headers=auth)
+    wrong_method = httpx.put(f"{server.url}/v2/tags", headers=auth)
+    bad_limit = httpx.get(f"{server.url}/v2/monitors", params={"limit": "0"}, headers=auth)
+    bad_cursor = httpx.get(f"{server.url}/v2/monitors", params={"cursor": "x"}, headers=auth)
+    bad_fault = httpx.post(f"{server.url}/_sandbox/faults", json={"delay_seconds": "soon"})
+    not_json = httpx.post(f"{server.url}/v2/tags", content=b"{", headers=auth)
+
+    assert no_route.status_code == 404 and no_route.json()["status"] == 404
+    assert wrong_method.status_code == 405 and wrong_method.json()["title"]
+    assert bad_limit.status_code == 400 and bad_cursor.status_code == 400
+    assert bad_fault.status_code == 400
+    assert not_json.status_code == 400 and "not valid JSON" in not_json.json()["detail"]
