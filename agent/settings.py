@@ -202,6 +202,44 @@ class Settings(BaseSettings):
         None, description="Where reviewers reach this service (for links)."
     )
 
+    arize_api_key: SecretStr | None = Field(
+        None,
+        description="Arize API key: breaches are enriched from their monitor, open incidents "
+        "re-read it (CLEARED resolves) and it is tagged, prompt versions can be rolled back; "
+        "unset: none of that (prompt rollbacks are dry-run; needs the `arize` extra).",
+    )
+    arize_api_host: str = Field(
+        "api.arize.com", description="Arize REST API host name (no scheme: see the next one)."
+    )
+    arize_api_scheme: Literal["http", "https"] = Field(
+        "https", description="Scheme of the Arize REST API."
+    )
+    arize_api_port: int | None = Field(
+        None, ge=1, le=65535, description="Port of the Arize REST API; unset: the scheme's own."
+    )
+    arize_space_id: str | None = Field(
+        None,
+        description="Arize space the incident tags are created in; unset: monitors are not tagged.",
+    )
+    arize_monitor_poll_seconds: float = Field(
+        60,
+        ge=0,
+        description="How often an open incident's Arize monitor is re-read (CLEARED resolves "
+        "it, NO_DATA is reported); 0: never.",
+    )
+    arize_tagging: bool = Field(
+        True,
+        description="Tag the Arize monitor `remediator-incident-<short id>` while its incident "
+        "is open.",
+    )
+    arize_deadline_seconds: float = Field(
+        5,
+        gt=0,
+        le=60,
+        description="Deadline of one Arize API call (enrichment, poll, tags, prompts); past it "
+        "the agent goes on without the answer.",
+    )
+
     aws_region: str = Field("us-east-1", description="AWS region for CloudWatch Logs.")
     aws_endpoint_url: str | None = Field(
         None, description="Override AWS endpoint (moto in the sandbox)."
@@ -211,22 +249,6 @@ class Settings(BaseSettings):
     )
     logs_lookback_minutes: int = Field(30, gt=0, description="Log window before the breach time.")
     logs_query_timeout_seconds: float = Field(10, gt=0, description="Deadline of one log query.")
-
-    arize_api_key: SecretStr | None = Field(
-        None,
-        description="Arize API key (REST v2, through the `arize` SDK, extra `arize`); unset "
-        "means nothing is read from or written to Arize (prompt rollbacks are dry-run).",
-    )
-    arize_api_host: str = Field(
-        "api.arize.com", description="Arize API host, without a scheme (`ARIZE_API_HOST`)."
-    )
-    arize_api_scheme: Literal["http", "https"] = Field("https", description="Arize API scheme.")
-    arize_api_port: int | None = Field(
-        None, ge=1, le=65535, description="Arize API port (unset: the scheme's)."
-    )
-    arize_prompts_timeout_seconds: float = Field(
-        10, gt=0, le=120, description="Deadline of one Arize prompts call (the SDK has none)."
-    )
 
     pagerduty_routing_key: SecretStr | None = Field(
         None, description="Events API v2 integration key; unset means pages are dry-run."
@@ -281,6 +303,16 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    @field_validator("arize_api_host")
+    @classmethod
+    def _host_without_scheme(cls, value: str) -> str:
+        if "://" in value or "/" in value or not value.strip():
+            raise ValueError(
+                "REMEDIATOR_ARIZE_API_HOST is a host name only (e.g. api.arize.com): put the "
+                "scheme in REMEDIATOR_ARIZE_API_SCHEME"
+            )
+        return value.strip()
 
     @model_validator(mode="after")
     def _arize_auth_complete(self) -> Settings:

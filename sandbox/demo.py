@@ -152,7 +152,9 @@ def _check_emulators(stack: SandboxStack, incident_id: str, code: int) -> int:
 
 def _service_env(stack: SandboxStack, workdir: Path, port: int) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
-    env.update(stack.service_env())
+    # The sample alert names its monitor, not an Arize monitor id: the Arize emulator runs, but
+    # the demo's service is not given its API (scenarios 73 and 74 show that part).
+    env.update({k: v for k, v in stack.service_env().items() if "_ARIZE_" not in k})
     env.update(stack.catalog_env())
     env["REMEDIATOR_CATALOG_FILE"] = str((workdir / "services.yaml").resolve())
     env.update(

@@ -1,4 +1,4 @@
-"""All sandbox emulators together: PagerDuty (HTTPS), Slack and AWS (moto), with their settings."""
+"""All sandbox emulators together (PagerDuty over HTTPS, Slack, AWS, Arize, …), their settings."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import yaml
 from qdrant_client import QdrantClient
 
 from audit.signing import generate_key_file
+from sandbox.arize import ArizeState, create_arize_app
 from sandbox.aws import SANDBOX_CREDENTIALS, SANDBOX_REGION, seed_log_lines, start_moto
 from sandbox.gateway import GatewayState, create_gateway_app
 from sandbox.gateway_proxy import add_proxy_routes
@@ -56,6 +57,8 @@ class SandboxStack:
     vectordb: VectorDBState = field(init=False)
     gateway: GatewayState = field(init=False)
     gcp: GcpLoggingState = field(init=False)
+    arize: ArizeState = field(init=False)
+    arize_api_key: str = field(default_factory=lambda: "ak-sandbox-" + secrets.token_hex(12))
     team_keys: dict[str, str] = field(init=False)
     openai_key: str = field(default_factory=lambda: "sk-sandbox-" + secrets.token_hex(8))
     gateway_token: str = field(default_factory=lambda: secrets.token_hex(16))
@@ -85,6 +88,7 @@ class SandboxStack:
             {DEMO_SERVICE: {"provider": "openai", "model": CHAT_MODEL, "region": "eu-west-1"}}
         )
         self.gcp = GcpLoggingState()
+        self.arize = ArizeState(api_keys={self.arize_api_key})
 
     def start(self) -> SandboxStack:
         """Start PagerDuty over HTTPS with a fresh self-signed certificate, Slack and moto.
@@ -118,6 +122,7 @@ class SandboxStack:
                     ("vectordb", create_vectordb_app(self.vectordb)),
                     ("gateway", gateway_app),
                     ("gcp", create_gcp_logging_app(self.gcp)),
+                    ("arize", create_arize_app(self.arize)),
                 )
             },
         }
@@ -164,7 +169,19 @@ class SandboxStack:
             "REMEDIATOR_AWS_REGION": SANDBOX_REGION,
             "REMEDIATOR_CLOUDWATCH_LOG_GROUPS": self.log_group,
             "REMEDIATOR_AUDIT_SIGNING_KEY_FILE": str(self.signing_key_file),
+            **self.arize_env(),
             **SANDBOX_CREDENTIALS,
+        }
+
+    def arize_env(self) -> dict[str, str]:
+        """Return the settings that point the service at the Arize emulator (REST v2, http)."""
+        host, _, port = self.public(self.urls["arize"]).partition("://")[2].rpartition(":")
+        return {
+            "REMEDIATOR_ARIZE_API_KEY": self.arize_api_key,
+            "REMEDIATOR_ARIZE_API_HOST": host,
+            "REMEDIATOR_ARIZE_API_SCHEME": "http",
+            "REMEDIATOR_ARIZE_API_PORT": port,
+            "REMEDIATOR_ARIZE_SPACE_ID": self.arize.space_id,
         }
 
     @property

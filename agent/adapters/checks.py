@@ -42,6 +42,21 @@ def run_checks(
         targets.append(("settings", "pager.rest", adapters.incidents))
     if adapters.prompts is not None:
         targets.append(("settings", "arize.prompts", adapters.prompts))
+    if adapters.arize is not None:
+        targets.append(("settings", "arize", adapters.arize))
+    elif adapters.arize_missing is not None:
+        rows.append(CheckRow("settings", "arize", "-", False, adapters.arize_missing))
+    else:
+        rows.append(
+            CheckRow(
+                "settings",
+                "arize",
+                "-",
+                True,
+                "not configured: no monitor enrichment, resolve-by-poll or tags "
+                "(set REMEDIATOR_ARIZE_API_KEY)",
+            )
+        )
     for role, maybe in configured:
         if maybe is None:
             rows.append(CheckRow("settings", role, "-", True, "not configured: dry-run"))

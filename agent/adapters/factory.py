@@ -10,6 +10,7 @@ configured is None: the agent records what it would have done.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import threading
 from collections.abc import Callable, Mapping
@@ -25,6 +26,9 @@ from google.auth.credentials import AnonymousCredentials
 from agent.settings import Settings
 from runbooks.catalog import Catalog, Service
 from tools.analyst.llm import LlmAnalyst
+from tools.arize.client import ArizeConnection, make_client
+from tools.arize.monitors import ArizeMonitors
+from tools.arize.prompts import ArizePromptRegistry
 from tools.chat.slack import SlackChat
 from tools.failover.file import FileFailoverBackend
 from tools.failover.gateway import GatewayFailoverBackend
@@ -99,6 +103,10 @@ class Adapters:
     """The optional LLM analyst, when an analyst endpoint is configured."""
     prompts: PromptRegistry | None = None
     """Arize prompt versions and labels (prompt rollbacks), when an Arize API key is set."""
+    arize: ArizeMonitors | None = None
+    """Arize's REST API (monitors, tags), when an API key is configured and the SDK installed."""
+    arize_missing: str | None = None
+    """Why Arize's API is not used although a key is configured (the SDK is not installed)."""
     _services: dict[str, ServiceTools] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -131,6 +139,8 @@ class Adapters:
         """Build every catalogued service's adapters now, so the first incident is not slower."""
         for name in self.catalog.services if self.catalog is not None else []:
             self.for_service(name)
+        if self.arize is not None:
+            self.arize.warm_up()  # the SDK takes over a second to import: not on the first alert
 
 
 def build_adapters(
@@ -166,34 +176,36 @@ def build_adapters(
             ca_bundle=settings.pagerduty_ca_bundle,
             timeout_seconds=settings.pagerduty_timeout_seconds,
         )
+    if settings.arize_api_key is not None:
+        _arize(settings, adapters)
     if settings.analyst_base_url:
         key = settings.analyst_api_key.get_secret_value() if settings.analyst_api_key else "unset"
         adapters.analyst = LlmAnalyst(
             base_url=settings.analyst_base_url, api_key=key, model=settings.analyst_model
         )
-    if settings.arize_api_key is not None:
-        adapters.prompts = _arize_prompts(settings)
     return adapters
 
 
-def _arize_prompts(settings: Settings) -> PromptRegistry | None:
-    """Return the Arize prompts adapter on the official SDK (None, and a warning, when the
-    optional `arize` extra is not installed). The SDK is imported here only: it is heavy."""
-    try:
-        from arize import ArizeClient
-    except ImportError:
-        log.warning("arize.sdk_missing", hint="pip install 'llm-remediator[arize]'")
-        return None
-    from tools.arize.prompts import ArizePromptRegistry
-
+def _arize(settings: Settings, adapters: Adapters) -> None:
+    """Build the Arize adapter, or say why not: the SDK is the optional extra `arize`."""
     assert settings.arize_api_key is not None
-    client = ArizeClient(
+    if importlib.util.find_spec("arize") is None:  # looked up, not imported: it is heavy
+        adapters.arize_missing = (
+            "REMEDIATOR_ARIZE_API_KEY is set but the Arize SDK is not installed: "
+            "pip install 'llm-remediator[arize]'"
+        )
+        return
+    connection = ArizeConnection(
         api_key=settings.arize_api_key.get_secret_value(),
-        api_host=settings.arize_api_host,
-        api_scheme=settings.arize_api_scheme,
-        api_port=settings.arize_api_port,
+        host=settings.arize_api_host,
+        scheme=settings.arize_api_scheme,
+        port=settings.arize_api_port,
+        space_id=settings.arize_space_id,
     )
-    return ArizePromptRegistry(client, timeout_seconds=settings.arize_prompts_timeout_seconds)
+    adapters.arize = ArizeMonitors(connection, deadline_seconds=settings.arize_deadline_seconds)
+    adapters.prompts = ArizePromptRegistry(
+        make_client(connection), timeout_seconds=settings.arize_deadline_seconds
+    )
 
 
 def _aws_client(

@@ -5,6 +5,7 @@ from agent.approvals.models import Approval
 from agent.changes.models import Deployment
 from agent.failovers.models import Failover
 from agent.incidents.models import Incident
+from agent.monitors.models import MonitorWatch
 from audit.models import AuditCheckpoint, AuditEvent, AuditHead
 
 __all__ = [
@@ -17,4 +18,5 @@ __all__ = [
     "Failover",
     "Incident",
     "WebhookDelivery",
+    "MonitorWatch",
 ]

@@ -30,6 +30,8 @@ from agent.incidents.service import (
     resolve_incident,
     set_run_state,
 )
+from agent.monitors.poll import MonitorPoller
+from agent.monitors.service import hurry_watch
 from agent.store.db import session_scope
 from agent.store.leases import Leased, heartbeat, release_lease
 from agent.telemetry import metrics
@@ -55,14 +57,28 @@ class Worker:
         self._wake = threading.Event()
         self._holding: tuple[Leased, uuid.UUID] | None = None
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self._monitors = MonitorPoller(
+            settings=services.settings,
+            engine=services.engine,
+            audit=services.audit,
+            adapters=runner.context.tools,
+            now=services.clock,
+            worker_id=self.worker_id,
+        )
 
     def run(self, stop: threading.Event) -> None:
         """Poll for work until `stop` is set; an unexpected error is logged, never fatal."""
         log.info("worker.started", worker_id=self.worker_id)
         last_checkpoint = time.monotonic()
+        last_poll = 0.0
+        poll_every = min(self._settings.arize_monitor_poll_seconds, 1.0)
         while not stop.is_set():
             try:
                 worked = self.run_once()
+                if poll_every > 0 and time.monotonic() - last_poll >= poll_every:
+                    # Open incidents' Arize monitors (each due read taken by one replica).
+                    worked = self._monitors.poll_due() > 0 or worked
+                    last_poll = time.monotonic()
                 interval = self._settings.audit_checkpoint_seconds
                 if interval and time.monotonic() - last_checkpoint >= interval:
                     self._audit.checkpoint(self._engine, self._settings.audit_checkpoint_file)
@@ -206,6 +222,8 @@ class Worker:
                     )
                     # A run paused for an approval resumes now, to cancel it and finish.
                     wake_incident(session=session, incident_id=open_one.id, now=self._now())
+                    # Its Arize monitor's tag comes off at the next turn, not the next interval.
+                    hurry_watch(session=session, incident_id=open_one.id, now=self._now())
                     resolved = open_one
                 elif open_one is not None:
                     attach_alert(session=session, audit=self._audit, alert=alert, incident=open_one)

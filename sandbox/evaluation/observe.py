@@ -12,6 +12,7 @@ from agent.incidents.models import Incident
 from agent.settings import Settings
 from agent.store.db import make_engine
 from audit.models import AuditEvent
+from sandbox.evaluation.arize import SeenArize
 from sandbox.evaluation.checks import Happening, Record, action_names
 from sandbox.evaluation.scenario import ANALYST_MODEL, Expected, StagedWorld
 from sandbox.stack import SandboxStack
@@ -67,6 +68,8 @@ class Observation:
     """When things happened, what Slack and PagerDuty were sent, where each service ends."""
     prompt_labels: dict[str, dict[str, int]] = field(default_factory=dict)
     """Emulated Arize prompt → label → the version (1-based) it is on at the end."""
+    arize: SeenArize = field(default_factory=SeenArize)
+    """What the agent did with the world's Arize monitor (set by the runner)."""
 
     @property
     def actions(self) -> list[SeenAction]:

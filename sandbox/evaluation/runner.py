@@ -31,6 +31,7 @@ from agent.settings import Settings
 from agent.store.db import make_engine
 from sandbox.aws import SANDBOX_CREDENTIALS, SANDBOX_REGION
 from sandbox.evaluation.approvers import Approvers, ScenarioClock
+from sandbox.evaluation.arize import after_settled, arize_settings, observe_arize
 from sandbox.evaluation.compare import compare
 from sandbox.evaluation.observe import Observation, observe, summarise
 from sandbox.evaluation.scenario import (
@@ -150,13 +151,17 @@ def run_scenario(scenario: Scenario, *, workdir: Path, llm: bool = False) -> Sce
         client.deploy(scenario, breach_time, staged)
         clock = time.monotonic()
         deadline = clock + scenario.world.timeout_seconds
+        arize_engine = make_engine(settings.database_url)
         try:
             failures += client.play(steps, deadline)
+            failures += after_settled(stack, scenario.world.arize, arize_engine, deadline)
         finally:
             changes.stop()
         elapsed = time.monotonic() - clock
         observation = observe(settings, stack, staged)
         observation.refused_clicks = approvers.refused
+        observation.arize = observe_arize(stack, scenario.world.arize, arize_engine)
+        arize_engine.dispose()
     except Exception as exc:  # a broken run is a failed scenario, not the end of the evaluation
         failures.append(f"the run broke: {type(exc).__name__}: {exc}")
     finally:
@@ -330,6 +335,7 @@ def _settings(
             analyst_model=ANALYST_MODEL,
             analyst_api_key=stack.openai_key,
         )
+    values.update(arize_settings(stack, scenario.world.arize))
     if staged.prompts is not None:
         values.update(staged.prompts.settings())
     values.update(scenario.world.settings.model_dump(exclude_none=True))

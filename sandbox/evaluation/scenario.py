@@ -35,6 +35,7 @@ from runbooks.loader import ConfigError, parse_model
 from runbooks.schema import ActionKind, Runbook, Severity
 from runbooks.schema import Diagnosis as DiagnosisKind
 from sandbox.aws import demo_log_lines, logs_client, seed_log_lines
+from sandbox.evaluation.arize import ArizeWorld, ExpectedArize, stage_arize
 from sandbox.evaluation.arize_prompts import (
     PromptWorld,
     StagedPrompts,
@@ -235,6 +236,8 @@ class World(Strict):
     runbooks: RunbooksWorld = Field(default_factory=RunbooksWorld)
     settings: SettingsWorld = Field(default_factory=SettingsWorld)
     approval: ApprovalWorld = Field(default_factory=ApprovalWorld)
+    arize: ArizeWorld | None = None
+    """Arize's REST API for the agent: the monitor the alert names (`sandbox.evaluation.arize`)."""
     timeout_seconds: float = Field(60, gt=0, le=600)
 
     @field_validator("endpoint")
@@ -248,6 +251,10 @@ class World(Strict):
     @model_validator(mode="after")
     def _change_keys(self) -> World:
         check_deployments(self.arize_prompts, self.deployments)
+        if self.arize_prompts and self.arize is not None:
+            # Two emulators (monitors and tags; prompts) with their own keys and addresses: the
+            # service reaches one Arize API, so a world stages one of them.
+            raise ValueError("arize and arize_prompts cannot be staged in one world (yet)")
         for index, change in enumerate(self.changes):
             try:
                 _check_endpoint_keys(change.endpoint, self.routes)
@@ -355,6 +362,8 @@ class Expected(Strict):
     """Service → the route it must be on at the end of the run."""
     prompt_labels: dict[str, dict[str, int | None]] | None = None
     """Emulated Arize prompt → label → the version (1-based) it must be on at the end."""
+    arize: ExpectedArize | None = None
+    """What the agent did with the world's Arize monitor (enrichment, resolve, tags)."""
 
     @field_validator("diagnosis", mode="before")
     @classmethod
@@ -558,6 +567,7 @@ def stage_world(
     )
     staged.set(stack, world.initial())
     _stage_logs(stack, world.logs, breach)
+    stage_arize(stack, world.arize)
     if llm:
         _stage_analyst(stack, world.analyst)
     return staged

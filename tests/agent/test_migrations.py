@@ -21,6 +21,7 @@ TABLES = {
     "deployment",
     "failover",
     "webhook_delivery",
+    "monitor_watch",
     "alembic_version",
 }
 
@@ -30,7 +31,7 @@ def check_schema(url: str) -> None:
     upgrade(engine)
     command.check(alembic_config(engine))  # raises when models and migrations differ
     assert TABLES <= set(inspect(engine).get_table_names())
-    assert current_revision(engine) == "0009_arize_deliveries"
+    assert current_revision(engine) == "0010_arize_monitors"
     upgrade(engine)  # a second run changes nothing
     engine.dispose()
 

@@ -11,6 +11,7 @@ from agent.alerts.models import Breach
 from agent.graph.policy import builtin_runbook, service_probes
 from agent.graph.state import IncidentState, RunContext
 from agent.incidents.service import set_service
+from agent.monitors.enrich import enrich_from_monitor
 from agent.store.db import session_scope
 from runbooks.library import match_runbook
 from runbooks.schema import identify_metric
@@ -24,9 +25,13 @@ def triage(state: IncidentState, runtime: Runtime[RunContext]) -> dict[str, Any]
     The metric is the alert's `metric` (Arize field, Alertmanager label) when the vocabulary knows
     it, else what its monitor's name says (`RagAnswersSlow` is latency_p95). Without a matching
     runbook the built-in policy governs, and a catalogued service still gets its standard probes.
+
+    An Arize breach is first enriched from its monitor (`agent.monitors.enrich`: the alert's own
+    fields win); the enriched breach is what the rest of the run reads.
     """
     ctx = runtime.context
-    breach = state["breach"]
+    enriched = enrich_from_monitor(ctx, state)
+    breach = enriched or state["breach"]
     found = None
     if ctx.catalog is not None:
         found = ctx.catalog.service_for(
@@ -83,4 +88,7 @@ def triage(state: IncidentState, runtime: Runtime[RunContext]) -> dict[str, Any]
             "probes": probes,
         },
     )
-    return {"service": service, "runbook": chosen.ref, "probes": probes}
+    update: dict[str, Any] = {"service": service, "runbook": chosen.ref, "probes": probes}
+    if enriched is not None:
+        update["breach"] = enriched
+    return update
