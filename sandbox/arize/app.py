@@ -34,6 +34,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from sandbox.arize.prompts import PromptsState, prompts_router
 from sandbox.arize.state import MONITOR_STATUSES, MONITOR_TYPES, TAG_COLORS, ArizeState
 from sandbox.arize.wire import (
     ProblemError,
@@ -161,7 +162,14 @@ def tags_router(state: ArizeState) -> APIRouter:
     return router
 
 
-ROUTERS: list[RouterFactory] = [monitors_router, tags_router]
+def prompts_part(state: ArizeState) -> APIRouter:
+    """The prompt endpoints (`sandbox/arize/prompts.py`), on the same account's keys; their
+    state is `state.extras["prompts"]`."""
+    prompts = state.extras.setdefault("prompts", PromptsState(api_keys=state.api_keys))
+    return prompts_router(prompts)
+
+
+ROUTERS: list[RouterFactory] = [monitors_router, tags_router, prompts_part]
 """The API's parts; one more is one line: `ROUTERS.append(module.router)`."""
 
 

@@ -281,7 +281,10 @@ class ArizeState:
                 "tags": {k: dict(v) for k, v in self.tags.items()},
                 "monitor_tags": {k: self.tag_names(k) for k in self.monitors},
                 "requests": list(self.requests),
-                "extras": {k: v for k, v in self.extras.items()},
+                # A part keeping a state object shows that part's own snapshot.
+                "extras": {
+                    k: v.snapshot() if hasattr(v, "snapshot") else v for k, v in self.extras.items()
+                },
             }
 
 
