@@ -380,9 +380,7 @@ def _one_line(value: object) -> object:
     return " ".join(value.split()) if isinstance(value, str) else value
 
 
-Step = Annotated[
-    str, BeforeValidator(_one_line), Field(min_length=1, max_length=MAX_STEP_CHARS)
-]
+Step = Annotated[str, BeforeValidator(_one_line), Field(min_length=1, max_length=MAX_STEP_CHARS)]
 
 
 class NextSteps(Strict):

@@ -55,9 +55,44 @@ class Approval(SQLModel, table=True):
         """Tell whether the request has its one decision (or expired, or was cancelled)."""
         return self.status != ApprovalStatus.pending
 
-    def describe(self) -> str:
-        """Return the action in a few words: `failover to backup-region`."""
-        return f"{self.kind} to {self.target}" if self.target else self.kind
+    def describe(self, service: str | None = None) -> str:
+        """Return the action in words: `fail over support-bot to backup-region (us-east-1)`."""
+        params = {k: v for k, v in self.params.items() if k in ("severity", "team", "version")}
+        target = self.params.get("target") or self.target
+        return action_in_words(self.kind, service=service, target=target, **params)
+
+
+def action_in_words(
+    kind: str,
+    *,
+    service: str | None = None,
+    target: object = None,
+    severity: object = None,
+    team: object = None,
+    version: object = None,
+    **_: object,
+) -> str:
+    """Return what an action does, in words a responder reads at a glance.
+
+    `target` is a failover target's name or its catalog entry (`{"name", "region", "model"}`);
+    the other keywords are a planned action's parameters (unknown ones are ignored).
+    """
+    entry = target if isinstance(target, dict) else {}
+    name = entry.get("name") if entry else target
+    where = entry.get("region") or entry.get("model")
+    to = f"{name} ({where})" if name and where else str(name or where or "its failover target")
+    subject = service or "the service"
+    if kind == "failover":
+        return f"fail over {subject} to {to}"
+    if kind == "failback":
+        return f"move {subject} back from {name or 'its failover route'} to primary"
+    if kind == "page":
+        return f"page {team or 'on-call'}" + (f" at {severity}" if severity else "")
+    if kind == "notify":
+        return f"post a {severity or 'warning'} notice in the Slack thread"
+    if kind == "rollback":
+        return f"roll back {subject}" + (f" from {version}" if version else "")
+    return f"{kind} {to}" if name else kind
 
 
 class ApprovalRead(SQLModel):
