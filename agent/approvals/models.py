@@ -81,17 +81,17 @@ def action_in_words(
     name = entry.get("name") if entry else target
     where = entry.get("region") or entry.get("model")
     to = f"{name} ({where})" if name and where else str(name or where or "its failover target")
-    subject = service or "the service"
+    subject = f" {service}" if service else ""
     if kind == "failover":
-        return f"fail over {subject} to {to}"
+        return f"fail over{subject} to {to}"
     if kind == "failback":
-        return f"move {subject} back from {name or 'its failover route'} to primary"
+        return f"move{subject} back from {name or 'its failover route'} to primary"
     if kind == "page":
         return f"page {team or 'on-call'}" + (f" at {severity}" if severity else "")
     if kind == "notify":
         return f"post a {severity or 'warning'} notice in the Slack thread"
     if kind == "rollback":
-        return f"roll back {subject}" + (f" from {version}" if version else "")
+        return f"roll back{subject}" + (f" from {version}" if version else "")
     return f"{kind} {to}" if name else kind
 
 
