@@ -99,7 +99,7 @@ class Breach(BaseModel):
         where = f" ({', '.join(details)})" if details else ""
         numbers = ""
         if self.value is not None and self.threshold is not None:
-            numbers = f": {self.value:g} {self.operator or 'vs'} {self.threshold:g}"
+            numbers = f": {self.value:g} {operator_sign(self.operator)} {self.threshold:g}"
         elif self.value is not None:
             numbers = f": {self.value:g}"
         segment = ""
@@ -110,6 +110,22 @@ class Breach(BaseModel):
             monitor = f" · monitor {self.monitor_name}"
         on = f" on {subject}" if subject else ""
         return one_line(f"{what} breach{on}{where}{numbers}{segment}{monitor}")
+
+
+_SIGNS = {
+    **dict.fromkeys(("greater_than", "gt", "above"), ">"),
+    **dict.fromkeys(("less_than", "lt", "below"), "<"),
+    **dict.fromkeys(("greater_than_or_equal", "greater_than_or_equals", "gte", ">="), "≥"),
+    **dict.fromkeys(("less_than_or_equal", "less_than_or_equals", "lte", "<="), "≤"),
+    **dict.fromkeys(("equals", "equal", "eq", "=="), "="),
+}
+
+
+def operator_sign(operator: str | None) -> str:
+    """Return a threshold operator as a sign (`GREATER_THAN` is `>`), `vs` when none is given."""
+    if not operator:
+        return "vs"
+    return _SIGNS.get(operator.strip().casefold().replace(" ", "_"), operator)
 
 
 _VERSION_WITH_V = re.compile(r"^v\d", re.IGNORECASE)

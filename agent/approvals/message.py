@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from agent.approvals.models import Approval, ApprovalStatus
-from agent.outside_text import mrkdwn, plain, slack_mention
+from agent.outside_text import mrkdwn, slack_mention
 
 APPROVE_ACTION = "remediator.approve"
 REJECT_ACTION = "remediator.reject"
@@ -130,7 +130,7 @@ def decided_message(
 
 
 def _header(text: str) -> dict[str, Any]:
-    line = " ".join(plain(text).split())
+    line = " ".join(text.replace("<", "\u2039").split())  # `<` opens every mention and link
     line = line if len(line) <= HEADER_LIMIT else line[: HEADER_LIMIT - 1] + "…"
     return {"type": "header", "text": {"type": "plain_text", "text": line}}
 

@@ -14,10 +14,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from agent.alerts.models import Breach, one_line
+from agent.alerts.models import Breach, one_line, version_label
 from agent.approvals.models import action_in_words
 from agent.graph.state import IncidentState
-from agent.outside_text import http_url, mrkdwn, mrkdwn_link, plain
+from agent.outside_text import http_url, mrkdwn, mrkdwn_link
 
 SEVERITIES = ("info", "warning", "error", "critical")
 COMPLETE = frozenset({"critical", "error"})
@@ -157,7 +157,9 @@ def breach_facts(breach: Mapping[str, Any]) -> list[tuple[str, str]]:
     if segment:
         facts.append(("Segment", ", ".join(f"{k}={v}" for k, v in sorted(segment.items()))))
     if breach.get("model_id"):
-        facts.append(("Model", str(breach["model_id"])))
+        version = breach.get("model_version")
+        model = str(breach["model_id"]) + (f" {version_label(str(version))}" if version else "")
+        facts.append(("Model", model))
     if breach.get("environment"):
         facts.append(("Environment", str(breach["environment"])))
     return facts
@@ -292,8 +294,9 @@ def page_links(state: IncidentState, public_url: str | None) -> list[dict[str, s
 
 
 def header(text: str) -> dict[str, Any]:
-    """Return a header block: plain text (no `<` or `>`: inert), cut to Slack's 150 characters."""
-    line = clip(one_line(plain(text)), HEADER_LIMIT)
+    """Return a header block: plain text with no `<` (which opens every mention and link in
+    Slack, so the header stays inert), cut to Slack's 150 characters."""
+    line = clip(one_line(text.replace("<", "\u2039")), HEADER_LIMIT)
     return {"type": "header", "text": {"type": "plain_text", "text": line, "emoji": True}}
 
 
