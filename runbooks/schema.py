@@ -9,7 +9,14 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 MetricName = Literal[
     "latency_p95",
@@ -377,7 +384,14 @@ class Notify(Strict):
 
 
 def _one_line(value: object) -> object:
-    return " ".join(value.split()) if isinstance(value, str) else value
+    if not isinstance(value, str):
+        return value
+    line = " ".join(value.split())
+    if not line:
+        raise ValueError("an empty step: say what to do")
+    if len(line) > MAX_STEP_CHARS:
+        raise ValueError(f"a step of {len(line)} characters: at most {MAX_STEP_CHARS}")
+    return line
 
 
 Step = Annotated[str, BeforeValidator(_one_line), Field(min_length=1, max_length=MAX_STEP_CHARS)]
