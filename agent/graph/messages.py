@@ -18,6 +18,7 @@ from agent.alerts.models import Breach, one_line, version_label
 from agent.approvals.models import action_in_words
 from agent.graph.state import IncidentState
 from agent.outside_text import http_url, mrkdwn, mrkdwn_link
+from tools.text import fit as clip
 
 SEVERITIES = ("info", "warning", "error", "critical")
 COMPLETE = frozenset({"critical", "error"})
@@ -325,15 +326,6 @@ def fit(lines: list[str], limit: int) -> str:
             return "\n".join([*kept, tail.strip()]) if kept else clip(line, limit)
         kept.append(line)
     return "\n".join(kept)
-
-
-def clip(text: str, limit: int) -> str:
-    """Return text within `limit` characters, cut at a word and marked with an ellipsis."""
-    if len(text) <= limit:
-        return text
-    cut = text[: limit - 1]
-    space = cut.rfind(" ")
-    return (cut[:space] if space > limit // 2 else cut).rstrip() + "…"
 
 
 def _text(text: str, limit: int = SECTION_LIMIT) -> dict[str, Any]:
