@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from agent.alerts.alertmanager import map_alertmanager_payload
 from agent.alerts.arize import DEFAULT_FIELD_PATHS, map_arize_payload
 from agent.alerts.models import Breach, version_label
+from agent.graph.nodes.triage import policy_reason
 
 WORDS = st.text(
     alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1, max_size=40
@@ -122,3 +123,29 @@ def test_every_alertmanager_alert_gets_a_readable_title(name: str, labels: dict[
 )
 def test_titles_of_known_shapes(fields: dict[str, Any], title: str) -> None:
     assert Breach(status="triggered", **fields).title() == title
+
+
+@pytest.mark.parametrize(
+    ("matched", "metric", "breach", "reason"),
+    [
+        (True, "latency_p95", {}, "matched"),
+        (False, "uptime", {}, "no runbook for metric uptime: built-in policy"),
+        (False, None, {}, "the alert names no metric: built-in policy"),
+        (
+            False,
+            None,
+            {"monitor_name": "Weird", "metric": None},
+            "monitor 'Weird' not recognised as a metric: built-in policy",
+        ),
+        (
+            False,
+            None,
+            {"metric": "vibes", "monitor_name": "Weird"},
+            "metric 'vibes' of monitor 'Weird' not recognised as a metric: built-in policy",
+        ),
+    ],
+)
+def test_why_the_built_in_policy_governs_never_says_none(
+    matched: bool, metric: str | None, breach: dict[str, Any], reason: str
+) -> None:
+    assert policy_reason(matched=matched, metric=metric, breach=breach) == reason
