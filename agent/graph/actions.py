@@ -202,7 +202,7 @@ def page_summary(state: IncidentState, item: dict[str, Any]) -> str:
     """Return a page's one line: the title first (what a phone shows), then the diagnosis."""
     diagnosis = state["diagnosis"]
     title = Breach.model_validate(state["breach"]).title(state.get("service"))
-    why = f" — escalated: {item['reason']}" if item.get("reason") else ""
+    why = f" — {item['reason']}" if item.get("reason") else ""
     return f"[{diagnosis['kind']}] {title} (incident {short_id(state['incident_id'])}){why}"
 
 

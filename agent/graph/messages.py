@@ -176,13 +176,13 @@ def summary_message(
     public_url: str | None,
     *,
     next_steps: list[str] | None = None,
-    written: str | None = None,
 ) -> tuple[str, list[dict[str, Any]]]:
     """Return the Slack text and Block Kit blocks of the incident report.
 
-    `next_steps` are the runbook's for the diagnosis; `written` a model-written summary, shown
-    marked as such after the facts (never instead of them). Every value from outside is escaped,
-    so nothing in the message can mention anyone or make a link but the service's own.
+    `next_steps` are the runbook's for the diagnosis. The LLM analyst's hypothesis, if any, is
+    shown marked as model-written after the facts, never instead of them. Every value from
+    outside is escaped, so nothing in the message can mention anyone or make a link but the
+    service's own.
     """
     breach = state["breach"]
     diagnosis = state.get("diagnosis", {})
@@ -220,11 +220,8 @@ def summary_message(
     if complete:
         blocks.append(section(["*Evidence*", *bullets(evidence_lines(state), "none gathered")]))
     hypothesis = _hypothesis(state)
-    if hypothesis or written:
-        lines = [f":robot_face: *{MODEL_WRITTEN}*"]
-        lines += [mrkdwn(written)] if written else []
-        lines += [hypothesis] if hypothesis else []
-        blocks.append(section(lines))
+    if hypothesis:
+        blocks.append(section([f":robot_face: *{MODEL_WRITTEN}*", hypothesis]))
     blocks.append(context(_context_items(state, public_url)))
 
     first = f" Next: {steps[0]}" if steps else ""
