@@ -121,7 +121,9 @@ def action_words(action: Mapping[str, Any], service: str | None) -> str:
 def outcome_line(action: Mapping[str, Any], service: str | None) -> str:
     """Return `what was done: result — what the system said` for one action."""
     status = str(action.get("status"))
-    said = action.get("summary") or action.get("reason") or ""
+    # An action not taken says why (`rejected by U0ALICE: …`), not its own description again.
+    why = action.get("reason") if status == "not_taken" else None
+    said = why or action.get("summary") or action.get("reason") or ""
     line = f"{action_words(action, service)}: {STATUS_WORDS.get(status, status)}"
     return f"{line} — {said}" if said else line
 

@@ -215,14 +215,16 @@ def test_a_rejected_approval_shows_as_not_taken() -> None:
             "kind": "failover",
             "target": BACKUP,
             "status": "not_taken",
+            "reason": "rejected by U0ALICE: not during the sale",
             "summary": "failover to backup-region [rejected] not taken: rejected by U0ALICE",
         }
     )
 
     text, blocks = summary_message(run, PUBLIC)
 
-    assert "fail over support-bot to backup-region (us-east-1): not taken" in block_text(blocks)
-    assert "fail over support-bot to backup-region (us-east-1): not taken" in text
+    said = "fail over support-bot to backup-region (us-east-1): not taken — rejected by U0ALICE"
+    assert said + ": not during the sale" in block_text(blocks)
+    assert said in text
 
 
 def test_the_fallback_text_is_complete_on_its_own() -> None:
