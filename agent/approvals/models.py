@@ -57,7 +57,8 @@ class Approval(SQLModel, table=True):
 
     def describe(self, service: str | None = None) -> str:
         """Return the action in words: `fail over support-bot to backup-region (us-east-1)`."""
-        params = {k: v for k, v in self.params.items() if k in ("severity", "team", "version")}
+        known = ("severity", "team", "version", "previous_version", "change_kind")
+        params = {k: v for k, v in self.params.items() if k in known}
         target = self.params.get("target") or self.target
         return action_in_words(self.kind, service=service, target=target, **params)
 
@@ -70,6 +71,8 @@ def action_in_words(
     severity: object = None,
     team: object = None,
     version: object = None,
+    previous_version: object = None,
+    change_kind: object = None,
     **_: object,
 ) -> str:
     """Return what an action does, in words a responder reads at a glance.
@@ -91,7 +94,12 @@ def action_in_words(
     if kind == "notify":
         return f"post a {severity or 'warning'} notice in the Slack thread"
     if kind == "rollback":
-        return f"roll back{subject}" + (f" from {version}" if version else "")
+        what = " ".join(str(part) for part in (change_kind, version) if part)
+        return (
+            f"roll back{subject}"
+            + (f" {what}" if what else "")
+            + (f" to {previous_version}" if previous_version else "")
+        )
     return f"{kind} {to}" if name else kind
 
 

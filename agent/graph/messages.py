@@ -115,6 +115,8 @@ def action_words(action: Mapping[str, Any], service: str | None) -> str:
         severity=action.get("severity"),
         team=action.get("team"),
         version=action.get("version"),
+        previous_version=action.get("previous_version"),
+        change_kind=action.get("change_kind"),
     )
 
 

@@ -227,6 +227,24 @@ def test_a_rejected_approval_shows_as_not_taken() -> None:
     assert said in text
 
 
+def test_a_proposed_rollback_names_the_change() -> None:
+    run = state("suspect_change", "warning")
+    run["actions"] = [
+        {
+            "kind": "rollback",
+            "change_kind": "prompt",
+            "version": "p-42",
+            "previous_version": "p-41",
+            "status": "proposed",
+            "summary": "proposed rollback of prompt p-42 to p-41",
+        }
+    ]
+
+    _, blocks = summary_message(run, PUBLIC)
+
+    assert "roll back support-bot prompt p-42 to p-41: proposed" in block_text(blocks)
+
+
 def test_the_fallback_text_is_complete_on_its_own() -> None:
     run = state("dependency_degraded", "error")
 
