@@ -9,7 +9,14 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 MetricName = Literal[
     "latency_p95",
@@ -34,6 +41,8 @@ METRICS: tuple[MetricName, ...] = get_args(MetricName)
 DIAGNOSES: tuple[Diagnosis, ...] = get_args(Diagnosis)
 ACTION_KINDS: tuple[ActionKind, ...] = get_args(ActionKind)
 PAGING_SEVERITIES: frozenset[Severity] = frozenset({"critical", "error"})
+MAX_STEPS = 10
+MAX_STEP_CHARS = 300
 
 # Words that say nothing about which metric is meant ("llm_latency_p95_ms" is latency_p95).
 _NOISE = frozenset(
@@ -406,6 +415,47 @@ class Notify(Strict):
     )
 
 
+def _one_line(value: object) -> object:
+    if not isinstance(value, str):
+        return value
+    line = " ".join(value.split())
+    if not line:
+        raise ValueError("an empty step: say what to do")
+    if len(line) > MAX_STEP_CHARS:
+        raise ValueError(f"a step of {len(line)} characters: at most {MAX_STEP_CHARS}")
+    return line
+
+
+Step = Annotated[str, BeforeValidator(_one_line), Field(min_length=1, max_length=MAX_STEP_CHARS)]
+
+
+class NextSteps(Strict):
+    """What a person should do next, per diagnosis: shown in the report and the page, never run.
+
+    Each step is one line (whitespace, newlines included, is folded into single spaces); a
+    diagnosis not listed gets no suggestions.
+    """
+
+    dependency_degraded: list[Step] = Field(default_factory=list, max_length=MAX_STEPS)
+    endpoint_isolated: list[Step] = Field(default_factory=list, max_length=MAX_STEPS)
+    suspect_change: list[Step] = Field(default_factory=list, max_length=MAX_STEPS)
+    segment_only: list[Step] = Field(default_factory=list, max_length=MAX_STEPS)
+    no_fault_found: list[Step] = Field(default_factory=list, max_length=MAX_STEPS)
+
+    @model_validator(mode="after")
+    def _no_repeats(self) -> NextSteps:
+        for diagnosis in DIAGNOSES:
+            steps: list[str] = getattr(self, diagnosis)
+            repeated = sorted({step for step in steps if steps.count(step) > 1})
+            if repeated:
+                raise ValueError(f"{diagnosis}: step listed twice: {repeated[0]!r}")
+        return self
+
+    def of(self, diagnosis: str) -> list[str]:
+        """Return the steps suggested for a diagnosis; none for an unknown one."""
+        return list(getattr(self, diagnosis)) if diagnosis in DIAGNOSES else []
+
+
 class Runbook(Strict):
     """A named, versioned policy for one family of breaches."""
 
@@ -437,6 +487,11 @@ class Runbook(Strict):
         "hash", description="How this runbook's prompts and responses enter the audit trail."
     )
     notify: Notify = Field(default_factory=Notify)
+    next_steps: NextSteps = Field(
+        default_factory=NextSteps,
+        description="Suggested next steps per diagnosis (at most 10, one line each), shown to "
+        "the person reading the Slack report and the page; the agent never runs them.",
+    )
 
     @field_validator("version", mode="before")
     @classmethod

@@ -35,6 +35,9 @@ BUTTON_STYLES = ("primary", "danger")
 MAX_BLOCKS = 50
 HEADER_TEXT = 150
 SECTION_TEXT = 3000
+FIELD_TEXT = 2000
+MAX_FIELDS = 10
+MAX_CONTEXT_ELEMENTS = 10
 BOT_USER = "U0REMEDIATOR"
 
 
@@ -131,6 +134,8 @@ def _blocks_error(blocks: Any) -> str | None:
             return "invalid_blocks"
         if block["type"] == "actions" and not _elements_ok(block.get("elements")):
             return "invalid_blocks"
+        if _layout_error(block):
+            return "invalid_blocks"
         text = block.get("text")
         limit = HEADER_TEXT if block["type"] == "header" else SECTION_TEXT
         if text is not None:
@@ -139,6 +144,32 @@ def _blocks_error(blocks: Any) -> str | None:
             if len(str(text.get("text", ""))) > limit:
                 return "invalid_blocks"
     return None
+
+
+def _layout_error(block: dict[str, Any]) -> bool:
+    """Check what Slack checks of headers, section fields and context elements."""
+    kind = block["type"]
+    if kind == "header" and (block.get("text") or {}).get("type") != "plain_text":
+        return True
+    fields = block.get("fields")
+    if kind == "section" and fields is not None:
+        if not isinstance(fields, list) or not 1 <= len(fields) <= MAX_FIELDS:
+            return True
+        if any(not _text_ok(f, FIELD_TEXT) for f in fields):
+            return True
+    if kind == "context":
+        elements = block.get("elements")
+        if not isinstance(elements, list) or not 1 <= len(elements) <= MAX_CONTEXT_ELEMENTS:
+            return True
+        if any(not _text_ok(e, SECTION_TEXT) for e in elements if e.get("type") != "image"):
+            return True
+    return False
+
+
+def _text_ok(value: Any, limit: int) -> bool:
+    if not isinstance(value, dict) or value.get("type") not in ("plain_text", "mrkdwn"):
+        return False
+    return 0 < len(str(value.get("text", ""))) <= limit
 
 
 def _elements_ok(elements: Any) -> bool:

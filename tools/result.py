@@ -25,6 +25,8 @@ class ToolResult(BaseModel):
     tool: str
     status: ToolStatus
     summary: str
+    source: str | None = None
+    """Where it read, for people: `CloudWatch /llm/gateway`, `GCP acme-prod (k8s_container)`."""
     asked: dict[str, Any] = Field(default_factory=dict)
     evidence: dict[str, Any] = Field(default_factory=dict)
     latency_ms: float = 0.0

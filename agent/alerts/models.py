@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import uuid
 from datetime import datetime
 from enum import StrEnum
@@ -81,28 +82,69 @@ class Breach(BaseModel):
         """Return a one-line human description of the breach, naming its service.
 
         `service` is the catalog's name for it when the alert did not carry one (found by its
-        model); a service named like its model is said once.
+        model); a service named like its model is said once. What breached is the metric, else
+        the monitor's name; a monitor name that says more than the metric is kept at the end.
+        Nothing absent is spelled out (no `None`, no `unknown model`), a version already written
+        `v7` gets no second `v`, and the title is one line whatever the alert's texts hold.
         """
-        what = self.metric or "monitor"
+        what = self.metric or self.monitor_name or "monitor"
         service = self.service or service
         model = self.model_id
         if model and self.model_version:
-            model += f" v{self.model_version}"
+            model += f" {version_label(self.model_version)}"
         details = []
         if service and service != self.model_id:
-            subject = service
+            subject: str | None = service
             details += [f"model {model}"] if model else []
         else:
-            subject = model or "unknown model"
+            subject = model
         details += [self.environment] if self.environment else []
         where = f" ({', '.join(details)})" if details else ""
         numbers = ""
         if self.value is not None and self.threshold is not None:
-            numbers = f": {self.value:g} {self.operator or 'vs'} {self.threshold:g}"
+            numbers = f": {self.value:g} {operator_sign(self.operator)} {self.threshold:g}"
+        elif self.value is not None:
+            numbers = f": {self.value:g}"
         segment = ""
         if self.segment:
             segment = " [" + ", ".join(f"{k}={v}" for k, v in sorted(self.segment.items())) + "]"
-        return f"{what} breach on {subject}{where}{numbers}{segment}"
+        monitor = ""
+        if self.monitor_name and self.monitor_name.casefold() != what.casefold():
+            monitor = f" · monitor {self.monitor_name}"
+        on = f" on {subject}" if subject else ""
+        return one_line(f"{what} breach{on}{where}{numbers}{segment}{monitor}")
+
+
+_SIGNS = {
+    **dict.fromkeys(("greater_than", "gt", "above"), ">"),
+    **dict.fromkeys(("less_than", "lt", "below"), "<"),
+    **dict.fromkeys(("greater_than_or_equal", "greater_than_or_equals", "gte", ">="), "≥"),
+    **dict.fromkeys(("less_than_or_equal", "less_than_or_equals", "lte", "<="), "≤"),
+    **dict.fromkeys(("equals", "equal", "eq", "=="), "="),
+}
+
+
+def operator_sign(operator: str | None) -> str:
+    """Return a threshold operator as a sign (`GREATER_THAN` is `>`), `vs` when none is given."""
+    if not operator:
+        return "vs"
+    return _SIGNS.get(operator.strip().casefold().replace(" ", "_"), operator)
+
+
+_VERSION_WITH_V = re.compile(r"^v\d", re.IGNORECASE)
+
+
+def version_label(version: str) -> str:
+    """Return a model version as said after the model: `v7` for `7` and for `v7` alike."""
+    version = version.strip()
+    if _VERSION_WITH_V.match(version) or not version[:1].isdigit():
+        return version
+    return f"v{version}"
+
+
+def one_line(text: str) -> str:
+    """Return text on one line: every run of whitespace (newlines too) becomes one space."""
+    return " ".join(text.split())
 
 
 class AlertState(StrEnum):

@@ -11,6 +11,7 @@ from agent.outside_text import mrkdwn, slack_mention
 APPROVE_ACTION = "remediator.approve"
 REJECT_ACTION = "remediator.reject"
 BLOCK_ID = "remediator.approval"
+HEADER_LIMIT = 150
 
 
 def button_value(approval: Approval) -> str:
@@ -24,12 +25,18 @@ def _who(approvers: list[str]) -> str:
     return ", ".join(slack_mention(a) for a in approvers)
 
 
-def _action_lines(approval: Approval, blast_radius: str) -> list[str]:
-    params = ", ".join(f"{k}={v}" for k, v in sorted(approval.params.items())) or "none"
+def incident_ref(approval: Approval) -> str:
+    """Return the incident's short id, which tells two requests of two incidents apart."""
+    return str(approval.incident_id)[:8]
+
+
+def _incident_line(approval: Approval, title: str) -> str:
+    return f"*Incident* `{incident_ref(approval)}`: {mrkdwn(title)}"
+
+
+def _action_lines(approval: Approval, blast_radius: str, service: str | None) -> list[str]:
     return [
-        f"*Action:* `{mrkdwn(approval.kind)}`"
-        + (f" → `{mrkdwn(approval.target)}`" if approval.target else "")
-        + f" · parameters: {mrkdwn(params)} · runbook `{mrkdwn(approval.runbook)}`",
+        f"*Action:* {mrkdwn(approval.describe(service))} · runbook `{mrkdwn(approval.runbook)}`",
         f"*Blast radius:* {mrkdwn(blast_radius)}",
     ]
 
@@ -41,23 +48,27 @@ def request_message(
     diagnosis: str,
     evidence: list[str],
     blast_radius: str,
+    service: str | None = None,
 ) -> tuple[str, list[dict[str, Any]]]:
     """Return the text and blocks asking for approval of one exact action.
 
-    The title, diagnosis and evidence come from outside: escaped, so they mention nobody.
+    The action is said in words (`fail over support-bot to backup-region (us-east-1)`), and the
+    incident by its title and short id, so no two requests of two incidents look alike. The
+    title, diagnosis and evidence come from outside: escaped, so they mention nobody.
     """
-    title = mrkdwn(title)
-    text = f"Approval needed: {mrkdwn(approval.describe())} for {title}"
+    action = approval.describe(service)
+    text = mrkdwn(f"Approval needed for incident {incident_ref(approval)} ({title}): {action}")
     sections = [
-        f"*Approval needed* for incident: {title}",
+        _incident_line(approval, title),
         f"*Diagnosis:* {mrkdwn(diagnosis)}",
         "*Evidence*\n" + ("\n".join(f"• {mrkdwn(line)}" for line in evidence) or "• none gathered"),
-        *_action_lines(approval, blast_radius),
+        *_action_lines(approval, blast_radius, service),
         f"*Who may approve:* {_who(approval.approvers)}",
         f"*Expires:* {approval.expires_at:%Y-%m-%d %H:%M:%S} UTC; with no answer by then the "
         "action is NOT taken and the runbook's timeout branch runs.",
     ]
-    blocks: list[dict[str, Any]] = [_section(s) for s in sections]
+    blocks: list[dict[str, Any]] = [_header(f"Approval needed: {action}")]
+    blocks += [_section(s) for s in sections]
     if approval.status == ApprovalStatus.pending:
         value = button_value(approval)
         blocks.append(
@@ -86,7 +97,12 @@ def request_message(
 
 
 def decided_message(
-    approval: Approval, *, title: str, blast_radius: str, next_step: str
+    approval: Approval,
+    *,
+    title: str,
+    blast_radius: str,
+    next_step: str,
+    service: str | None = None,
 ) -> tuple[str, list[dict[str, Any]]]:
     """Return the request as edited once answered: who decided, when, and what happens next."""
     when = f"{approval.decided_at:%Y-%m-%d %H:%M:%S} UTC" if approval.decided_at else "unknown"
@@ -98,15 +114,25 @@ def decided_message(
         )
     else:
         outcome = f"*{approval.status.capitalize()}* at {when}: {mrkdwn(approval.reason or '')}"
-    title, next_step = mrkdwn(title), mrkdwn(next_step)
-    text = f"{mrkdwn(approval.describe())}: {approval.status} — {next_step}"
+    action = approval.describe(service)
+    text = mrkdwn(
+        f"{approval.status.capitalize()}: {action} for incident {incident_ref(approval)} "
+        f"({title}) — {next_step}"
+    )
     sections = [
-        f"*Approval* for incident: {title}",
-        *_action_lines(approval, blast_radius),
+        _incident_line(approval, title),
+        *_action_lines(approval, blast_radius, service),
         outcome,
-        f"*Next:* {next_step}",
+        f"*Next:* {mrkdwn(next_step)}",
     ]
-    return text, [_section(s) for s in sections]
+    blocks = [_header(f"{approval.status.capitalize()}: {action}")]
+    return text, blocks + [_section(s) for s in sections]
+
+
+def _header(text: str) -> dict[str, Any]:
+    line = " ".join(text.replace("<", "\u2039").split())  # `<` opens every mention and link
+    line = line if len(line) <= HEADER_LIMIT else line[: HEADER_LIMIT - 1] + "…"
+    return {"type": "header", "text": {"type": "plain_text", "text": line}}
 
 
 def _section(text: str) -> dict[str, Any]:

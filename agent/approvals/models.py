@@ -55,9 +55,61 @@ class Approval(SQLModel, table=True):
         """Tell whether the request has its one decision (or expired, or was cancelled)."""
         return self.status != ApprovalStatus.pending
 
-    def describe(self) -> str:
-        """Return the action in a few words: `failover to backup-region`."""
-        return f"{self.kind} to {self.target}" if self.target else self.kind
+    def describe(self, service: str | None = None) -> str:
+        """Return the action in words: `fail over support-bot to backup-region (us-east-1)`."""
+        known = ("severity", "team", "version", "previous_version", "change_kind")
+        params = {k: v for k, v in self.params.items() if k in known}
+        target = self.params.get("target") or self.target
+        return action_in_words(self.kind, service=service, target=target, **params)
+
+
+def action_in_words(
+    kind: str,
+    *,
+    service: str | None = None,
+    target: object = None,
+    severity: object = None,
+    team: object = None,
+    version: object = None,
+    previous_version: object = None,
+    change_kind: object = None,
+    **_: object,
+) -> str:
+    """Return what an action does, in words a responder reads at a glance.
+
+    `target` is a failover target's name or its catalog entry (`{"name", "region", "model"}`);
+    the other keywords are a planned action's parameters (unknown ones are ignored).
+    """
+    entry = target if isinstance(target, dict) else {}
+    name = entry.get("name") if entry else target
+    where = entry.get("region") or entry.get("model")
+    to = f"{name} ({where})" if name and where else str(name or where or "its failover target")
+    subject = f" {service}" if service else ""
+    if kind == "failover":
+        return f"fail over{subject} to {to}"
+    if kind == "failback":
+        return f"move{subject} back from {name or 'its failover route'} to primary"
+    if kind == "page":
+        return f"page {team or 'on-call'}" + (f" at {severity}" if severity else "")
+    if kind == "notify":
+        return f"post a {severity or 'warning'} notice in the Slack thread"
+    if kind == "rollback":
+        what = " ".join(str(part) for part in (change_kind, version) if part)
+        return (
+            f"roll back{subject}"
+            + (f" {what}" if what else "")
+            + (f" to {previous_version}" if previous_version else "")
+        )
+    if kind == "rollback_prompt":
+        label = entry.get("label") or "production"
+        prompt = entry.get("prompt_id") or "its prompt"
+        back_to = entry.get("to_version") or previous_version
+        return (
+            f"move the {label} label of{subject} prompt {prompt} back"
+            + (f" from version {entry['from_version']}" if entry.get("from_version") else "")
+            + (f" to version {back_to}" if back_to else " to the previous version")
+        )
+    return f"{kind} {to}" if name else kind
 
 
 class ApprovalRead(SQLModel):

@@ -8,6 +8,8 @@ from typing import Any
 
 from agent.alerts.models import Breach
 from agent.failovers.service import record_failover
+from agent.graph.messages import page_details, page_links, short_id
+from agent.graph.policy import runbook_of
 from agent.graph.state import IncidentState, RunContext
 from agent.incidents.models import page_dedup_key
 from agent.outside_text import http_url, plain, plain_value
@@ -22,22 +24,19 @@ def page(ctx: RunContext, state: IncidentState, item: dict[str, Any]) -> dict[st
     pager = pager_for(ctx, state.get("service"), item.get("team"))
     breach = state["breach"]
     incident_id = uuid.UUID(state["incident_id"])
+    steps = runbook_of(ctx, state["runbook"]).next_steps.of(str(state["diagnosis"]["kind"]))
+    public_url = ctx.settings.public_url
     request = PageRequest(
         dedup_key=page_dedup_key(incident_id, item.get("team")),
-        summary=f"[{state['diagnosis']['kind']}] {page_title(breach, state.get('service'))}",
+        summary=page_summary(state, item),
         source=breach.get("model_id") or breach.get("monitor_id") or "llm-service",
         severity=item["severity"],
         component=item.get("component")
         or state["diagnosis"].get("component")
         or breach.get("model_id"),
         group=breach.get("environment"),
-        custom_details={
-            "incident_id": str(incident_id),
-            "diagnosis": state["diagnosis"]["summary"],
-            "runbook": state["runbook"],
-            "evidence": evidence_lines(state),
-        },
-        links=[{"href": str(breach["url"]), "text": "Arize monitor"}] if breach.get("url") else [],
+        custom_details=page_details(state, public_url, next_steps=steps, reason=item.get("reason")),
+        links=page_links(state, public_url),
     )
     request = outgoing_page(ctx, request)
     who = item.get("team") or "on-call"
@@ -126,7 +125,8 @@ def fail_over(ctx: RunContext, state: IncidentState, item: dict[str, Any]) -> di
         "idempotency_key": key,
         "previous": previous,
         "moved": moved,
-        "summary": f"failed over to {target['name']}: {result.summary}",
+        "summary": f"{'failed' if ok else 'did not fail'} over to {target['name']}: "
+        f"{result.summary}",
         "error": result.error,
     }
 
@@ -198,12 +198,12 @@ def pager_for(ctx: RunContext, service: str | None, team: str | None) -> Pager |
     return ctx.tools.pager
 
 
-def evidence_lines(state: IncidentState) -> list[str]:
-    return [f"{f['probe']}: {f['status']} — {f['summary']}" for f in state.get("findings", [])]
-
-
-def page_title(breach: dict[str, Any], service: str | None = None) -> str:
-    return Breach.model_validate(breach).title(service)
+def page_summary(state: IncidentState, item: dict[str, Any]) -> str:
+    """Return a page's one line: the title first (what a phone shows), then the diagnosis."""
+    diagnosis = state["diagnosis"]
+    title = Breach.model_validate(state["breach"]).title(state.get("service"))
+    why = f" — {item['reason']}" if item.get("reason") else ""
+    return f"[{diagnosis['kind']}] {title} (incident {short_id(state['incident_id'])}){why}"
 
 
 def describe_action(item: dict[str, Any]) -> str:

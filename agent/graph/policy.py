@@ -29,8 +29,41 @@ def builtin_runbook(settings: Settings) -> Runbook:
             },
             "actions": {diagnosis: page for diagnosis in DIAGNOSES},
             "failback": "approval",
+            "next_steps": BUILTIN_NEXT_STEPS,
         }
     )
+
+
+_NO_RUNBOOK = (
+    "No runbook covers this breach: write one for its metric and service "
+    "(`remediator runbooks validate` checks it), so the next incident gets its own steps."
+)
+BUILTIN_NEXT_STEPS: dict[str, list[str]] = {
+    "dependency_degraded": [
+        "Check the degraded dependency's own dashboard and tell its owner.",
+        _NO_RUNBOOK,
+    ],
+    "endpoint_isolated": [
+        "Check the endpoint's provider status page and the gateway's latency and errors by "
+        "region; fail over by hand if another route is healthy.",
+        _NO_RUNBOOK,
+    ],
+    "suspect_change": [
+        "Ask the suspect deployment's author whether it can be rolled back, and roll it back "
+        "by hand if users are affected.",
+        _NO_RUNBOOK,
+    ],
+    "segment_only": [
+        "Check the affected segment's traffic in Arize before touching the service as a whole.",
+        _NO_RUNBOOK,
+    ],
+    "no_fault_found": [
+        "Open the Arize monitor and check whether the breach is still ongoing.",
+        "Read the log evidence for errors the probes did not see.",
+        _NO_RUNBOOK,
+    ],
+}
+"""What the built-in policy suggests to the person paged, per diagnosis."""
 
 
 def service_probes(service: Service) -> dict[str, float]:

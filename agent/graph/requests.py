@@ -11,6 +11,7 @@ from agent.approvals.message import decided_message, request_message
 from agent.approvals.models import Approval
 from agent.approvals.service import request_approval, set_message
 from agent.graph.channels import post_to_incident
+from agent.graph.messages import evidence_lines, strongest
 from agent.graph.state import IncidentState, RunContext
 from agent.store.db import session_scope
 from runbooks.schema import Runbook
@@ -70,14 +71,16 @@ def action_key(state: IncidentState, item: dict[str, Any]) -> str:
 def _post_request(ctx: RunContext, state: IncidentState, approval: Approval) -> None:
     title = Breach.model_validate(state["breach"]).title(state.get("service"))
     diagnosis = state.get("diagnosis", {})
+    pro, con = strongest(diagnosis)
+    evidence = [f"for: {pro}"] if pro else []
+    evidence += [f"against: {con}"] if con else []
     text, blocks = request_message(
         approval,
         title=title,
-        diagnosis=f"{diagnosis.get('kind')} — {diagnosis.get('summary', '')}",
-        evidence=[
-            f"{f['probe']}: {f['status']} — {f['summary']}" for f in state.get("findings", [])
-        ],
+        diagnosis=f"{diagnosis.get('kind', 'none')} — {diagnosis.get('summary', '')}",
+        evidence=evidence + evidence_lines(state),
         blast_radius=blast_radius(ctx, state, approval),
+        service=state.get("service"),
     )
     posted = post_to_incident(
         ctx,
@@ -103,6 +106,7 @@ def edit_request(ctx: RunContext, state: IncidentState, approval: Approval, step
         title=Breach.model_validate(state["breach"]).title(state.get("service")),
         blast_radius=blast_radius(ctx, state, approval),
         next_step=step,
+        service=state.get("service"),
     )
     result = chat.update(
         channel=approval.slack_channel,
@@ -129,7 +133,8 @@ def blast_radius(ctx: RunContext, state: IncidentState, approval: Approval) -> s
             f"from version {target.get('to_version')} to {target.get('from_version')}"
         )
     if approval.kind == "failback":
-        return f"all traffic of {service} moves back to its route before the incident"
+        away = target.get("name") if isinstance(target, dict) else approval.target
+        return f"all traffic of {service} moves back from {away} to its primary route"
     if approval.kind == "rollback_prompt" and isinstance(target, dict):
         return (
             f"the {target.get('label')} label of prompt {target.get('prompt_id')} moves from "

@@ -154,7 +154,12 @@ def test_a_failover_waits_for_approval_then_runs_once_on_the_approvers_click(
 
     # The request says what, where, who and until when; nothing has moved yet.
     text = json.dumps(message["blocks"])
-    for expected in ("failover", "backup-region", "Blast radius", "<@U0ALICE>", "Expires"):
+    for expected in (
+        "fail over support-bot to backup-region (us-east-1)",
+        "Blast radius",
+        "<@U0ALICE>",
+        "Expires",
+    ):
         assert expected in text
     assert world.gateway.history == []
     wait_for(lambda: agent.wait_alert(alert_id, timeout=1)["incident_run_state"] == "waiting")
@@ -388,7 +393,11 @@ def failback_request(world: SandboxStack, after: str) -> dict[str, Any]:
 
     def find() -> dict[str, Any] | None:
         for message in world.slack.snapshot()["messages"]:
-            if message["ts"] != after and "failback" in message.get("text", ""):
+            if message[
+                "ts"
+            ] != after and "move support-bot back from backup-region to primary" in message.get(
+                "text", ""
+            ):
                 blocks = message.get("blocks") or []
                 blocks = json.loads(blocks) if isinstance(blocks, str) else blocks
                 if any(b.get("type") == "actions" for b in blocks):
@@ -426,7 +435,11 @@ def test_a_failback_waits_for_its_own_approval_after_the_resolution(
     time.sleep(0.5)
     assert len(world.gateway.history) == 2
     edited = world.slack.message(request["ts"])
-    assert edited is not None and "Failback of support-bot: done" in json.dumps(edited["blocks"])
+    assert (
+        edited is not None
+        and "Move support-bot back from backup-region to primary: done"
+        in json.dumps(edited["blocks"])
+    )
 
 
 def test_a_failback_nobody_approves_expires_and_leaves_the_route_alone(
@@ -495,9 +508,14 @@ def test_without_slack_the_cli_approves_through_the_same_checks(
     again = runner.invoke(app, ["approve", str(row.id), "--as", APPROVER])
     finished(agent, alert_id)
 
-    assert str(row.id) in listed.output and "failover to backup-region" in listed.output
+    assert (
+        str(row.id) in listed.output and "fail over to backup-region (us-east-1)" in listed.output
+    )
     assert stranger.exit_code == 1 and "U0MALLORY is not an approver" in stranger.output
-    assert approved.exit_code == 0 and "approved: failover to backup-region" in approved.output
+    assert (
+        approved.exit_code == 0
+        and "approved: fail over to backup-region (us-east-1)" in approved.output
+    )
     assert again.exit_code == 0 and "nothing changed" in again.output
     assert len(world.gateway.history) == 1
     assert approval_row(agent).decided_via == "cli"

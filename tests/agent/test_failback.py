@@ -126,7 +126,10 @@ def test_a_primary_still_broken_at_the_resolution_keeps_the_failover_until_it_he
     assert "openai/support-bot-v3@eu-west-1" in checked["summary"]
     said = thread_replies(world)[-1]
     assert said.startswith("Resolved:")
-    assert "Failback of support-bot held" in said and "tried again in 10 min" in said
+    assert (
+        "Move support-bot back from backup-region to primary: held" in said
+        and "tried again in 10 min" in said
+    )
     assert [f.status for f in failovers(parts)] == ["holding"]
 
     parts.clock.advance(9 * 60)
@@ -140,7 +143,7 @@ def test_a_primary_still_broken_at_the_resolution_keeps_the_failover_until_it_he
 
     assert region(world) == "eu-west-1"
     assert [e["status"] for e in events(parts, "failback.checked")] == ["down", "ok"]
-    assert "Failback of support-bot: done" in thread_replies(world)[-1]
+    assert "Move support-bot back from backup-region to primary: done" in thread_replies(world)[-1]
     assert [f.status for f in failovers(parts)] == ["restored"]
     assert incidents(parts)[0].run_state == "completed"
     parts.clock.advance(3600)

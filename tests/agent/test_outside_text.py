@@ -13,6 +13,7 @@ from agent.approvals.message import decided_message, request_message
 from agent.approvals.models import Approval, ApprovalStatus
 from agent.graph.nodes.report import summary_message
 from agent.outside_text import http_url, mrkdwn, mrkdwn_link, plain, slack_mention
+from tests.agent.blockkit import texts
 
 CONTROL = [
     "<!channel>",
@@ -31,11 +32,8 @@ LIVE = re.compile(r"<[@!#][^>]*>|<[a-z][a-z0-9+.-]*:[^>]*>", re.IGNORECASE)
 
 
 def slack_texts(text: str, blocks: list[dict[str, Any]]) -> list[str]:
-    found = [text]
-    for block in blocks:
-        if isinstance(block.get("text"), dict):
-            found.append(block["text"]["text"])
-    return found
+    # Every text object, nested ones too (fields, context elements, buttons).
+    return texts(text, blocks)
 
 
 @pytest.mark.parametrize("sequence", CONTROL)

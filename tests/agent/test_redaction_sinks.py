@@ -29,6 +29,7 @@ from sandbox.aws import seed_log_lines
 from sandbox.openai_state import ToolCall
 from sandbox.stack import CHAT_MODEL, DEMO_SERVICE, SandboxStack
 from tests import secrets_corpus as corpus
+from tests.agent.blockkit import texts as block_texts
 from tests.conftest import RunningService, ServiceFactory, sandbox_overrides
 
 pytestmark = pytest.mark.slow
@@ -362,11 +363,10 @@ def cli_exports(
 def assert_inert_in_slack(slack: dict[str, Any]) -> None:
     """No message mentions anyone or links anywhere because of outside text."""
     for message in slack["messages"]:
-        texts = [message.get("text") or ""]
-        for block in message.get("blocks") or []:
-            if isinstance(block, dict) and isinstance(block.get("text"), dict):
-                texts.append(str(block["text"].get("text", "")))
-        for body in texts:
+        blocks = message.get("blocks") or []
+        blocks = json.loads(blocks) if isinstance(blocks, str) else blocks
+        # Every text object, nested ones too (section fields, context elements).
+        for body in block_texts(message.get("text") or "", blocks):
             assert not LIVE.search(body), body
             links = re.findall(r"<([^>|]+)(?:\|[^>]*)?>", body)
             assert all(link.startswith(("http://", "https://")) for link in links), links

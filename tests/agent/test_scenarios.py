@@ -160,10 +160,14 @@ def test_a_resolved_breach_resolves_the_pages_and_fails_back(
     assert [a["status"] for a in world.pagerduty.snapshot()["alerts"]] == ["resolved"]
     found = events(agent, incident_id)
     kinds = [e.kind for e in found]
-    started = next(i for i, e in enumerate(found) if "fail support-bot back" in e.data)
+    started = next(
+        i
+        for i, e in enumerate(found)
+        if "move support-bot back from backup-region to primary" in e.data
+    )
     assert kinds[started + 1] == "action.succeeded"
     thread = [m for m in world.slack.snapshot()["messages"] if m["thread_ts"]]
-    assert "Failback of support-bot: done" in thread[-1]["text"]
+    assert "Move support-bot back from backup-region to primary: done" in thread[-1]["text"]
 
 
 def test_a_deployment_in_the_window_proposes_a_rollback_and_does_not_fail_over(

@@ -79,7 +79,7 @@ def test_log_evidence_names_the_errors_of_the_breached_model(
         if t["dedup_key"] == f"remediator/incident/{done['incident_id']}"
     )
     evidence = " ".join(trigger["payload"]["custom_details"]["evidence"])
-    assert "logs: degraded" in evidence
+    assert "logs (CloudWatch /llm/chat-gateway): degraded" in evidence
     assert "vector store query timed out" in evidence
 
 

@@ -49,6 +49,11 @@ class CloudWatchLogSource:
         self._sleep = sleep
         self._monotonic = monotonic
 
+    @property
+    def source(self) -> str:
+        """Return where this source reads, for people: `CloudWatch /llm/gateway`."""
+        return f"CloudWatch {', '.join(self._log_groups) or '(no log groups)'}"
+
     def check(self) -> tuple[bool, str]:
         """Confirm that every configured log group exists."""
         if not self._log_groups:
@@ -77,6 +82,7 @@ class CloudWatchLogSource:
         if not self._log_groups:
             return ToolResult(
                 tool=self.name,
+                source=self.source,
                 status=ToolStatus.no_data,
                 summary="no CloudWatch log groups configured",
                 asked=asked,
@@ -86,6 +92,7 @@ class CloudWatchLogSource:
         except (BotoCoreError, ClientError) as exc:
             return ToolResult(
                 tool=self.name,
+                source=self.source,
                 status=ToolStatus.error,
                 summary="CloudWatch Logs query failed",
                 asked=asked,
@@ -95,6 +102,7 @@ class CloudWatchLogSource:
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             return ToolResult(
                 tool=self.name,
+                source=self.source,
                 status=ToolStatus.error,
                 summary="CloudWatch Logs gave a malformed answer",
                 asked=asked,
@@ -104,6 +112,7 @@ class CloudWatchLogSource:
         if status != "Complete":
             return ToolResult(
                 tool=self.name,
+                source=self.source,
                 status=ToolStatus.error,
                 summary=f"CloudWatch Logs query ended {status}",
                 asked=asked,
@@ -176,6 +185,7 @@ class CloudWatchLogSource:
             status, summary = ToolStatus.ok, f"{len(lines)} log line(s), none with errors"
         return ToolResult(
             tool=self.name,
+            source=self.source,
             status=status,
             summary=summary,
             asked=asked,

@@ -34,6 +34,12 @@ class CloudWatchMetricSource:
         self._client = client
         self._metrics = list(metrics)
 
+    @property
+    def source(self) -> str:
+        """Return what this source reads, for people: `CloudWatch metrics LLMGateway`."""
+        namespaces = ", ".join(dict.fromkeys(spec.namespace for spec in self._metrics))
+        return f"CloudWatch metrics {namespaces}".rstrip()
+
     def check(self) -> tuple[bool, str]:
         """Confirm that CloudWatch answers list_metrics for the first metric's namespace."""
         if not self._metrics:
@@ -79,6 +85,7 @@ class CloudWatchMetricSource:
         except (BotoCoreError, ClientError) as exc:
             return ToolResult(
                 tool=self.name,
+                source=self.source,
                 status=ToolStatus.error,
                 asked=asked,
                 summary="CloudWatch get_metric_data failed",
@@ -88,6 +95,7 @@ class CloudWatchMetricSource:
         except (KeyError, TypeError, ValueError) as exc:
             return ToolResult(
                 tool=self.name,
+                source=self.source,
                 status=ToolStatus.error,
                 asked=asked,
                 summary="CloudWatch gave a malformed answer",
@@ -120,6 +128,7 @@ class CloudWatchMetricSource:
         if not any(m["points"] for m in evidence["metrics"]):
             return ToolResult(
                 tool=self.name,
+                source=self.source,
                 status=ToolStatus.no_data,
                 asked=asked,
                 evidence=evidence,
@@ -130,6 +139,7 @@ class CloudWatchMetricSource:
         summary = "; ".join(over) if over else "every configured metric within its threshold"
         return ToolResult(
             tool=self.name,
+            source=self.source,
             status=status,
             asked=asked,
             evidence=evidence,

@@ -128,6 +128,11 @@ class GcpLogSource:
         self._policy = retry_policy
         self._sleep = sleep
 
+    @property
+    def source(self) -> str:
+        """Return where this source reads, for people: `GCP acme-prod (k8s_container)`."""
+        return f"GCP {self._project} ({self._resource_type})"
+
     def check(self) -> tuple[bool, str]:
         """List at most one recent entry of the resource type: proves access and reachability."""
         now = datetime.now(UTC)
@@ -216,6 +221,7 @@ class GcpLogSource:
             summary = "Cloud Logging call failed"
         return ToolResult(
             tool=self.name,
+            source=self.source,
             status=status,
             summary=summary,
             asked=asked,
@@ -255,6 +261,7 @@ class GcpLogSource:
             status, summary = ToolStatus.no_data, "no log entries for this model in the window"
         return ToolResult(
             tool=self.name,
+            source=self.source,
             status=status,
             summary=summary,
             asked=asked,

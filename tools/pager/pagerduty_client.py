@@ -7,6 +7,10 @@ from pathlib import Path
 from typing import Any
 
 ERROR_LIMIT = 1000
+SUMMARY_LIMIT = 1024
+"""Events API v2: at most this many characters of `payload.summary`."""
+NOTE_LIMIT = 25_000
+"""REST API v2: at most this many characters of a note's `content`."""
 
 
 def tls_verify(ca_bundle: Path | None) -> ssl.SSLContext | bool:

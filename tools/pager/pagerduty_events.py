@@ -8,6 +8,7 @@ from typing import Any
 import pagerduty
 
 from tools.pager.pagerduty_client import (
+    SUMMARY_LIMIT,
     bound_retries,
     error_detail,
     tls_verify,
@@ -15,8 +16,7 @@ from tools.pager.pagerduty_client import (
 from tools.protocols import PageRequest
 from tools.result import Stopwatch, ToolResult, ToolStatus
 from tools.retry import count_retry
-
-SUMMARY_LIMIT = 1024
+from tools.text import fit
 
 DEDUP_KEY_LIMIT = 255
 
@@ -56,7 +56,7 @@ class PagerDutyEventsPager:
         if request.severity not in SEVERITIES:
             raise ValueError(f"severity must be one of {sorted(SEVERITIES)}")
         payload: dict[str, Any] = {
-            "summary": request.summary[:SUMMARY_LIMIT],
+            "summary": fit(request.summary, SUMMARY_LIMIT),
             "source": request.source,
             "severity": request.severity,
             "custom_details": request.custom_details,

@@ -12,12 +12,14 @@ import pagerduty
 
 from tools.pager.pagerduty_client import (
     ERROR_LIMIT,
+    NOTE_LIMIT,
     bound_retries,
     rest_error,
     tls_verify,
 )
 from tools.result import Stopwatch, ToolResult, ToolStatus
 from tools.retry import RetryPolicy, Verdict, call_with_retry, count_retry
+from tools.text import fit
 
 URGENCIES = frozenset({"high", "low"})
 
@@ -121,7 +123,8 @@ class PagerDutyRestPager:
         )
 
     def add_note(self, incident_id: str, content: str) -> ToolResult:
-        """Add a note to an incident's timeline."""
+        """Add a note to an incident's timeline (cut to PagerDuty's length limit)."""
+        content = fit(content, NOTE_LIMIT)
         asked = {
             "call": "POST /incidents/{id}/notes",
             "incident_id": incident_id,

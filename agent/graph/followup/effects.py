@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from agent.alerts.models import Breach
-from agent.approvals.models import Approval
+from agent.approvals.models import Approval, action_in_words
 from agent.approvals.service import unsettled_failbacks
 from agent.failovers.service import next_try
 from agent.graph.channels import channel_for, posted_before
@@ -40,15 +40,16 @@ def restore(ctx: RunContext, state: FollowupState, failover: dict[str, Any]) -> 
     (`agent.graph.followup.failback`).
     """
     service = str(state["run"].get("service"))
+    words = failback_words(service, str(failover["target"]["name"]))
     tools = ctx.service_tools(service)
     if tools is None or tools.failover is None:
-        return False, f"Failback of {service} not taken: no failover backend configured."
+        return False, f"{capital(words)}: not taken, no failover backend configured."
     record(
         ctx,
         state,
         "action.started",
         {
-            "summary": f"fail {service} back to its route before the incident",
+            "summary": words,
             "action": "failback",
             "idempotency_key": failover["idempotency_key"],
         },
@@ -56,7 +57,17 @@ def restore(ctx: RunContext, state: FollowupState, failover: dict[str, Any]) -> 
     result = tools.failover.restore(service, idempotency_key=failover["idempotency_key"])
     ok = result.status == "ok"
     record(ctx, state, "action.succeeded" if ok else "action.failed", result.audit_data())
-    return ok, f"Failback of {service}: {'done' if ok else 'FAILED'} ({result.summary})."
+    return ok, f"{capital(words)}: {'done' if ok else 'FAILED'} ({result.summary})."
+
+
+def failback_words(service: str, target: str) -> str:
+    """Return what a failback does: `move support-bot back from backup-region to primary`."""
+    return action_in_words("failback", service=service, target=target)
+
+
+def capital(text: str) -> str:
+    """Return text with its first letter in upper case (the rest as it is)."""
+    return text[:1].upper() + text[1:]
 
 
 def reply(ctx: RunContext, state: FollowupState, text: str) -> None:

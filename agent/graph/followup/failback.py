@@ -33,7 +33,7 @@ from agent.failovers.service import (
     still_breaching,
     wake_held,
 )
-from agent.graph.followup.effects import record, restore
+from agent.graph.followup.effects import capital, failback_words, record, restore
 from agent.graph.followup.state import FollowupState
 from agent.graph.policy import runbook_of
 from agent.graph.requests import action_key, approvers_for, ask_approval
@@ -66,16 +66,17 @@ def attempt_failback(
         return None
     runbook = runbook_of(ctx, str(run.get("runbook")))
     tools = ctx.service_tools(service)
+    what = capital(failback_words(service, target))
     if not row.moved:
         note = (
-            f"Failback of {service}: nothing of this incident's to move back; the route was "
+            f"{what}: nothing of this incident's to move back; the route was "
             f"already on {target} when it failed over, and the incident that moved it moves it "
             "back."
         )
         _settle(ctx, state, row, FailoverStatus.released, note, "failback.released")
         return note
     if tools is None or tools.failover is None:
-        note = f"Failback of {service} not taken: no failover backend configured."
+        note = f"{what}: not taken, no failover backend configured."
         _settle(ctx, state, row, FailoverStatus.kept, note, "action.not_taken")
         return note
     with session_scope(ctx.engine) as session:
@@ -111,7 +112,7 @@ def attempt_failback(
     check = _check_primary(ctx, state, row, tools, runbook)
     if check is None:
         note = (
-            f"Failback of {service} not taken: nothing can check the primary route (the catalog "
+            f"{what}: not taken, nothing can check the primary route (the catalog "
             f"describes no endpoint probe for it); it stays on {target} until someone moves it "
             "back."
         )
@@ -131,8 +132,8 @@ def attempt_failback(
         )
         _snooze(ctx, row)
         return (
-            f"The primary {primary} answers its known-answer prompts right. Failback of "
-            f"{service} waits for approval (request {approval_id})."
+            f"The primary {primary} answers its known-answer prompts right. {what}: waits for "
+            f"approval (request {approval_id})."
         )
     done, text = restore(ctx, state, failover)
     if not done:
@@ -218,7 +219,7 @@ def _hold(
         if minutes
         else "tried again at the service's next resolution"
     )
-    note = f"Failback of {service} held: {why}; {then}."
+    note = f"{capital(failback_words(service, row.target))}: held, {why}; {then}."
     next_try = ctx.now() + timedelta(minutes=minutes) if minutes else None
     repeated = (row.note or "").startswith(f"{HELD}:{reason}:")
     with session_scope(ctx.engine) as session:

@@ -52,7 +52,7 @@ def approve(state: IncidentState, runtime: Runtime[RunContext]) -> dict[str, Any
         else:
             item.update(status=str(approval.status), reason=_why_not(approval))
             expired = expired or approval.status == ApprovalStatus.expired
-        edit_request(ctx, state, approval, _next_step(approval, runbook))
+        edit_request(ctx, state, approval, _next_step(approval, runbook, state.get("service")))
     if expired:
         plan.extend(timeout_branch(runbook, plan))
     ctx.record(
@@ -123,13 +123,14 @@ def _why_not(approval: Approval) -> str:
     return f"approval {approval.status}: {approval.reason or ''}".rstrip(": ")
 
 
-def _next_step(approval: Approval, runbook: Runbook) -> str:
+def _next_step(approval: Approval, runbook: Runbook, service: str | None) -> str:
+    what = approval.describe(service)
     if approval.status == ApprovalStatus.approved:
-        return f"taking the action now: {approval.describe()}; the result follows in this thread."
+        return f"taking the action now: {what}; the result follows in this thread."
     if approval.status == ApprovalStatus.expired:
         branch = runbook.approval.on_timeout
         return (
-            f"{approval.describe()} is NOT taken; the runbook's timeout branch runs instead: "
+            f"{what} is NOT taken; the runbook's timeout branch runs instead: "
             f"{branch.action} at {branch.severity}."
         )
-    return f"{approval.describe()} is NOT taken."
+    return f"{what} is NOT taken."

@@ -1,18 +1,21 @@
-"""Report: the incident's Slack thread gets the diagnosis, the evidence and what was done."""
+"""Report: the incident's Slack thread gets the report, each page a note of it.
+
+What the report says is built in `agent.graph.messages`; this node posts it, once per incident.
+"""
 
 from __future__ import annotations
 
-import html
 import uuid
 from typing import Any
 
 from langgraph.runtime import Runtime
 from sqlmodel import col, select
 
-from agent.alerts.models import Breach
 from agent.graph.channels import post_to_incident
+from agent.graph.messages import page_note, summary_message
+from agent.graph.policy import runbook_of
 from agent.graph.state import IncidentState, RunContext
-from agent.outside_text import http_url, mrkdwn, mrkdwn_link, plain
+from agent.outside_text import plain
 from agent.store.db import session_scope
 from audit.models import AuditEvent
 
@@ -25,7 +28,8 @@ REPORT_STEP = "report"
 def report(state: IncidentState, runtime: Runtime[RunContext]) -> dict[str, Any]:
     """Post the incident summary to Slack (redacted like the audit trail)."""
     ctx = runtime.context
-    text, blocks = summary_message(state, ctx.settings.public_url)
+    steps = next_steps(ctx, state)
+    text, blocks = summary_message(state, ctx.settings.public_url, next_steps=steps)
     posted = post_to_incident(
         ctx,
         state,
@@ -40,9 +44,16 @@ def report(state: IncidentState, runtime: Runtime[RunContext]) -> dict[str, Any]
     if isinstance(posted, str):
         return {"report": {"status": "failed", "error": posted}}
     channel, ts = posted
-    # A note is plain text (PagerDuty may forward it to chat): the summary, unescaped, inert.
-    _note_on_page(ctx, state, plain(html.unescape(ctx.audit.redactor.text(text))))
+    # A note is plain text (PagerDuty may forward it to chat): the whole report, inert.
+    note = page_note(state, ctx.settings.public_url, next_steps=steps)
+    _note_on_page(ctx, state, plain(ctx.audit.redactor.text(note)))
     return {"report": {"status": "sent", "channel": channel, "ts": ts}}
+
+
+def next_steps(ctx: RunContext, state: IncidentState) -> list[str]:
+    """Return the runbook's suggested next steps for the run's diagnosis."""
+    kind = str(state.get("diagnosis", {}).get("kind", ""))
+    return runbook_of(ctx, state["runbook"]).next_steps.of(kind)
 
 
 def _note_on_page(ctx: RunContext, state: IncidentState, text: str) -> None:
@@ -70,57 +81,3 @@ def _noted_before(ctx: RunContext, state: IncidentState, dedup_key: str) -> bool
             )
         ).first()
     return found is not None
-
-
-def summary_message(
-    state: IncidentState, public_url: str | None
-) -> tuple[str, list[dict[str, Any]]]:
-    """Return the Slack text and Block Kit blocks that summarise the run.
-
-    Every value in it came from outside (the alert, what the probes read, what other systems
-    answered): each is escaped, so nothing in it can mention anyone or make a link.
-    """
-    breach = state["breach"]
-    diagnosis = state.get("diagnosis", {})
-    title = mrkdwn(Breach.model_validate(breach).title(state.get("service")))
-    findings = [
-        f"• {mrkdwn(f['probe'])}: *{mrkdwn(f['status'])}* — {mrkdwn(f['summary'])}"
-        for f in state.get("findings", [])
-    ]
-    actions = [
-        f"• {mrkdwn(a['kind'])}: *{mrkdwn(a['status'])}* — {mrkdwn(a.get('summary', ''))}"
-        for a in state.get("actions", [])
-    ]
-    verification = state.get("verification")
-    if verification:
-        actions.append(
-            f"• verification: *{mrkdwn(verification['status'])}* — "
-            f"{mrkdwn(verification.get('summary', ''))}"
-        )
-    analysis = state.get("analysis") or {}
-    hypothesis = (analysis.get("hypothesis") or {}).get("summary")
-    done = ", ".join(f"{a['kind']} {a['status']}" for a in state.get("actions", [])) or "none"
-    kind = mrkdwn(diagnosis.get("kind", "none"))
-    text = f"Incident: {title}. Diagnosis: {kind}. Actions: {mrkdwn(done)}."
-    sections = [
-        f"*Incident* `{state['incident_id']}` · runbook `{mrkdwn(state.get('runbook', '-'))}`",
-        f"*Diagnosis:* {kind} — {mrkdwn(diagnosis.get('summary', ''))}",
-        "*Evidence*\n" + ("\n".join(findings) or "• none gathered"),
-        "*Actions*\n" + ("\n".join(actions) or "• none"),
-    ]
-    if hypothesis:
-        allowed = "adopted" if analysis.get("proposal_allowed") else "discarded"
-        sections.append(f"*Analyst hypothesis:* {mrkdwn(hypothesis)} (proposal {allowed})")
-    links = []
-    if http_url(breach.get("url")):
-        links.append(mrkdwn_link(breach["url"], "Arize monitor"))
-    if public_url:
-        trail = f"{public_url.rstrip('/')}/ui/incidents/{state['incident_id']}"
-        links.append(mrkdwn_link(trail, "Audit trail"))
-    if links:
-        sections.append("*Links:* " + " · ".join(links))
-    blocks: list[dict[str, Any]] = [
-        {"type": "header", "text": {"type": "plain_text", "text": title[:150]}}
-    ]
-    blocks += [{"type": "section", "text": {"type": "mrkdwn", "text": s[:3000]}} for s in sections]
-    return text, blocks

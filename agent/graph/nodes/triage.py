@@ -58,15 +58,7 @@ def triage(state: IncidentState, runtime: Runtime[RunContext]) -> dict[str, Any]
     if runbook is None and found is not None:
         # Whatever the policy, a catalogued service is investigated as the catalog allows.
         probes = {**service_probes(found[1]), **probes}
-    if runbook:
-        why = "matched"
-    elif metric:
-        why = f"no runbook for metric {metric}: built-in policy"
-    else:
-        why = (
-            f"metric {breach.get('metric')!r} of monitor {breach.get('monitor_name')!r} "
-            "not recognised: built-in policy"
-        )
+    why = policy_reason(matched=runbook is not None, metric=metric, breach=breach)
     if service is not None:
         with session_scope(ctx.engine) as session:
             set_service(
@@ -92,3 +84,19 @@ def triage(state: IncidentState, runtime: Runtime[RunContext]) -> dict[str, Any]
     if enriched is not None:
         update["breach"] = enriched
     return update
+
+
+def policy_reason(*, matched: bool, metric: str | None, breach: dict[str, Any]) -> str:
+    """Say why this policy governs, naming only what the alert said (never `None`)."""
+    if matched:
+        return "matched"
+    if metric:
+        return f"no runbook for metric {metric}: built-in policy"
+    said = [
+        f"{label} {breach[key]!r}"
+        for key, label in (("metric", "metric"), ("monitor_name", "monitor"))
+        if breach.get(key)
+    ]
+    if not said:
+        return "the alert names no metric: built-in policy"
+    return f"{' of '.join(said)} not recognised as a metric: built-in policy"

@@ -12,7 +12,13 @@ from typing import Any
 from langgraph.runtime import Runtime
 
 from agent.approvals.models import ApprovalStatus
-from agent.graph.followup.effects import done_actions, load_approval, record
+from agent.graph.followup.effects import (
+    capital,
+    done_actions,
+    failback_words,
+    load_approval,
+    record,
+)
 from agent.graph.followup.failback import attempt_failback, keep, release_blocked
 from agent.graph.followup.prompts import rollback_for, settle_undo
 from agent.graph.followup.state import FollowupState
@@ -36,17 +42,18 @@ def settle_failback(state: FollowupState, runtime: Runtime[RunContext]) -> dict[
         release_blocked(ctx, state)
         return {"notes": [ctx.redact(note)] if note else []}
     why = approval.reason or str(approval.status)
+    words = failback_words(service, str(approval.target))
     record(
         ctx,
         state,
         "action.not_taken",
         {
-            "summary": f"failback of {service} not taken: {approval.status} ({why})",
+            "summary": f"{words} not taken: {approval.status} ({why})",
             "kind": "failback",
             "approval_id": str(approval.id),
         },
     )
-    note = f"Failback of {service} not taken: {approval.status}; it stays on "
+    note = f"{capital(words)}: not taken, {approval.status}; it stays on "
     note += f"{approval.target} until someone moves it back."
     if failover is not None:
         keep(ctx, state, failover, note)
