@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import signal
 import sys
 import time
 from pathlib import Path
@@ -121,6 +122,8 @@ def up(
         partial.write_text("".join(f"{name}={value}\n" for name, value in exports.items()))
         partial.replace(env_file)
     typer.echo("\nPress Ctrl-C to stop.")
+    # SIGTERM (docker stop, kill) stops it as Ctrl-C does: control.json goes with it.
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         while True:
             time.sleep(3600)
@@ -130,6 +133,10 @@ def up(
         control_file.unlink(missing_ok=True)
         control.stop()
         stack.stop()
+
+
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def emulator_addresses(stack: SandboxStack, control: str) -> dict[str, tuple[str, list[str]]]:
