@@ -166,13 +166,13 @@ def emulator_addresses(stack: SandboxStack, control: str) -> dict[str, tuple[str
 def fault(
     target: Annotated[str, typer.Argument(help="vector_db, embeddings or endpoint.")],
     words: Annotated[
-        list[str],
+        list[str] | None,
         typer.Argument(
             help="The state (vector_db wrong_neighbour), or for the endpoint a region or "
             "provider and the state (endpoint eu-west-1 failing).",
             show_default=False,
         ),
-    ],
+    ] = None,
     workdir: Annotated[Path, typer.Option(help="The workdir `up` was given.")] = Path(
         "var/sandbox"
     ),
@@ -182,10 +182,12 @@ def fault(
     Faults: vector_db <healthy|wrong_neighbour|slow|down>; embeddings
     <healthy|drift|slow|down>; endpoint <region|provider> <healthy|failing>.
     """
-    if len(words) not in (1, 2):
+    words = words or []
+    if len(words) > 2:
         typer.echo("error: give a state, or a region or provider and a state", err=True)
         raise typer.Exit(2)
-    key, state = (None, words[0]) if len(words) == 1 else (words[0], words[1])
+    # Too few words: the control API says what is missing and lists the valid faults.
+    key, state = (words[0], words[1]) if len(words) == 2 else (None, "".join(words))
     answer = _control(workdir, "POST", "/faults", {"target": target, "key": key, "state": state})
     typer.echo(f"staged {answer['staged']}")
 

@@ -100,11 +100,16 @@ def stage(
     if target not in faults:
         raise FaultError(f"unknown target {target!r}; valid: {describe(faults)}")
     spec = faults[target]
+    if "keys" in spec and key is None and state in spec["keys"]:
+        key, state = state, ""  # `endpoint eu-west-1`: the region given, the state forgotten
     if "keys" in spec and key not in spec["keys"]:
         what = "needs a region or provider" if key is None else f"has no region or provider {key!r}"
         raise FaultError(f"{target} {what}; valid: {', '.join(spec['keys'])}")
     if "keys" not in spec and key is not None:
         raise FaultError(f"{target} takes no region or provider (got {key!r})")
+    if not state:
+        named = f"{target} {key}" if key else target
+        raise FaultError(f"{named} needs a state; valid: {', '.join(spec['states'])}")
     if state not in spec["states"]:
         raise FaultError(f"unknown state {state!r} of {target}; valid: {', '.join(spec['states'])}")
     try:

@@ -103,6 +103,9 @@ def test_faults_are_staged_and_healed_on_the_running_sandbox(
         (["endpoint", "failing"], "endpoint needs a region or provider; valid: eu-west-1"),
         (["endpoint", "eu-west-1", "slow"], "unknown state 'slow' of endpoint; valid: healthy, "),
         (["vector_db", "eu-west-1", "down"], "vector_db takes no region or provider"),
+        (["nope"], "unknown target 'nope'; valid: vector_db <"),
+        (["embeddings"], "embeddings needs a state; valid: healthy, drift, down, slow"),
+        (["endpoint", "eu-west-1"], "endpoint eu-west-1 needs a state; valid: healthy, failing"),
     ],
 )
 def test_an_unknown_fault_lists_the_valid_ones_and_changes_nothing(
