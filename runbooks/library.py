@@ -89,8 +89,9 @@ def check_against_catalog(
     """Return (errors, warnings) of runbooks against the catalog, each naming file and line.
 
     Errors: a service, model, failover target or approver that the catalog does not
-    have (a failover target must exist for every service the runbook names, or for at least
-    one catalogued service when it names none; an approver must be on a team's `approvers`).
+    have (a failover target must exist for every service the runbook names, or, when it names
+    none, be one of the catalog's failover targets if it has any; an approver must be on a
+    team's `approvers`).
     Warnings: a catalogued service that no runbook covers, and a service a runbook covers
     whose failover lacks the runbook's target (that failover is impossible there).
     """
@@ -169,7 +170,10 @@ def _check_target(
                 f"{', '.join(missing)} in the catalog (known: {_known(everywhere)})",
                 [],
             )
-    if not runbook.match.services and not any(names & set(targets(s)) for s in catalog.services):
+    # A generic runbook's target that no service has, while services do have targets, is a
+    # misspelling; with no failover targets in the catalog at all, failover is simply not set up
+    # (the warnings below say where it is impossible).
+    if not runbook.match.services and everywhere and not names & set(everywhere):
         return (
             f"failover target {wanted!r} is no service's failover target in the catalog "
             f"(known: {_known(everywhere)})",

@@ -201,6 +201,20 @@ def test_a_generic_runbook_warns_where_its_failover_is_impossible(
     assert not any("no runbook covers" in w for w in warnings)
 
 
+def test_a_catalog_without_any_failover_only_warns_about_a_generic_failover(
+    tmp_path: Path,
+) -> None:
+    catalog = tmp_path / "services.yaml"
+    catalog.write_text(
+        CATALOG.split("    failover:")[0] + "  search:\n    models: [s]\n    team: bots\n"
+    )
+    folder = tmp_path / "rb"
+    write_runbook(folder)
+    runbooks, warnings = validate_folder(folder, load_catalog(catalog))
+    assert len(runbooks) == 1
+    assert sum("has no such target, so this failover is impossible" in w for w in warnings) == 2
+
+
 def test_without_a_catalog_names_are_not_checked_and_the_loader_agrees(
     tmp_path: Path, catalog: Path
 ) -> None:
