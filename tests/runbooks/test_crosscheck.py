@@ -100,6 +100,16 @@ def test_a_key_given_twice_at_any_depth_is_refused_with_file_and_line(tmp_path: 
     assert "duplicate key 'page'" in deep.value.problems[0]
 
 
+def test_a_merge_key_may_be_overridden_beside_it(tmp_path: Path) -> None:
+    path = tmp_path / "services.yaml"
+    path.write_text(
+        "teams:\n  base: &base {slack_channel: C0A, approvers: [U0ALICE]}\n"
+        "  other:\n    <<: *base\n    slack_channel: C0B\n"
+    )
+    teams = load_catalog(path).teams
+    assert teams["other"].slack_channel == "C0B" and teams["other"].approvers == ["U0ALICE"]
+
+
 def test_the_catalog_refuses_a_key_given_twice_too(tmp_path: Path) -> None:
     path = tmp_path / "services.yaml"
     path.write_text(CATALOG + "  chat:\n    models: [other]\n    team: bots\n")
