@@ -61,8 +61,12 @@ class Services:
 
     @cached_property
     def runbooks(self) -> list[Runbook]:
-        """Return the runbooks (REMEDIATOR_RUNBOOKS_DIR, else the shipped ones)."""
-        return load_runbooks(self.settings.runbooks_dir or SHIPPED_RUNBOOKS)
+        """Return the runbooks (REMEDIATOR_RUNBOOKS_DIR, else the shipped ones).
+
+        Checked against the catalog: a service, model, failover target or approver a runbook
+        names that the catalog lacks raises ConfigError listing them all.
+        """
+        return load_runbooks(self.settings.runbooks_dir or SHIPPED_RUNBOOKS, self.catalog)
 
     @cached_property
     def adapters(self) -> Adapters:

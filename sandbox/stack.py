@@ -34,6 +34,13 @@ FALLBACK_MODEL = "support-bot-v2"
 EMBEDDING_MODEL = "text-embedding-3-small"
 COLLECTION = "support-articles"
 TEAMS = ("assistant-team", "search-platform", "ml-platform")
+# Teams that own no service: who the shipped runbooks name as approvers, so the catalog knows
+# them (the service refuses a runbook approver no team lists). They give nobody rights.
+APPROVER_TEAMS = {
+    "sre-oncall": ["S0SREONCALL"],
+    "llm-platform": ["S0LLMPLATFORM"],
+    "support-leads": ["U0ALICE"],
+}
 # Right answers to the catalog's diagnostic prompts, as a healthy endpoint gives them.
 DIAGNOSTIC_ANSWERS = {"17 + 25": "42", "capital of France": "Paris"}
 
@@ -207,8 +214,14 @@ class SandboxStack:
         team_env = {team: f"SANDBOX_PD_KEY_{team.upper().replace('-', '_')}" for team in TEAMS}
         catalog = {
             "teams": {
-                team: {"pagerduty_routing_key_env": team_env[team], "slack_channel": self.channel}
-                for team in TEAMS
+                **{
+                    team: {
+                        "pagerduty_routing_key_env": team_env[team],
+                        "slack_channel": self.channel,
+                    }
+                    for team in TEAMS
+                },
+                **{team: {"approvers": who} for team, who in APPROVER_TEAMS.items()},
             },
             "services": {
                 DEMO_SERVICE: {

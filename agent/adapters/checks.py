@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 from agent.adapters.factory import Adapters
 from agent.settings import Settings
-from tools.protocols import Checkable
+from tools.protocols import Checkable, FailoverBackend
+from tools.result import ToolStatus
 
 CHECK_TIMEOUT_SECONDS = 15.0
 
@@ -71,7 +72,10 @@ def run_checks(
             rows.append(CheckRow(name, "catalog", "-", False, str(exc)))
             continue
         assert tools is not None  # the name is catalogued
-        targets += [(name, role, adapter) for role, adapter in tools.adapters()]
+        for role, adapter in tools.adapters():
+            if role == "failover" and tools.failover is not None:
+                adapter = _RouteCheck(tools.failover, name)
+            targets.append((name, role, adapter))
         rows += [
             CheckRow(name, role, "-", role.endswith(".golden"), f"not configured: {why}")
             for role, why in tools.missing.items()
@@ -101,6 +105,29 @@ def _approvals_row(settings: Settings) -> CheckRow:
     if settings.slack_signing_secret is None:
         detail += "; Slack buttons are off: set REMEDIATOR_SLACK_SIGNING_SECRET"
     return CheckRow("settings", "approvals", "-", True, detail)
+
+
+class _RouteCheck:
+    """A failover backend's check, and then that it holds a route for this very service.
+
+    A store that answers says nothing about the service: a gateway that does not know its
+    alias (or a Parameter Store without its parameter) fails the first failover. The route is
+    read (`current`), never written.
+    """
+
+    def __init__(self, backend: FailoverBackend, service: str) -> None:
+        self.name = backend.name
+        self._backend = backend
+        self._service = service
+
+    def check(self) -> tuple[bool, str]:
+        ok, detail = self._backend.check()
+        if not ok:
+            return ok, detail
+        result = self._backend.current(self._service)
+        if result.status != ToolStatus.ok:
+            return False, f"no route for {self._service}: {result.summary}"
+        return True, f"{detail}; {result.summary}"
 
 
 def _check(adapter: Checkable) -> tuple[bool, str]:

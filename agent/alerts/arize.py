@@ -115,14 +115,22 @@ def load_field_paths(extra_file: Path | None) -> dict[str, list[str]]:
 def map_arize_payload(payload: Mapping[str, Any], field_paths: Mapping[str, list[str]]) -> Breach:
     """Map one decoded Arize alert body to a Breach, or raise BreachMappingError saying why."""
     found = {name: first_of(payload, candidates) for name, candidates in field_paths.items()}
-    missing = []
+    missing: list[str] = []
+    tried: list[str] = []
     if as_text(found["monitor_id"]) is None and as_text(found["monitor_name"]) is None:
         missing.append("monitor identity (monitor_id or monitor_name)")
+        tried += [_tried(field_paths, "monitor_id"), _tried(field_paths, "monitor_name")]
     if found["status"] is None:
         missing.append("status")
+        tried.append(_tried(field_paths, "status"))
     if missing:
         raise BreachMappingError(
-            "alert is missing required fields: " + "; ".join(missing), missing=missing
+            "alert is missing required fields: "
+            + "; ".join(missing)
+            + ". Key paths tried: "
+            + "; ".join(tried)
+            + " (add a deployment's own with REMEDIATOR_ARIZE_FIELD_MAP)",
+            missing=missing,
         )
     return checked(
         source="arize",
@@ -158,6 +166,11 @@ def checked(**fields: Any) -> Breach:
                 f"{name} is {len(value)} characters long; at most {limit} are stored"
             )
     return breach
+
+
+def _tried(field_paths: Mapping[str, list[str]], name: str) -> str:
+    """Say which key paths were looked up for a field, in order."""
+    return f"{name} at {', '.join(field_paths[name]) or 'no path'}"
 
 
 def first_of(payload: Mapping[str, Any], candidates: list[str]) -> Any:

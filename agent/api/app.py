@@ -47,6 +47,9 @@ def create_app(
     `env` is where the catalog's secrets are read (see `build_services`).
     """
     services = build_services(settings, now, env=env)
+    # A runbook naming what the catalog lacks (or a broken catalog) stops the start, listing
+    # every mistake, before any alert is accepted: ConfigError is a ValueError.
+    services.runbooks  # noqa: B018
     engine, adapters = services.engine, services.adapters
     app_state = AppState(
         services=services,

@@ -22,7 +22,6 @@ from sqlmodel import Session, col, select
 from agent.approvals.models import Approval, ApprovalStatus
 from agent.incidents.models import Incident
 from agent.store.audit_log import AuditLog
-from agent.telemetry import metrics
 from audit.chain import canonical_json
 
 APPROVAL_ACTOR = "approvals"
@@ -214,8 +213,8 @@ def decide(
             reason=reason,
         )
     session.refresh(approval)
+    # Counted at scrape time from the database (whichever process decides): telemetry.collector.
     waited = (now - approval.requested_at).total_seconds()
-    metrics.APPROVAL_WAIT_SECONDS.labels(outcome=str(status)).observe(waited)
     audit.record(
         session,
         f"approval.{status}",
@@ -254,8 +253,6 @@ def close_if_due(
     )
     session.refresh(approval)
     if getattr(won, "rowcount", 0) == 1:
-        waited = (now - approval.requested_at).total_seconds()
-        metrics.APPROVAL_WAIT_SECONDS.labels(outcome=str(status)).observe(waited)
         audit.record(
             session,
             f"approval.{status}",

@@ -226,7 +226,7 @@ def audit_keygen(
 @app.command("public-key")
 def audit_public_key() -> None:
     """Print the public key (PEM) that verifies the service's checkpoints and exports."""
-    services = load_services()
+    services = load_services(database="none")
     try:
         signer = services.audit.signer()
     except ValueError as exc:

@@ -21,7 +21,7 @@ def baseline_capture(
     service: Annotated[str, typer.Argument(help="Service name from the catalog.")],
 ) -> None:
     """Record what healthy looks like: golden embedding vectors and the vector DB's canary."""
-    services = load_services()
+    services = load_services(database="none")
     catalog = catalog_of(services)
     if catalog is None or service not in catalog.services:
         known = ", ".join(sorted(catalog.services)) if catalog else "none (no catalog)"

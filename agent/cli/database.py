@@ -18,15 +18,23 @@ def db_upgrade(
     """Apply the schema migrations (SQLite or PostgreSQL)."""
     from agent.store.db import current_revision, upgrade
 
-    engine = load_services().engine
+    engine = load_services(database="create").engine
     upgrade(engine, revision)
     typer.echo(f"database at revision {current_revision(engine)}")
 
 
 @app.command("current")
 def db_current() -> None:
-    """Print the schema revision the database is at."""
+    """Print the schema revision the database is at (exit 2 when there is no database)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
     from agent.store.db import current_revision
 
-    revision = current_revision(load_services().engine)
+    engine = load_services(database="exists").engine
+    try:
+        revision = current_revision(engine)
+    except SQLAlchemyError as exc:
+        where = engine.url.render_as_string(hide_password=True)
+        typer.echo(f"error: cannot open the database {where}: {type(exc).__name__}", err=True)
+        raise typer.Exit(2) from None
     typer.echo(revision or "empty database (run `remediator db upgrade`)")

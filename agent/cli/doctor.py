@@ -11,7 +11,7 @@ def doctor() -> None:
     """Check every configured integration (settings and catalog) and print a table."""
     from agent.adapters.checks import format_rows, run_checks
 
-    services = load_services()
+    services = load_services(database="none")
     catalog_of(services)  # a broken catalog is named before anything is checked
     rows = run_checks(services.settings, services.adapters)
     typer.echo(format_rows(rows))

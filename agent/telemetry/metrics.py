@@ -2,8 +2,8 @@
 
 Every metric lives in prometheus_client's default registry, one set per process: each API replica
 and each worker process exposes its own, and Prometheus scrapes them all. The incidents-by-state
-gauge is the exception: it is read from the database at scrape time (see `collector.py`), so every
-process reports the same, correct numbers.
+gauge and the approval waits are the exceptions: they are read from the database at scrape time
+(see `collector.py`), so every process reports the same, correct numbers, whoever decided.
 """
 
 from __future__ import annotations
@@ -47,13 +47,6 @@ ACTIONS = Counter(
     "failed, dry_run, not_taken, proposed).",
     ["kind", "outcome"],
 )
-APPROVAL_WAIT_SECONDS = Histogram(
-    "remediator_approval_wait_seconds",
-    "Seconds from an approval request to its decision, by outcome (approved, rejected, expired, "
-    "cancelled).",
-    ["outcome"],
-    buckets=(5, 15, 30, 60, 120, 300, 600, 1800, 3600),
-)
 OUTGOING_RETRIES = Counter(
     "remediator_outgoing_retries",
     "Retries of calls to outside systems (PagerDuty, Slack, probes, logs, gateway), by system.",
@@ -70,7 +63,6 @@ __all__ = [
     "ALERTS_ACCEPTED",
     "ALERTS_RECEIVED",
     "ALERTS_REFUSED",
-    "APPROVAL_WAIT_SECONDS",
     "LEASE_EXPIRIES",
     "OUTGOING_RETRIES",
     "PROBE_SECONDS",

@@ -555,7 +555,7 @@ def stage_world(
     routes = world.all_routes()
     plan = {name: (r.provider, r.region, r.model or CHAT_MODEL) for name, r in routes.items()}
     upstream, env = write_catalog(stack, world.catalog, plan, folder / "services.yaml")
-    runbooks = _write_runbooks(world.runbooks, folder / "runbooks")
+    runbooks = _write_runbooks(world.runbooks, folder / "runbooks", folder / "services.yaml")
     for model in upstream:
         stack.openai.add_chat_model(model, default="OK", rules=dict(DIAGNOSTIC_ANSWERS))
     cloudwatch = FaultProxyState(upstream=stack.aws_url)
@@ -573,11 +573,19 @@ def stage_world(
     return staged
 
 
-def _write_runbooks(choice: RunbooksWorld, folder: Path) -> Path:
+def _write_runbooks(choice: RunbooksWorld, folder: Path, catalog: Path) -> Path:
+    """Write the runbooks; a shipped one naming services the world's catalog lacks is left out.
+
+    (The service refuses a runbook that names a service its catalog does not have, as a
+    deployment of the library would leave out the runbooks of services it does not run.)
+    """
     folder.mkdir(parents=True, exist_ok=True)
+    services = set(yaml.safe_load(catalog.read_text(encoding="utf-8"))["services"])
     if choice.shipped:
         for file in sorted(SHIPPED_RUNBOOKS.glob("*.yaml")):
-            shutil.copy(file, folder / file.name)
+            named = yaml.safe_load(file.read_text(encoding="utf-8"))["match"].get("services")
+            if not named or set(named) <= services:
+                shutil.copy(file, folder / file.name)
     for runbook in choice.inline:
         text = yaml.safe_dump(runbook.model_dump(mode="json", exclude_none=True), sort_keys=False)
         (folder / f"inline-{runbook.name}.yaml").write_text(text, encoding="utf-8")

@@ -65,7 +65,7 @@ def start_agent(
     folder: Path,
     *,
     ttl: int = 600,
-    approvers: str = f"[{APPROVER}, S0ONCALL]",
+    approvers: str = f"[{APPROVER}, S0SREONCALL]",
     failback: str = "auto",
 ) -> RunningService:
     runbooks = folder / f"runbooks-{secrets.token_hex(3)}"
@@ -223,7 +223,7 @@ def test_a_second_click_and_a_slack_retry_change_nothing(
 def test_only_a_listed_approver_or_group_member_may_approve(
     world: SandboxStack, start_service: ServiceFactory, tmp_path: Path
 ) -> None:
-    world.slack.usergroups["S0ONCALL"] = ["U0CAROL"]
+    world.slack.usergroups["S0SREONCALL"] = ["U0CAROL"]
     agent = start_agent(world, start_service, tmp_path)
     alert_id = agent.post_alert(arize_alert(model_id=DEMO_SERVICE)).json()["alert_id"]
     message = request_message(world)
