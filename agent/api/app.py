@@ -31,6 +31,7 @@ from agent.store.db import upgrade
 from agent.telemetry.routes import router as metrics_router
 from agent.wiring import Services, build_services
 from agent.worker.loop import Worker, start_worker_thread
+from agent.worker.sender import start_outbox_sender
 from audit.ranges import shared_url
 from audit.sqltypes import utcnow
 
@@ -72,6 +73,8 @@ def create_app(
             thread, stop = start_worker_thread(worker)
             app_state.worker_alive = thread.is_alive
             app_state.wake_worker = worker.wake
+        # The worker's runs write Slack messages to the outbox; they leave from here.
+        sender = start_outbox_sender(services) if run_worker else None
         app_state.intake.start()
         # What start-up built (~350k objects: SDKs, models, the graph) lives as long as the
         # process. Frozen, it is left out of the collector's full passes, each of which
@@ -81,6 +84,9 @@ def create_app(
             yield
         finally:
             await app_state.intake.close()
+            if sender is not None:
+                sender[1].set()
+                sender[0].join(timeout=settings.worker_shutdown_seconds)
             if stop is not None and thread is not None and worker is not None:
                 stop.set()
                 thread.join(timeout=settings.worker_shutdown_seconds)

@@ -5,6 +5,7 @@ from agent.approvals.models import Approval
 from agent.changes.models import Deployment
 from agent.failovers.models import Failover
 from agent.incidents.models import Incident
+from agent.outbox.models import OutboxChannel, OutboxMessage
 from audit.models import AuditCheckpoint, AuditEvent, AuditHead
 
 __all__ = [
@@ -16,4 +17,6 @@ __all__ = [
     "Deployment",
     "Failover",
     "Incident",
+    "OutboxChannel",
+    "OutboxMessage",
 ]

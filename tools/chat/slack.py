@@ -77,6 +77,8 @@ class SlackChat:
         # Slack allows about one message per second per channel: posts queue here (each
         # channel paced in turn) instead of piling into 429s that could outlast the retries.
         self._pace = ChannelPacer(min_interval_seconds, monotonic, sleep)
+        self._token, self._base_url, self._timeout = token, base_url, timeout_seconds
+        self._server_retries, self._retry_base = server_error_retries, retry_base_seconds
         backoff = BackoffRetryIntervalCalculator(
             backoff_factor=retry_base_seconds, jitter=ProportionalJitter()
         )
@@ -94,6 +96,23 @@ class SlackChat:
                     ),
                 )
             ],
+        )
+
+    def for_outbox(self) -> SlackChat:
+        """Return a twin for the outbox's sender: no pacing and no waiting on 429 inside.
+
+        The sender paces each channel itself (across replicas) and, on a 429, keeps the message
+        queued and the channel blocked for the answer's Retry-After (in the result's evidence)
+        instead of holding its thread asleep.
+        """
+        return SlackChat(
+            self._token,
+            base_url=self._base_url,
+            timeout_seconds=self._timeout,
+            rate_limit_retries=0,
+            server_error_retries=self._server_retries,
+            retry_base_seconds=self._retry_base,
+            min_interval_seconds=0,
         )
 
     def check(self) -> tuple[bool, str]:
@@ -167,14 +186,17 @@ class SlackChat:
             answer = call()
         except SlackApiError as exc:
             error = exc.response.get("error") if exc.response is not None else None
+            evidence: dict[str, Any] = {
+                "http_status": exc.response.status_code if exc.response is not None else None
+            }
+            if exc.response is not None and exc.response.status_code == 429:
+                evidence["retry_after"] = retry_after(exc.response.headers)
             return ToolResult(
                 tool=self.name,
                 status=ToolStatus.error,
                 summary=f"Slack refused {what}: {error or exc}",
                 asked=asked,
-                evidence={
-                    "http_status": exc.response.status_code if exc.response is not None else None
-                },
+                evidence=evidence,
                 latency_ms=watch.ms,
                 error=str(error or exc)[:500],
             )
@@ -206,6 +228,16 @@ class SlackChat:
             evidence={"channel": channel, "ts": ts},
             latency_ms=watch.ms,
         )
+
+
+def retry_after(headers: Any) -> float:
+    """Return a 429's Retry-After in seconds (1 when absent or unreadable)."""
+    found = {str(k).lower(): v for k, v in dict(headers or {}).items()}.get("retry-after")
+    value = found[0] if isinstance(found, list) and found else found
+    try:
+        return max(float(str(value)), 0.0)
+    except (TypeError, ValueError):
+        return 1.0
 
 
 class ServerErrorsRetryHandler(ServerErrorRetryHandler):

@@ -10,7 +10,7 @@ from langgraph.runtime import Runtime
 from sqlmodel import col, select
 
 from agent.alerts.models import Breach
-from agent.graph.channels import post_to_incident
+from agent.graph.channels import Queued, post_to_incident
 from agent.graph.state import IncidentState, RunContext
 from agent.outside_text import http_url, mrkdwn, mrkdwn_link, plain
 from agent.store.db import session_scope
@@ -39,9 +39,12 @@ def report(state: IncidentState, runtime: Runtime[RunContext]) -> dict[str, Any]
         return {"report": {"status": "dry_run"}}
     if isinstance(posted, str):
         return {"report": {"status": "failed", "error": posted}}
-    channel, ts = posted
     # A note is plain text (PagerDuty may forward it to chat): the summary, unescaped, inert.
     _note_on_page(ctx, state, plain(html.unescape(ctx.audit.redactor.text(text))))
+    if isinstance(posted, Queued):
+        # The channel is busy: its sender posts the summary (or the digest lists the incident).
+        return {"report": {"status": "queued", "channel": posted.channel, "key": posted.key}}
+    channel, ts = posted
     return {"report": {"status": "sent", "channel": channel, "ts": ts}}
 
 
