@@ -75,6 +75,14 @@ class SlackState:
     delay_seconds: float = 0.0
     usergroups: dict[str, list[str]] = field(default_factory=dict)
     """User group id (S…) → its members' user ids, for usergroups.users.list."""
+    throttled_until: float = 0.0
+    throttle_retry_after: int = 1
+
+    def throttle(self, seconds: float, retry_after: int = 1) -> None:
+        """Answer every call with 429 and this Retry-After for the next `seconds` (a storm)."""
+        with self.lock:
+            self.throttled_until = self.clock() + seconds
+            self.throttle_retry_after = retry_after
 
     def fail_next(self, status: int, times: int = 1, retry_after: int | None = None) -> None:
         """Answer the next `times` calls with this HTTP status instead of processing them."""
@@ -178,6 +186,8 @@ def create_slack_app(state: SlackState) -> FastAPI:
             if args is not None:
                 state.calls.append({"method": method, "args": args})
             fault = state.faults.popleft() if state.faults else None
+            if fault is None and state.clock() < state.throttled_until:
+                fault = SlackFault(429, state.throttle_retry_after)
         if fault is not None:
             return fault.response()
         if args is None:
