@@ -1,9 +1,10 @@
 """Where a run reaches people: the incident's Slack channel and thread, through the outbox.
 
-A message is written to the outbox (`agent.outbox`) in one transaction with its audit event,
-then sent at once if the channel has room; otherwise the channel's sender (in the worker
-process) sends it at Slack's pace. So no run waits for another incident's messages, and a
-crash after the commit loses nothing: the sender sends it later.
+A message is written to the outbox (`agent.outbox`) in one transaction (the sender audits it
+as `notification.sent` once Slack took it), then sent at once if the channel has room;
+otherwise the channel's sender (in the worker process) sends it at Slack's pace. So no run
+waits for another incident's messages, and a crash after the commit loses nothing: the
+sender sends it later.
 
 Nothing here must stay synchronous. What the graph used to need the Slack ts for is resolved by
 the sender once the message is sent: a reply names its thread by the opening message's key, an
@@ -112,7 +113,6 @@ def post_to_incident(
             incident.slack_channel if incident is not None else None
         )
         channel = channel or str(channel_for(ctx, state.get("service")))
-        queued: dict[str, Any] = {"summary": "queued for Slack", "channel": channel, "key": key}
         if parent is None and thread_ts is None and _digest_due(ctx, session, channel):
             parent = outbox.add_to_digest(
                 session,
@@ -125,11 +125,16 @@ def post_to_incident(
                 actor=actor,
                 step=step,
             )
-            queued.update(summary="new incident folded into the channel's digest", digest=parent)
             if not _has_buttons(blocks):
-                queued.update(text=text, step=step)
+                digested = {
+                    "summary": "a new incident in a busy channel: folded into its digest",
+                    "channel": channel,
+                    "digest": parent,
+                    "step": step,
+                    "text": text,
+                }
                 ctx.audit.record(
-                    session, "notification.digested", queued, actor=actor, incident_id=incident_id
+                    session, "notification.digested", digested, actor=actor, incident_id=incident_id
                 )
                 return Queued(channel, key)
         outbox.post(
@@ -146,9 +151,6 @@ def post_to_incident(
             step=step,
             opens_thread=parent is None and thread_ts is None,
             approval_id=approval_id,
-        )
-        ctx.audit.record(
-            session, "notification.queued", queued, actor=actor, incident_id=incident_id
         )
     return _sent_or_queued(ctx, channel, key)
 
@@ -188,13 +190,6 @@ def reply_in_thread(
             actor=actor,
             incident_id=incident_id,
             step=step,
-        )
-        ctx.audit.record(
-            session,
-            "notification.queued",
-            {"summary": "reply queued for Slack", "channel": channel, "key": key},
-            actor=actor,
-            incident_id=incident_id,
         )
     return _sent_or_queued(ctx, channel, key)
 
