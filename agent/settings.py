@@ -131,6 +131,13 @@ class Settings(BaseSettings):
     worker_poll_seconds: float = Field(
         0.5, gt=0, description="Idle worker's database poll interval."
     )
+    serve_worker_loops: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="Worker loops (threads) `serve --worker` runs; more let a storm's incidents "
+        "run side by side (`remediator worker --concurrency` for worker processes).",
+    )
     worker_lease_seconds: float = Field(
         300,
         gt=0,

@@ -22,7 +22,8 @@ investigation is over. It checks, against the service's database and the emulato
 
 The default world spreads the fingerprints over --teams services, each with a team of its own
 (its own routing key and Slack channel, and its own vector DB owner: distinct causes);
---teams 0 plays the demo's single service.
+--teams 0 plays the demo's single service. `serve` runs --loops worker loops (8), so the
+incidents of the storm run side by side.
 
     .venv/bin/python bench/storm.py [--alerts 10000] [--fingerprints 100] [--seconds 60]
                                     [--teams 10]
@@ -62,9 +63,10 @@ SLACK_FIRST_MINUTE_TARGET = 20
 def team_world(world: World, teams: int) -> list[str]:
     """Add `teams` services to the world's catalog, each with its own team, key and channel.
 
-    Each is the demo service under another name (its logs left out: the vector DB's canary finds
-    the fault), whose vector DB is owned by its own team: its incidents page that team's routing
-    key and post to that team's channel. Return the services' model ids.
+    Each is the demo service under another name, with only its endpoint and its vector DB (the
+    canary finds the fault; logs, embeddings and failover are left out to keep the service's
+    memory near the demo's), the vector DB owned by its own team: its incidents page that team's
+    routing key and post to that team's channel. Return the services' model ids.
     """
     if teams <= 0:
         return []
@@ -81,10 +83,14 @@ def team_world(world: World, teams: int) -> list[str]:
         world.stack.pagerduty.routing_keys.add(routing_key)
         world.stack.slack.channels.add(channel)
         catalog["teams"][team] = {"pagerduty_routing_key_env": key_env, "slack_channel": channel}
-        spec = copy.deepcopy(template)
-        spec.pop("logs", None)
-        spec.update(models=[model], team=team, slack_channel=channel)
-        spec["dependencies"]["vector_db"]["owner"] = team
+        vector_db = dict(template["dependencies"]["vector_db"], owner=team)
+        spec = {
+            "models": [model],
+            "team": team,
+            "slack_channel": channel,
+            "endpoint": copy.deepcopy(template["endpoint"]),
+            "dependencies": {"vector_db": vector_db},
+        }
         catalog["services"][model] = spec
         models.append(model)
     path.write_text(yaml.safe_dump(catalog, sort_keys=False))
@@ -110,6 +116,7 @@ class Paging:
     """Per incident, from its first alert to its first PagerDuty trigger, in seconds."""
 
     lone_s: float
+    lone: set[uuid.UUID]
     seconds: list[float]
     unpaged: int
     keys: int
@@ -156,7 +163,16 @@ def page_times(engine: Engine, world: World, lone_s: float, exclude: set[uuid.UU
             unpaged += 1
             continue
         seconds.append(min(paged) - received.timestamp())
-    return Paging(lone_s, seconds, unpaged, len(per_key), max(per_key.values(), default=0))
+    return Paging(lone_s, exclude, seconds, unpaged, len(per_key), max(per_key.values(), default=0))
+
+
+def forget_baseline(world: World) -> None:
+    """Drop the lone incident's page and messages, so the storm's figures count only its own."""
+    for timed in (world.pages, world.messages):
+        del timed[:]
+        timed.times.clear()
+    with world.stack.slack.lock:
+        world.stack.slack.calls.clear()
 
 
 def first_minute_messages(world: World, start: float) -> tuple[int, int, int]:
@@ -238,7 +254,9 @@ def inspect(
     ids = {uuid.UUID(json.loads(body)["alert_id"]) for body in load.bodies if b"alert_id" in body}
     with Session(engine) as session:
         states = dict(session.exec(select(Alert.id, Alert.state)).all())
-        incidents = session.exec(select(func.count()).select_from(Incident)).one()
+        incidents = session.exec(select(func.count()).select_from(Incident)).one() - len(
+            paging.lone
+        )
     triggers = [e for e in list(world.pages) if e.get("event_action") == "trigger"]
     calls = world.stack.slack.snapshot()["calls"]
     posts = sum(1 for call in calls if call["method"] == "chat.postMessage")
@@ -252,7 +270,9 @@ def inspect(
         drain_s=drain_s,
         idle_kb=memory[0],
         peak_kb=memory[1],
-        investigations=len(audit_events(engine, "runbook.matched")),
+        investigations=sum(
+            1 for e in audit_events(engine, "runbook.matched") if e.incident_id not in paging.lone
+        ),
         incidents=int(incidents),
         lost=sum(1 for i in ids if i not in states),
         not_done=sum(1 for i in ids if i in states and states[i] != "done"),
@@ -275,6 +295,7 @@ def run(
     seconds: float = 60.0,
     drain_timeout: float = 900,
     teams: int = 10,
+    loops: int = 8,
 ) -> list[Row]:
     """Play the storm and return the table's rows."""
     with tempfile.TemporaryDirectory() as folder:
@@ -282,6 +303,7 @@ def run(
         world = start_world(workdir)
         try:
             models = team_world(world, teams)
+            world.env["REMEDIATOR_SERVE_WORKER_LOOPS"] = str(loops)
             with Service(workdir, worker=True, extra_env=world.env).wait_ready(
                 "/readyz"
             ) as service:
@@ -290,6 +312,7 @@ def run(
                 # The baseline: one incident alone, in the same service and world, just before.
                 lone = measure_one(service, world, engine, alerts + 1)
                 lone_ids = set(session_incidents(engine))
+                forget_baseline(world)
                 say("storm", f"lone incident paged in {lone.page_ms:.0f} ms")
                 bodies = storm_bodies(alerts, fingerprints, models, world)
                 started, wall_start = time.monotonic(), time.time()
@@ -425,8 +448,13 @@ def main() -> None:
     parser.add_argument(
         "--teams", type=int, default=10, help="services with a team, key and channel each (0: one)"
     )
+    parser.add_argument(
+        "--loops", type=int, default=8, help="worker loops of `serve` (its WORKER_LOOPS)"
+    )
     args = parser.parse_args()
-    result = run(args.alerts, args.fingerprints, args.seconds, args.drain_timeout, args.teams)
+    result = run(
+        args.alerts, args.fingerprints, args.seconds, args.drain_timeout, args.teams, args.loops
+    )
     print(load_average())
     print_table(result)
 

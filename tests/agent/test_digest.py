@@ -79,3 +79,22 @@ def test_above_the_rate_new_incidents_go_into_one_digest_edited_in_place(
     assert digest.get("edited") is True, "the digest was not edited as incidents joined it"
     # The digest holds back Slack messages, never pages: each incident paged.
     assert len(sandbox.pagerduty.snapshot()["alerts"]) - pages_before >= 5
+
+
+def test_serve_with_several_worker_loops_runs_each_incident_once(
+    start_service: ServiceFactory, sandbox: SandboxStack
+) -> None:
+    pages_before = len(sandbox.pagerduty.snapshot()["accepted"])
+    service = start_service(**sandbox_overrides(sandbox), serve_worker_loops=3)
+
+    done = run_incidents(service, 4)
+
+    assert [a["incident_run_state"] for a in done] == ["completed"] * 4
+    triggers = [
+        e
+        for e in sandbox.pagerduty.snapshot()["accepted"][pages_before:]
+        if e.get("event_action") == "trigger"
+    ]
+    for alert in done:
+        mine = [e for e in triggers if alert["incident_id"] in str(e.get("dedup_key"))]
+        assert len(mine) == 1, "an incident was paged twice or not at all"
