@@ -8,9 +8,13 @@ the same message twice. A 429 blocks the channel for its Retry-After and the mes
 queued; a 5xx or a network error is retried with backoff; an answer Slack will never change
 (`channel_not_found`, `invalid_blocks`) fails the message for good, audited.
 
-Between Slack's answer and the commit that marks the message sent, a crash leaves it `pending`
-with `attempted_at` set: it is sent again (at least once, never lost). Only that window, the
-time of one commit, can double a message.
+Each post carries its key in Slack's message metadata. A crash (or a lost answer) between the
+call and the commit that marks the message sent leaves it `pending` with `attempted_at` set: the
+next sender first reads the channel's history (or the thread's replies) since that attempt and,
+when the key is there, records that message instead of posting again. So a message is neither
+lost nor doubled across restarts. Where the history cannot be read (the bot lacks
+`channels:history`), or the chat client has no `find_posted` (tests' fakes), it is posted again
+(at least once).
 """
 
 from __future__ import annotations
@@ -47,10 +51,16 @@ log = structlog.get_logger(__name__)
 MAX_ATTEMPTS = 8
 """Errors Slack may get over (5xx, network) before a message is given up (audited)."""
 BACKOFF_MAX_SECONDS = 60.0
+LOOKBACK_SECONDS = 60.0
+"""How far before an unanswered attempt the sender looks for the message it may have posted."""
 
 
 class OutboxChat(Protocol):
-    """What the sender needs of Slack: post and edit, answering at once (no waits inside)."""
+    """What the sender needs of Slack: post and edit, answering at once (no waits inside).
+
+    A client that also has `find_posted` (`SlackChat`) is given each post's key, and asked for it
+    before a post whose earlier attempt went unanswered is made again.
+    """
 
     def post(
         self,
@@ -59,6 +69,7 @@ class OutboxChat(Protocol):
         text: str,
         blocks: list[dict[str, Any]] | None = None,
         thread_ts: str | None = None,
+        key: str | None = None,
     ) -> ToolResult: ...
 
     def update(
@@ -259,10 +270,32 @@ class ChannelSender:
             result = self._chat.update(
                 channel=message.channel, ts=str(ts), text=text, blocks=blocks
             )
-        else:
+            return self._record(message, result, edit=edit)
+        find = getattr(self._chat, "find_posted", None)
+        if find is None:
             result = self._chat.post(
                 channel=message.channel, text=text, blocks=blocks, thread_ts=resolved
             )
+            return self._record(message, result, edit=edit)
+        if message.attempted_at is not None:
+            # An earlier attempt got no answer (the process died, or the network did): the
+            # message may be in Slack already. Its key, in its metadata, tells.
+            since = message.attempted_at.timestamp() - LOOKBACK_SECONDS
+            found = find(channel=message.channel, key=message.key, thread_ts=resolved, oldest=since)
+            if found.status == "ok":
+                log.info("outbox.found_posted", key=message.key, ts=found.evidence.get("ts"))
+                return self._record(message, found, edit=False)
+            if found.status != "no_data":
+                # Unreadable history (e.g. the bot lacks channels:history): post again rather
+                # than risk losing it.
+                log.warning("outbox.history_unreadable", key=message.key, error=found.error)
+        result = self._chat.post(
+            channel=message.channel,
+            text=text,
+            blocks=blocks,
+            thread_ts=resolved,
+            key=message.key,
+        )
         return self._record(message, result, edit=edit)
 
     def _resolve(self, session: Session, message: OutboxMessage) -> str | None | float:

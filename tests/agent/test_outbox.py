@@ -300,3 +300,71 @@ def test_a_message_slack_refuses_for_good_is_failed_and_audited_not_retried(
     assert [m["text"] for m in state.messages] == ["y"]
     calls = [c for c in state.calls if c["args"].get("channel") == "C0NOWHERE"]
     assert len(calls) == 2, "a refused message is not tried again"
+
+
+DOOMED_SENDER = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+    from tests.conftest import make_settings
+    from agent.outbox.sender import OutboxSender, Pace
+    from agent.wiring import build_services
+    from audit.sqltypes import utcnow
+
+    folder, url, token, channel = sys.argv[1:5]
+    settings = make_settings(
+        Path(folder), slack_bot_token=token, slack_base_url=url, slack_channel=channel
+    )
+    services = build_services(settings)
+    sender = OutboxSender(
+        services.engine, services.audit, services.adapters.chat,
+        owner="doomed", pace=Pace(lease_seconds=2.0), now=utcnow,
+    )
+    sender.run_once()  # killed inside: Slack is slow to answer
+    """
+)
+
+
+def test_a_sender_killed_while_slack_posts_is_not_followed_by_a_second_post(
+    tmp_path: Path, slack: tuple[SlackState, str]
+) -> None:
+    """SIGKILL between Slack's post and the commit that records it: the next sender finds the
+    message by the key in its metadata instead of posting it again."""
+    state, url = slack
+    settings = settings_for(tmp_path, url)
+    services = services_for(settings)
+    with session_scope(services.engine) as session:
+        outbox.post(session, key="slow/report", channel="C0ONE", text="the report", now=utcnow())
+    state.answer_delay_seconds = 3.0
+    root = Path(__file__).resolve().parents[2]
+    doomed = subprocess.Popen(
+        [sys.executable, "-c", DOOMED_SENDER, str(tmp_path), url, TOKEN, CHANNELS[0]],
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root)},
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not state.messages:
+            time.sleep(0.02)  # until Slack has taken the post (its answer is 3 s away)
+    finally:
+        doomed.send_signal(signal.SIGKILL)
+        doomed.wait(timeout=10)
+    assert [m["text"] for m in state.messages] == ["the report"], "the doomed sender never posted"
+    assert attempted(services.engine, "slow/report")
+    with Session(services.engine) as session:
+        assert outbox.where(session, "slow/report") is None, "killed before it recorded the post"
+    state.answer_delay_seconds = 0.0
+
+    drain([sender(services, "restarted")], services.engine)
+
+    assert [m["text"] for m in state.messages] == ["the report"], "posted twice"
+    with Session(services.engine) as session:
+        assert outbox.where(session, "slow/report") == ("C0ONE", state.messages[0]["ts"])
+    methods = [c["method"] for c in state.calls]
+    assert methods.count("chat.postMessage") == 1 and "conversations.history" in methods
+
+
+def attempted(engine: Any, key: str) -> bool:
+    with Session(engine) as session:
+        message = outbox.find(session, key)
+        return message is not None and message.attempted_at is not None

@@ -27,6 +27,8 @@ from tools.result import Stopwatch, ToolResult, ToolStatus
 from tools.retry import count_retry
 
 RETRIED_SERVER_STATUSES = frozenset({500, 502, 503, 504})
+OUTBOX_EVENT = "remediator_outbox_message"
+"""The metadata event type of messages the outbox posts (their key in the payload)."""
 
 
 class ChannelPacer:
@@ -132,19 +134,80 @@ class SlackChat:
         text: str,
         blocks: list[dict[str, Any]] | None = None,
         thread_ts: str | None = None,
+        key: str | None = None,
     ) -> ToolResult:
-        """Post a message (in a thread when thread_ts is given)."""
+        """Post a message (in a thread when thread_ts is given).
+
+        With a `key`, the message carries it in its metadata (`event_type` OUTBOX_EVENT), so
+        `find_posted` can tell later whether a post whose answer was lost went through.
+        """
         asked: dict[str, Any] = {"method": "chat.postMessage", "channel": channel, "text": text}
         if thread_ts:
             asked["thread_ts"] = thread_ts
+        metadata = {"event_type": OUTBOX_EVENT, "event_payload": {"key": key}} if key else None
         self._pace.wait(channel)
         return self._send(
             asked,
             "the message",
             "posted to {channel}",
             lambda: self._client.chat_postMessage(
-                channel=channel, text=text, blocks=blocks, thread_ts=thread_ts
+                channel=channel, text=text, blocks=blocks, thread_ts=thread_ts, metadata=metadata
             ),
+        )
+
+    def find_posted(
+        self, *, channel: str, key: str, thread_ts: str | None, oldest: float
+    ) -> ToolResult:
+        """Look for the message posted with this `key` since `oldest` (epoch seconds).
+
+        Reads conversations.replies of the thread (conversations.history without one), with the
+        messages' metadata. Evidence `ts` is the message's when found; status no_data when not.
+        """
+        asked: dict[str, Any] = {"method": "conversations.history", "channel": channel, "key": key}
+        watch = Stopwatch()
+        try:
+            if thread_ts:
+                asked["method"] = "conversations.replies"
+                answer = self._client.conversations_replies(
+                    channel=channel,
+                    ts=thread_ts,
+                    oldest=f"{oldest:.6f}",
+                    include_all_metadata=True,
+                    limit=200,
+                )
+            else:
+                answer = self._client.conversations_history(
+                    channel=channel, oldest=f"{oldest:.6f}", include_all_metadata=True, limit=200
+                )
+        except (SlackClientError, OSError, ValueError) as exc:
+            return ToolResult(
+                tool=self.name,
+                status=ToolStatus.error,
+                summary="Slack's history could not be read",
+                asked=asked,
+                latency_ms=watch.ms,
+                error=f"{type(exc).__name__}: {exc}"[:500],
+            )
+        for message in answer.get("messages") or []:
+            metadata = message.get("metadata") if isinstance(message, dict) else None
+            if not isinstance(metadata, dict) or metadata.get("event_type") != OUTBOX_EVENT:
+                continue
+            payload = metadata.get("event_payload")
+            if isinstance(payload, dict) and payload.get("key") == key:
+                return ToolResult(
+                    tool=self.name,
+                    status=ToolStatus.ok,
+                    summary=f"found message {message.get('ts')} in {channel}",
+                    asked=asked,
+                    evidence={"channel": channel, "ts": str(message.get("ts"))},
+                    latency_ms=watch.ms,
+                )
+        return ToolResult(
+            tool=self.name,
+            status=ToolStatus.no_data,
+            summary=f"no message with key {key} in {channel}",
+            asked=asked,
+            latency_ms=watch.ms,
         )
 
     def update(
