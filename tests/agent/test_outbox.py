@@ -368,3 +368,51 @@ def attempted(engine: Any, key: str) -> bool:
     with Session(engine) as session:
         message = outbox.find(session, key)
         return message is not None and message.attempted_at is not None
+
+
+def digest_is_one_row_whoever_writes_first(
+    tmp_path: Path, url: str, database_url: str | None
+) -> None:
+    """Two replicas folding incidents into the same minute's digest: one digest, every entry."""
+    replicas = [
+        services_for(settings_for(tmp_path, url, database_url)),
+        build_services(settings_for(tmp_path, url, database_url)),
+    ]
+    now = utcnow()
+    keys = []
+    for n in range(6):
+        with session_scope(replicas[n % 2].engine) as session:
+            keys.append(
+                outbox.add_to_digest(
+                    session,
+                    key=f"incident-{n}/report",
+                    channel="C0ONE",
+                    now=now,
+                    incident_id=uuid.uuid4(),
+                    line=f"incident {n}",
+                    label="dependency_degraded" if n % 3 else "suspect_change",
+                    actor="agent.report",
+                    step="report",
+                )
+            )
+    assert len(set(keys)) == 1
+    with Session(replicas[0].engine) as session:
+        digests = session.exec(select(OutboxMessage).where(OutboxMessage.digest)).all()
+        assert [d.key for d in digests] == keys[:1]
+        assert [e.text for e in outbox.entries(session, keys[0])] == [
+            f"incident {n}" for n in range(6)
+        ]
+        assert outbox.new_incidents(session, "C0ONE", now) == 6
+
+
+def test_a_digest_is_one_row_whoever_writes_first(
+    tmp_path: Path, slack: tuple[SlackState, str]
+) -> None:
+    digest_is_one_row_whoever_writes_first(tmp_path, slack[1], None)
+
+
+@pytest.mark.postgres
+def test_a_digest_is_one_row_whoever_writes_first_on_postgres(
+    tmp_path: Path, slack: tuple[SlackState, str], postgres_url: str
+) -> None:
+    digest_is_one_row_whoever_writes_first(tmp_path, slack[1], postgres_url)
