@@ -131,6 +131,13 @@ class Settings(BaseSettings):
     worker_poll_seconds: float = Field(
         0.5, gt=0, description="Idle worker's database poll interval."
     )
+    serve_worker_loops: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="Worker loops (threads) `serve --worker` runs; more let a storm's incidents "
+        "run side by side (`remediator worker --concurrency` for worker processes).",
+    )
     worker_lease_seconds: float = Field(
         300,
         gt=0,
@@ -270,6 +277,12 @@ class Settings(BaseSettings):
         None, description="The PagerDuty user e-mail REST writes are made as (From header)."
     )
     pagerduty_rest_url: str = Field("https://api.pagerduty.com", description="REST API base.")
+    pagerduty_events_per_minute: int = Field(
+        120,
+        ge=1,
+        description="Events v2 sends at most this many events a minute per routing key "
+        "(PagerDuty's documented limit is about 120); beyond it, triggers wait their turn.",
+    )
 
     slack_bot_token: SecretStr | None = Field(
         None, description="Bot token (xoxb-…); unset means Slack messages are dry-run."
@@ -279,6 +292,24 @@ class Settings(BaseSettings):
     slack_timeout_seconds: float = Field(10, gt=0, description="Timeout per Slack call.")
     slack_min_interval_seconds: float = Field(
         1.0, ge=0, description="Messages to one channel are paced this far apart (Slack: ~1/s)."
+    )
+    slack_burst: int = Field(
+        5, ge=1, description="Messages a quiet channel takes at once before the outbox paces it."
+    )
+    slack_outbox_poll_seconds: float = Field(
+        0.25, gt=0, description="How often the outbox sender looks for messages to send."
+    )
+    slack_outbox_lease_seconds: float = Field(
+        30, gt=0, description="A channel's sender holds it this long between renewals."
+    )
+    slack_digest_after: int = Field(
+        5,
+        ge=0,
+        description="New incidents per channel per minute beyond which they go into the "
+        "channel's digest (one message a minute, edited in place); 0 turns the digest off.",
+    )
+    slack_digest_edit_seconds: float = Field(
+        10, gt=0, description="A digest is edited at most this often as incidents join it."
     )
 
     slack_signing_secret: SecretStr | None = Field(

@@ -12,15 +12,29 @@ investigation is over. It checks, against the service's database and the emulato
   message given up (`notification.failed`); the bench wraps the emulator's list to time each;
 - nothing lost: every alert answered 202 has its row and it is `done`;
 - peak RSS of the service (VmHWM from /proc, summed over `serve` and any process it started) at
-  most 300 MB, beside its idle RSS.
+  most 300 MB, beside its idle RSS;
+- per incident, the time from its first alert (`received_at`) to its PagerDuty trigger: p50, p95
+  and max, against the time to page of a lone incident measured first in the same run. Target:
+  p95 at most 2x the lone time, or the floor PagerDuty's per-routing-key limit (120 events a
+  minute) sets for the pages that share a key, if that is higher; the row says which bound held;
+- Slack messages per channel in the storm's first minute (at most 20: beyond a rate of new
+  incidents a channel gets one digest a minute instead of a message each).
+
+The default world spreads the fingerprints over --teams services, each with a team of its own
+(its own routing key and Slack channel, and its own vector DB owner: distinct causes);
+--teams 0 plays the demo's single service. `serve` runs --loops worker loops (8), so the
+incidents of the storm run side by side.
 
     .venv/bin/python bench/storm.py [--alerts 10000] [--fingerprints 100] [--seconds 60]
+                                    [--teams 10]
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
+import math
 import tempfile
 import time
 import uuid
@@ -28,17 +42,150 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
 from harness import LoadResult, Row, Service, arize_body, drive, load_average, print_table, say
 from sqlalchemy import Engine, func
 from sqlmodel import Session, col, select
-from time_to_page import FINISHED, World, audit_events, start_world
+from time_to_page import FINISHED, World, audit_events, measure_one, start_world
 
 from agent.alerts.models import Alert
-from agent.incidents.models import Incident
+from agent.incidents.models import Incident, page_dedup_key
 from agent.store.db import make_engine
 
 RSS_TARGET_MB = 300
 CONNECTIONS = 16
+PAGE_TARGET_RATIO = 2.0
+PAGES_PER_KEY_MINUTE = 120
+"""PagerDuty's Events v2 limit per routing key (REMEDIATOR_PAGERDUTY_EVENTS_PER_MINUTE)."""
+SLACK_FIRST_MINUTE_TARGET = 20
+
+
+def team_world(world: World, teams: int) -> list[str]:
+    """Add `teams` services to the world's catalog, each with its own team, key and channel.
+
+    Each is the demo service under another name, with only its endpoint and its vector DB (the
+    canary finds the fault; logs, embeddings and failover are left out to keep the service's
+    memory near the demo's), the vector DB owned by its own team: its incidents page that team's
+    routing key and post to that team's channel. Return the services' model ids.
+    """
+    if teams <= 0:
+        return []
+    path = Path(world.env["REMEDIATOR_CATALOG_FILE"])
+    catalog = yaml.safe_load(path.read_text())
+    [template] = [spec for spec in catalog["services"].values() if spec.get("logs")][:1]
+    models = []
+    for n in range(teams):
+        team, model, channel = f"storm-team-{n:02d}", f"storm-svc-{n:02d}", f"C0STORM{n:02d}"
+        key_env = f"SANDBOX_PD_KEY_STORM_{n:02d}"
+        routing_key = f"{n:02d}".ljust(32, "f")
+        world.env[key_env] = routing_key
+        assert world.stack.pagerduty.routing_keys is not None
+        world.stack.pagerduty.routing_keys.add(routing_key)
+        world.stack.slack.channels.add(channel)
+        catalog["teams"][team] = {"pagerduty_routing_key_env": key_env, "slack_channel": channel}
+        vector_db = dict(template["dependencies"]["vector_db"], owner=team)
+        spec = {
+            "models": [model],
+            "team": team,
+            "slack_channel": channel,
+            "endpoint": copy.deepcopy(template["endpoint"]),
+            "dependencies": {"vector_db": vector_db},
+        }
+        catalog["services"][model] = spec
+        models.append(model)
+    path.write_text(yaml.safe_dump(catalog, sort_keys=False))
+    return models
+
+
+def storm_bodies(alerts: int, fingerprints: int, models: list[str], world: World) -> list[bytes]:
+    """Return the storm: alert i from monitor i mod F, fingerprint f on service f mod teams."""
+    bodies = []
+    for i in range(alerts):
+        fingerprint = i % fingerprints
+        payload = json.loads(
+            arize_body(i, monitor=f"mon-storm-{fingerprint:04d}", triggered_at=world.breach_time)
+        )
+        if models:
+            payload["model_id"] = models[fingerprint % len(models)]
+        bodies.append(json.dumps(payload).encode())
+    return bodies
+
+
+@dataclass
+class Paging:
+    """Per incident, from its first alert to its first PagerDuty trigger, in seconds."""
+
+    lone_s: float
+    lone: set[uuid.UUID]
+    seconds: list[float]
+    unpaged: int
+    keys: int
+    most_per_key: int
+
+    def percentile(self, q: float) -> float:
+        """Return the q-quantile of the times to page (nearest rank)."""
+        ordered = sorted(self.seconds)
+        return ordered[max(math.ceil(q * len(ordered)) - 1, 0)] if ordered else float("nan")
+
+    def bound(self) -> tuple[float, str]:
+        """Return the p95 target and which bound set it: 2x lone, or the per-key floor."""
+        ratio = PAGE_TARGET_RATIO * self.lone_s
+        # The page at the 95th rank of the busiest key waits for whole minutes of its key.
+        rank = max(math.ceil(0.95 * self.most_per_key), 1)
+        floor = self.lone_s + 60.0 * ((rank - 1) // PAGES_PER_KEY_MINUTE)
+        if floor > ratio:
+            return floor, f"per-key floor ({self.most_per_key} pages on one key)"
+        return ratio, f"{PAGE_TARGET_RATIO:g}x lone"
+
+
+def page_times(engine: Engine, world: World, lone_s: float, exclude: set[uuid.UUID]) -> Paging:
+    """Time each incident's page from its first alert (both clocks: wall time on this machine)."""
+    with Session(engine) as session:
+        firsts = session.exec(
+            select(Alert.incident_id, func.min(Alert.received_at))
+            .where(col(Alert.incident_id).is_not(None))
+            .group_by(col(Alert.incident_id))
+        ).all()
+    triggers = [(t, e) for t, e in world.pages.timed() if e.get("event_action") == "trigger"]
+    first_page: dict[str, float] = {}
+    per_key: dict[str, int] = defaultdict(int)
+    for moment, event in triggers:
+        key = str(event["dedup_key"])
+        first_page[key] = min(first_page.get(key, moment), moment)
+        per_key[str(event.get("routing_key"))] += 1
+    seconds, unpaged = [], 0
+    for incident_id, received in firsts:
+        if incident_id is None or incident_id in exclude:
+            continue
+        prefix = page_dedup_key(incident_id)
+        paged = [t for k, t in first_page.items() if k == prefix or k.startswith(prefix + "/")]
+        if not paged:
+            unpaged += 1
+            continue
+        seconds.append(min(paged) - received.timestamp())
+    return Paging(lone_s, exclude, seconds, unpaged, len(per_key), max(per_key.values(), default=0))
+
+
+def forget_baseline(world: World) -> None:
+    """Drop the lone incident's page and messages, so the storm's figures count only its own."""
+    for timed in (world.pages, world.messages):
+        del timed[:]
+        timed.times.clear()
+    with world.stack.slack.lock:
+        world.stack.slack.calls.clear()
+
+
+def first_minute_messages(world: World, start: float) -> tuple[int, int, int]:
+    """Return, over channels, the most top-level messages and the most posts in the first minute,
+    and how many channels got any."""
+    top: dict[str, int] = defaultdict(int)
+    posts: dict[str, int] = defaultdict(int)
+    for moment, message in world.messages.timed():
+        if start <= moment < start + 60.0:
+            posts[message["channel"]] += 1
+            if not message.get("thread_ts"):
+                top[message["channel"]] += 1
+    return max(top.values(), default=0), max(posts.values(), default=0), len(posts)
 
 
 def drained(engine: Engine, accepted: int) -> bool:
@@ -91,6 +238,8 @@ class Outcome:
     slack_refused: int
     slack_failed: int
     first_page_s: float | None
+    paging: Paging
+    first_minute: tuple[int, int, int]
 
 
 def inspect(
@@ -99,12 +248,15 @@ def inspect(
     load: LoadResult,
     times: tuple[float, float | None],
     memory: tuple[int, int],
+    paging: Paging,
 ) -> Outcome:
     """Count investigations, incidents, lost alerts, pages and Slack messages."""
     ids = {uuid.UUID(json.loads(body)["alert_id"]) for body in load.bodies if b"alert_id" in body}
     with Session(engine) as session:
         states = dict(session.exec(select(Alert.id, Alert.state)).all())
-        incidents = session.exec(select(func.count()).select_from(Incident)).one()
+        incidents = session.exec(select(func.count()).select_from(Incident)).one() - len(
+            paging.lone
+        )
     triggers = [e for e in list(world.pages) if e.get("event_action") == "trigger"]
     calls = world.stack.slack.snapshot()["calls"]
     posts = sum(1 for call in calls if call["method"] == "chat.postMessage")
@@ -118,7 +270,9 @@ def inspect(
         drain_s=drain_s,
         idle_kb=memory[0],
         peak_kb=memory[1],
-        investigations=len(audit_events(engine, "runbook.matched")),
+        investigations=sum(
+            1 for e in audit_events(engine, "runbook.matched") if e.incident_id not in paging.lone
+        ),
         incidents=int(incidents),
         lost=sum(1 for i in ids if i not in states),
         not_done=sum(1 for i in ids if i in states and states[i] != "done"),
@@ -130,29 +284,37 @@ def inspect(
         slack_refused=posts - messages,
         slack_failed=len(audit_events(engine, "notification.failed")),
         first_page_s=None if first is None else first - wall_start,
+        paging=paging,
+        first_minute=first_minute_messages(world, wall_start),
     )
 
 
 def run(
-    alerts: int = 10_000, fingerprints: int = 100, seconds: float = 60.0, drain_timeout: float = 900
+    alerts: int = 10_000,
+    fingerprints: int = 100,
+    seconds: float = 60.0,
+    drain_timeout: float = 900,
+    teams: int = 10,
+    loops: int = 8,
 ) -> list[Row]:
     """Play the storm and return the table's rows."""
     with tempfile.TemporaryDirectory() as folder:
         workdir = Path(folder).resolve()
         world = start_world(workdir)
         try:
+            models = team_world(world, teams)
+            world.env["REMEDIATOR_SERVE_WORKER_LOOPS"] = str(loops)
             with Service(workdir, worker=True, extra_env=world.env).wait_ready(
                 "/readyz"
             ) as service:
                 idle_kb = service.memory_kb("VmRSS")
-                bodies = [
-                    arize_body(
-                        i,
-                        monitor=f"mon-storm-{i % fingerprints:04d}",
-                        triggered_at=world.breach_time,
-                    )
-                    for i in range(alerts)
-                ]
+                engine = make_engine(service.database_url)
+                # The baseline: one incident alone, in the same service and world, just before.
+                lone = measure_one(service, world, engine, alerts + 1)
+                lone_ids = set(session_incidents(engine))
+                forget_baseline(world)
+                say("storm", f"lone incident paged in {lone.page_ms:.0f} ms")
+                bodies = storm_bodies(alerts, fingerprints, models, world)
                 started, wall_start = time.monotonic(), time.time()
                 load = drive(
                     service.url,
@@ -164,7 +326,6 @@ def run(
                     keep_bodies=True,
                 )
                 say("storm", f"{alerts:,} alerts sent in {load.seconds:.1f}s; {load.statuses}")
-                engine = make_engine(service.database_url)
                 drain_s = None
                 while time.monotonic() - started < drain_timeout:
                     if drained(engine, load.statuses[202]):
@@ -173,11 +334,49 @@ def run(
                     time.sleep(0.5)
                 say("storm", f"drained in {drain_s:.1f}s" if drain_s else "not drained in time")
                 memory = (idle_kb, service.memory_kb("VmHWM"))
-                outcome = inspect(engine, world, load, (wall_start, drain_s), memory)
+                paging = page_times(engine, world, lone.page_ms / 1000, lone_ids)
+                outcome = inspect(engine, world, load, (wall_start, drain_s), memory, paging)
                 engine.dispose()
         finally:
             world.stack.stop()
     return rows(outcome, alerts, fingerprints, seconds)
+
+
+def session_incidents(engine: Engine) -> list[uuid.UUID]:
+    """Return every incident's id (those opened before the storm are left out of its figures)."""
+    with Session(engine) as session:
+        return list(session.exec(select(Incident.id)).all())
+
+
+def paging_rows(o: Outcome, fingerprints: int) -> list[Row]:
+    """The time-to-page and first-minute Slack rows (issue 18)."""
+    p = o.paging
+    bound, which = p.bound()
+    p95 = p.percentile(0.95)
+    lone = p.lone_s or float("nan")
+    top, posts, channels = o.first_minute
+    return [
+        (
+            "storm time to page (first alert -> trigger)",
+            f"p50 {p.percentile(0.5):.2f}s ({p.percentile(0.5) / lone:.1f}x), "
+            f"p95 {p95:.2f}s ({p95 / lone:.1f}x), max {max(p.seconds, default=float('nan')):.2f}s "
+            f"({max(p.seconds, default=float('nan')) / lone:.1f}x)",
+            f"p95 <= {bound:.2f}s: {which}",
+            f"lone incident {p.lone_s:.2f}s (same run); {len(p.seconds)} paged, {p.unpaged} not; "
+            f"{p.keys} routing keys, at most {p.most_per_key} pages on one",
+            "PASS"
+            if p95 <= bound and p.unpaged == 0 and len(p.seconds) == fingerprints
+            else "MISS",
+        ),
+        (
+            "storm Slack messages per channel, first minute",
+            f"at most {top} top-level ({posts} posts with thread replies) in one channel",
+            f"<= {SLACK_FIRST_MINUTE_TARGET}",
+            f"{channels} channels; {o.incidents} incidents; beyond the digest rate a channel gets "
+            "one digest a minute, edited in place",
+            "PASS" if top <= SLACK_FIRST_MINUTE_TARGET else "MISS",
+        ),
+    ]
 
 
 def rows(o: Outcome, alerts: int, fingerprints: int, seconds: float) -> list[Row]:
@@ -235,6 +434,7 @@ def rows(o: Outcome, alerts: int, fingerprints: int, seconds: float) -> list[Row
             f"ack p50 {o.load.percentile_ms(0.5):.0f} ms, p99 {o.load.percentile_ms(0.99):.0f} ms",
             "info",
         ),
+        *paging_rows(o, fingerprints),
     ]
 
 
@@ -245,8 +445,16 @@ def main() -> None:
     parser.add_argument("--fingerprints", type=int, default=100, help="distinct fingerprints")
     parser.add_argument("--seconds", type=float, default=60.0, help="offer them over this long")
     parser.add_argument("--drain-timeout", type=float, default=900.0, help="give up after this")
+    parser.add_argument(
+        "--teams", type=int, default=10, help="services with a team, key and channel each (0: one)"
+    )
+    parser.add_argument(
+        "--loops", type=int, default=8, help="worker loops of `serve` (its WORKER_LOOPS)"
+    )
     args = parser.parse_args()
-    result = run(args.alerts, args.fingerprints, args.seconds, args.drain_timeout)
+    result = run(
+        args.alerts, args.fingerprints, args.seconds, args.drain_timeout, args.teams, args.loops
+    )
     print(load_average())
     print_table(result)
 

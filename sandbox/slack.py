@@ -1,4 +1,6 @@
-"""Slack Web API emulator: auth.test, chat.postMessage, chat.update, usergroups.users.list.
+"""Slack Web API emulator: auth.test, chat.postMessage (with metadata), chat.update,
+conversations.history and conversations.replies (GET, `include_all_metadata`),
+usergroups.users.list.
 
 It also plays the Slack user: `click` sends a button's interaction to the service exactly as
 Slack does (form-encoded `payload`, signed with the app's signing secret).
@@ -78,6 +80,16 @@ class SlackState:
     delay_seconds: float = 0.0
     usergroups: dict[str, list[str]] = field(default_factory=dict)
     """User group id (S…) → its members' user ids, for usergroups.users.list."""
+    answer_delay_seconds: float = 0.0
+    """Each call is carried out at once and answered this much later (`delay_seconds`: before)."""
+    throttled_until: float = 0.0
+    throttle_retry_after: int = 1
+
+    def throttle(self, seconds: float, retry_after: int = 1) -> None:
+        """Answer every call with 429 and this Retry-After for the next `seconds` (a storm)."""
+        with self.lock:
+            self.throttled_until = self.clock() + seconds
+            self.throttle_retry_after = retry_after
 
     def fail_next(self, status: int, times: int = 1, retry_after: int | None = None) -> None:
         """Answer the next `times` calls with this HTTP status instead of processing them."""
@@ -197,7 +209,7 @@ def create_slack_app(state: SlackState) -> FastAPI:
     """Build the emulator's ASGI app around its state."""
     app = FastAPI(title="Slack Web API emulator", openapi_url=None)
 
-    @app.post("/api/{method}")
+    @app.api_route("/api/{method}", methods=["GET", "POST"])
     async def api(method: str, request: Request) -> Response:
         args = await _arguments(request)
         if state.delay_seconds > 0:
@@ -209,6 +221,8 @@ def create_slack_app(state: SlackState) -> FastAPI:
             if args is not None:
                 state.calls.append({"method": method, "args": args})
             fault = state.faults.popleft() if state.faults else None
+            if fault is None and state.clock() < state.throttled_until:
+                fault = SlackFault(429, state.throttle_retry_after)
         if fault is not None:
             return fault.response()
         if args is None:
@@ -221,7 +235,11 @@ def create_slack_app(state: SlackState) -> FastAPI:
             handler = HANDLERS.get(method)
             if handler is None:
                 return _error("unknown_method")
-            return handler(state, args)
+            answer = handler(state, args)
+        if state.answer_delay_seconds > 0:
+            # Done, but the answer is slow: a caller that dies meanwhile never learns of it.
+            await asyncio.sleep(state.answer_delay_seconds)
+        return answer
 
     @app.get("/_sandbox/messages")
     def received() -> dict[str, Any]:
@@ -231,6 +249,8 @@ def create_slack_app(state: SlackState) -> FastAPI:
 
 
 async def _arguments(request: Request) -> dict[str, Any] | None:
+    if request.method == "GET":  # the read methods (conversations.history) take query parameters
+        return dict(request.query_params)
     body = await request.body()
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("application/json"):
@@ -264,6 +284,18 @@ def _post_message(state: SlackState, args: dict[str, Any]) -> JSONResponse:
     problem = _message_error(args)
     if problem:
         return _error(problem)
+    metadata = args.get("metadata")
+    if isinstance(metadata, str):
+        try:
+            metadata = json.loads(metadata)
+        except json.JSONDecodeError:
+            return _error("invalid_metadata_format")
+    if metadata is not None and (
+        not isinstance(metadata, dict)
+        or not isinstance(metadata.get("event_type"), str)
+        or not isinstance(metadata.get("event_payload"), dict)
+    ):
+        return _error("invalid_metadata_format")
     wait = state.take(str(channel))
     if wait > 0:
         return JSONResponse(
@@ -278,6 +310,7 @@ def _post_message(state: SlackState, args: dict[str, Any]) -> JSONResponse:
         "text": args.get("text", ""),
         "blocks": args.get("blocks"),
         "thread_ts": args.get("thread_ts"),
+        "metadata": metadata,
     }
     state.messages.append(message)
     return JSONResponse(
@@ -314,6 +347,58 @@ def _update(state: SlackState, args: dict[str, Any]) -> JSONResponse:
             "message": {"type": "message", "user": BOT_USER, "text": target["text"], "ts": ts},
         }
     )
+
+
+def _history(state: SlackState, args: dict[str, Any]) -> JSONResponse:
+    """conversations.history: the channel's top-level messages since `oldest`, newest first."""
+    return _read(state, args, lambda m: not m.get("thread_ts") or m["thread_ts"] == m["ts"])
+
+
+def _replies(state: SlackState, args: dict[str, Any]) -> JSONResponse:
+    """conversations.replies: the thread of `ts` (its parent first) since `oldest`."""
+    thread = args.get("ts")
+    if not thread:
+        return _error("invalid_arguments")
+    if not any(m["ts"] == thread and m["channel"] == args.get("channel") for m in state.messages):
+        return _error("thread_not_found")
+    found = _read(state, args, lambda m: thread in (m["ts"], m.get("thread_ts")), newest=False)
+    return found
+
+
+def _read(
+    state: SlackState,
+    args: dict[str, Any],
+    keep: Callable[[dict[str, Any]], bool],
+    *,
+    newest: bool = True,
+) -> JSONResponse:
+    channel = args.get("channel")
+    if not channel or channel not in state.channels:
+        return _error("channel_not_found")
+    try:
+        oldest = float(args.get("oldest") or 0)
+        limit = min(int(args.get("limit") or 100), 1000)
+    except ValueError:
+        return _error("invalid_arguments")
+    with_metadata = str(args.get("include_all_metadata", "")).lower() in ("1", "true")
+    found = [
+        m
+        for m in state.messages
+        if m["channel"] == channel and float(m["ts"]) >= oldest and keep(m)
+    ]
+    found = list(reversed(found)) if newest else found
+    messages = [
+        {
+            "type": "message",
+            "user": m.get("user", BOT_USER),
+            "text": m["text"],
+            "ts": m["ts"],
+            **({"thread_ts": m["thread_ts"]} if m.get("thread_ts") else {}),
+            **({"metadata": m["metadata"]} if with_metadata and m.get("metadata") else {}),
+        }
+        for m in found[:limit]
+    ]
+    return JSONResponse({"ok": True, "messages": messages, "has_more": len(found) > limit})
 
 
 def _message_error(args: dict[str, Any]) -> str | None:
@@ -416,5 +501,7 @@ HANDLERS: dict[str, Callable[[SlackState, dict[str, Any]], JSONResponse]] = {
     "auth.test": _auth_test,
     "chat.postMessage": _post_message,
     "chat.update": _update,
+    "conversations.history": _history,
+    "conversations.replies": _replies,
     "usergroups.users.list": _usergroup_users,
 }

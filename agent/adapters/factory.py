@@ -37,6 +37,7 @@ from tools.logs.cloudwatch_events import CloudWatchEventsLogSource
 from tools.logs.cloudwatch_insights import CloudWatchLogSource
 from tools.logs.cloudwatch_metrics import CloudWatchMetricSource, MetricSpec
 from tools.logs.gcp import GcpLogSource
+from tools.pager.pacing import KeyPacer
 from tools.pager.pagerduty_events import PagerDutyEventsPager
 from tools.pager.pagerduty_rest import PagerDutyRestPager
 from tools.probes.canary import load_canary
@@ -107,6 +108,8 @@ class Adapters:
     """Arize's REST API (monitors, tags), when an API key is configured and the SDK installed."""
     arize_missing: str | None = None
     """Why Arize's API is not used although a key is configured (the SDK is not installed)."""
+    page_pacer: KeyPacer | None = None
+    """PagerDuty's per-routing-key pace, shared by every pager built here (one per key)."""
     _services: dict[str, ServiceTools] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -132,7 +135,9 @@ class Adapters:
             return None
         with self._lock:
             if name not in self._services:
-                self._services[name] = _service_tools(self.settings, self.catalog, name, self.env)
+                self._services[name] = _service_tools(
+                    self.settings, self.catalog, name, self.env, self.page_pacer
+                )
             return self._services[name]
 
     def warm_up(self) -> None:
@@ -147,7 +152,12 @@ def build_adapters(
     settings: Settings, catalog: Catalog | None = None, env: Mapping[str, str] = os.environ
 ) -> Adapters:
     """Create one adapter per configured service-wide integration; services' come on demand."""
-    adapters = Adapters(settings=settings, catalog=catalog, env=env)
+    adapters = Adapters(
+        settings=settings,
+        catalog=catalog,
+        env=env,
+        page_pacer=KeyPacer(settings.pagerduty_events_per_minute),
+    )
     if settings.cloudwatch_log_groups:
         adapters.logs = CloudWatchLogSource(
             _aws_client("logs", settings, env, _logs_config(settings)),
@@ -160,6 +170,7 @@ def build_adapters(
             base_url=settings.pagerduty_events_url,
             ca_bundle=settings.pagerduty_ca_bundle,
             timeout_seconds=settings.pagerduty_timeout_seconds,
+            pacer=adapters.page_pacer,
         )
     if settings.slack_bot_token is not None:
         adapters.chat = SlackChat(
@@ -240,7 +251,11 @@ def _logs_config(settings: Settings) -> Config:
 
 
 def _service_tools(
-    settings: Settings, catalog: Catalog, name: str, env: Mapping[str, str]
+    settings: Settings,
+    catalog: Catalog,
+    name: str,
+    env: Mapping[str, str],
+    pacer: KeyPacer | None = None,
 ) -> ServiceTools:
     """Create the adapters the catalog describes for one service."""
     spec = catalog.services[name]
@@ -262,6 +277,7 @@ def _service_tools(
                 base_url=settings.pagerduty_events_url,
                 ca_bundle=settings.pagerduty_ca_bundle,
                 timeout_seconds=settings.pagerduty_timeout_seconds,
+                pacer=pacer,
             )
         else:
             tools.missing[f"pager.{team_name}"] = _unset(team.pagerduty_routing_key_env)

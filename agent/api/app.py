@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import gc
 import os
+import threading
+import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from datetime import datetime
 
 from fastapi import FastAPI
@@ -31,6 +34,7 @@ from agent.store.db import upgrade
 from agent.telemetry.routes import router as metrics_router
 from agent.wiring import Services, build_services
 from agent.worker.loop import Worker, start_worker_thread
+from agent.worker.sender import start_outbox_sender
 from audit.ranges import shared_url
 from audit.sqltypes import utcnow
 
@@ -67,14 +71,27 @@ def create_app(
         services.audit.trusted()  # a missing or bad signing key stops the start, saying why
         if settings.auto_migrate:
             upgrade(engine)
-        stop = None
-        thread = None
-        worker = None
+        loops: list[tuple[Worker, threading.Thread, threading.Event]] = []
         if run_worker:
-            worker = Worker(services, services.runner())
-            thread, stop = start_worker_thread(worker)
-            app_state.worker_alive = thread.is_alive
-            app_state.wake_worker = worker.wake
+            # More than one loop lets incidents of a storm run side by side (each run waits on
+            # probes most of its time); one loop signs the audit checkpoints, as in `worker -c N`.
+            count = settings.serve_worker_loops
+            runner = services.runner(connections=count + 1) if count > 1 else services.runner()
+            quiet = replace(
+                services, settings=settings.model_copy(update={"audit_checkpoint_seconds": 0})
+            )
+            for n in range(count):
+                worker = Worker(services if n == 0 else quiet, runner)
+                loops.append((worker, *start_worker_thread(worker)))
+            app_state.worker_alive = lambda: all(t.is_alive() for _, t, _ in loops)
+
+            def wake_all() -> None:
+                for loop_worker, _, _ in loops:
+                    loop_worker.wake()
+
+            app_state.wake_worker = wake_all
+        # The worker's runs write Slack messages to the outbox; they leave from here.
+        sender = start_outbox_sender(services) if run_worker else None
         app_state.intake.start()
         # What start-up built (~350k objects: SDKs, models, the graph) lives as long as the
         # process. Frozen, it is left out of the collector's full passes, each of which
@@ -84,9 +101,14 @@ def create_app(
             yield
         finally:
             await app_state.intake.close()
-            if stop is not None and thread is not None and worker is not None:
+            if sender is not None:
+                sender[1].set()
+                sender[0].join(timeout=settings.worker_shutdown_seconds)
+            for _, _, stop in loops:
                 stop.set()
-                thread.join(timeout=settings.worker_shutdown_seconds)
+            deadline = time.monotonic() + settings.worker_shutdown_seconds
+            for worker, thread, _ in loops:
+                thread.join(timeout=max(deadline - time.monotonic(), 0))
                 if thread.is_alive():
                     worker.release()
             engine.dispose()

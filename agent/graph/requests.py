@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
-from typing import Any, cast
+from typing import Any
 
 from agent.alerts.models import Breach
 from agent.approvals.message import decided_message, request_message
 from agent.approvals.models import Approval
 from agent.approvals.service import request_approval, set_message
-from agent.graph.channels import post_to_incident
+from agent.graph.channels import post_to_incident, update_message
 from agent.graph.messages import evidence_lines, strongest
 from agent.graph.state import IncidentState, RunContext
+from agent.outbox.service import find
 from agent.store.db import session_scope
 from runbooks.schema import Runbook
 
@@ -90,6 +91,8 @@ def _post_request(ctx: RunContext, state: IncidentState, approval: Approval) -> 
         actor=APPROVER,
         dry_run="dry-run: would post the approval request (Slack not configured); "
         f"decide with `remediator approve {approval.id} --as USER`",
+        step=request_step(approval),
+        approval_id=approval.id,
     )
     if isinstance(posted, tuple):
         with session_scope(ctx.engine) as session:
@@ -98,8 +101,10 @@ def _post_request(ctx: RunContext, state: IncidentState, approval: Approval) -> 
 
 def edit_request(ctx: RunContext, state: IncidentState, approval: Approval, step: str) -> None:
     """Edit the request in place once answered (again after a crash: the same edit)."""
-    chat = ctx.tools.chat
-    if chat is None or approval.slack_ts is None or approval.slack_channel is None:
+    request = f"{state['incident_id']}/{request_step(approval)}"
+    with session_scope(ctx.engine) as session:
+        queued = find(session, request) is not None
+    if ctx.tools.chat is None or not (queued or approval.slack_ts):
         return
     text, blocks = decided_message(
         approval,
@@ -108,14 +113,24 @@ def edit_request(ctx: RunContext, state: IncidentState, approval: Approval, step
         next_step=step,
         service=state.get("service"),
     )
-    result = chat.update(
-        channel=approval.slack_channel,
-        ts=approval.slack_ts,
-        text=ctx.audit.redactor.text(text),
-        blocks=cast(list[dict[str, Any]], ctx.audit.redactor.value(blocks)),
+    # Through the outbox: the edit waits for the request's ts if the request itself still
+    # waits, and is made once whatever the resumes (its key).
+    update_message(
+        ctx,
+        uuid.UUID(state["incident_id"]),
+        key=f"{request}/decided/{step}",
+        target_key=request if queued else None,
+        target_ts=approval.slack_ts,
+        channel=str(approval.slack_channel or ""),
+        text=text,
+        blocks=blocks,
+        actor=APPROVER,
     )
-    kind = "notification.updated" if result.status == "ok" else "notification.failed"
-    ctx.record(state, kind, APPROVER, result.audit_data())
+
+
+def request_step(approval: Approval) -> str:
+    """Return the step of an approval request's message: posted once per request."""
+    return f"approval/{approval.id}"
 
 
 def blast_radius(ctx: RunContext, state: IncidentState, approval: Approval) -> str:

@@ -29,9 +29,12 @@ from sqlmodel import select
 
 from agent.adapters.factory import Adapters
 from agent.alerts.service import accept_alert
+from agent.graph.channels import pace_from
 from agent.incidents.models import Incident, IncidentStatus
 from agent.monitors.models import MonitorWatch
 from agent.monitors.service import due_watches, first_breach, take_watch, update_watch
+from agent.outbox import service as outbox
+from agent.outbox.sender import send_now
 from agent.outside_text import mrkdwn
 from agent.settings import Settings
 from agent.store.audit_log import AuditLog
@@ -188,14 +191,36 @@ class MonitorPoller:
             " nothing to evaluate. That is not a recovery: the incident stays open."
         )
         data: dict[str, Any] = {"summary": text, "monitor": reading}
-        chat = self._adapters.chat
-        if chat is not None and incident.slack_channel and incident.slack_thread_ts:
-            posted = chat.post(
-                channel=incident.slack_channel,
-                text=mrkdwn(self._audit.redactor.text(text)),
-                thread_ts=incident.slack_thread_ts,
-            )
-            data["notification"] = posted.audit_data()
+        if self._adapters.chat is not None:
+            # Through the outbox like every message: the channel's sender posts it at its pace,
+            # in the incident's thread (also when the thread's opener is still waiting).
+            with session_scope(self._engine) as session:
+                parent = outbox.thread_of(session, incident.id)
+                channel = incident.slack_channel
+                if channel and (parent or incident.slack_thread_ts):
+                    key = f"{incident.id}/monitor.no_data"
+                    outbox.post(
+                        session,
+                        key=key,
+                        channel=channel,
+                        text=mrkdwn(self._audit.redactor.text(text)),
+                        now=self._now(),
+                        parent_key=parent,
+                        thread_ts=None if parent else incident.slack_thread_ts,
+                        actor=ACTOR,
+                        incident_id=incident.id,
+                        step="monitor.no_data",
+                    )
+                    data["notification"] = {"status": "queued", "channel": channel, "key": key}
+            if "notification" in data:  # a quiet channel gets it now; a busy one from its sender
+                send_now(
+                    self._engine,
+                    self._audit,
+                    self._adapters.chat,
+                    data["notification"]["channel"],
+                    pace=pace_from(self._settings),
+                    now=self._now,
+                )
         self._audit.record_now(
             self._engine, "monitor.no_data", data, actor=ACTOR, incident_id=incident.id
         )

@@ -21,13 +21,14 @@ from sqlmodel import col
 
 from agent.alerts.models import Alert, AlertState
 from agent.incidents.models import Incident
+from agent.outbox.models import OutboxChannel
 from agent.store.db import session_scope
 from agent.telemetry import metrics
 
 log = structlog.get_logger(__name__)
 
 LEASE_EXPIRED = "worker.lease_expired"
-Leased = type[Alert] | type[Incident]
+Leased = type[Alert] | type[Incident] | type[OutboxChannel]
 
 _expiries = 0
 _expiries_lock = threading.Lock()
@@ -56,8 +57,9 @@ def _held(model: Leased, item_id: uuid.UUID, worker_id: str) -> list[Any]:
     if model is Alert:
         conditions.append(col(Alert.state) == AlertState.claimed)
     else:
-        # A finished run clears its lease; only a run in progress is held.
-        conditions.append(col(Incident.lease_until).is_not(None))
+        # A finished run clears its lease; only a run in progress is held. (An outbox channel's
+        # sender clears it too when it gives the channel back.)
+        conditions.append(col(model.lease_until).is_not(None))
     return conditions
 
 

@@ -6,6 +6,7 @@ from agent.changes.models import Deployment
 from agent.failovers.models import Failover
 from agent.incidents.models import Incident
 from agent.monitors.models import MonitorWatch
+from agent.outbox.models import OutboxChannel, OutboxMessage
 from audit.models import AuditCheckpoint, AuditEvent, AuditHead
 
 __all__ = [
@@ -19,4 +20,6 @@ __all__ = [
     "Incident",
     "WebhookDelivery",
     "MonitorWatch",
+    "OutboxChannel",
+    "OutboxMessage",
 ]

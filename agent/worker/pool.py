@@ -25,6 +25,7 @@ from agent.store.db import upgrade
 from agent.telemetry.server import start_metrics_server
 from agent.wiring import build_services
 from agent.worker.loop import Worker
+from agent.worker.sender import start_outbox_sender
 from audit.sqltypes import utcnow
 
 log = structlog.get_logger(__name__)
@@ -58,6 +59,8 @@ def run_workers(
     ]
     for thread in threads:
         thread.start()
+    # Slack messages the runs write to the outbox leave from here, each channel at its pace.
+    sender = start_outbox_sender(services)
     scrape = start_metrics_server(settings, engine)  # REMEDIATOR_METRICS_PORT, when set
     log.info(
         "workers.started",
@@ -72,6 +75,9 @@ def run_workers(
     deadline = time.monotonic() + settings.worker_shutdown_seconds
     for thread in threads:
         thread.join(max(deadline - time.monotonic(), 0))
+    if sender is not None:
+        sender[1].set()
+        sender[0].join(max(deadline - time.monotonic(), 0))
     busy = [w for w, t in zip(workers, threads, strict=True) if t.is_alive()]
     for worker in busy:
         worker.release()

@@ -22,6 +22,8 @@ TABLES = {
     "failover",
     "webhook_delivery",
     "monitor_watch",
+    "outbox_message",
+    "outbox_channel",
     "alembic_version",
 }
 
@@ -31,7 +33,7 @@ def check_schema(url: str) -> None:
     upgrade(engine)
     command.check(alembic_config(engine))  # raises when models and migrations differ
     assert TABLES <= set(inspect(engine).get_table_names())
-    assert current_revision(engine) == "0010_arize_monitors"
+    assert current_revision(engine) == "0011_slack_outbox"
     upgrade(engine)  # a second run changes nothing
     engine.dispose()
 

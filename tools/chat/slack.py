@@ -27,6 +27,8 @@ from tools.result import Stopwatch, ToolResult, ToolStatus
 from tools.retry import count_retry
 
 RETRIED_SERVER_STATUSES = frozenset({500, 502, 503, 504})
+OUTBOX_EVENT = "remediator_outbox_message"
+"""The metadata event type of messages the outbox posts (their key in the payload)."""
 
 
 class ChannelPacer:
@@ -77,6 +79,8 @@ class SlackChat:
         # Slack allows about one message per second per channel: posts queue here (each
         # channel paced in turn) instead of piling into 429s that could outlast the retries.
         self._pace = ChannelPacer(min_interval_seconds, monotonic, sleep)
+        self._token, self._base_url, self._timeout = token, base_url, timeout_seconds
+        self._server_retries, self._retry_base = server_error_retries, retry_base_seconds
         backoff = BackoffRetryIntervalCalculator(
             backoff_factor=retry_base_seconds, jitter=ProportionalJitter()
         )
@@ -96,6 +100,23 @@ class SlackChat:
             ],
         )
 
+    def for_outbox(self) -> SlackChat:
+        """Return a twin for the outbox's sender: no pacing and no waiting on 429 inside.
+
+        The sender paces each channel itself (across replicas) and, on a 429, keeps the message
+        queued and the channel blocked for the answer's Retry-After (in the result's evidence)
+        instead of holding its thread asleep.
+        """
+        return SlackChat(
+            self._token,
+            base_url=self._base_url,
+            timeout_seconds=self._timeout,
+            rate_limit_retries=0,
+            server_error_retries=self._server_retries,
+            retry_base_seconds=self._retry_base,
+            min_interval_seconds=0,
+        )
+
     def check(self) -> tuple[bool, str]:
         """Call auth.test to confirm the token works."""
         try:
@@ -113,19 +134,80 @@ class SlackChat:
         text: str,
         blocks: list[dict[str, Any]] | None = None,
         thread_ts: str | None = None,
+        key: str | None = None,
     ) -> ToolResult:
-        """Post a message (in a thread when thread_ts is given)."""
+        """Post a message (in a thread when thread_ts is given).
+
+        With a `key`, the message carries it in its metadata (`event_type` OUTBOX_EVENT), so
+        `find_posted` can tell later whether a post whose answer was lost went through.
+        """
         asked: dict[str, Any] = {"method": "chat.postMessage", "channel": channel, "text": text}
         if thread_ts:
             asked["thread_ts"] = thread_ts
+        metadata = {"event_type": OUTBOX_EVENT, "event_payload": {"key": key}} if key else None
         self._pace.wait(channel)
         return self._send(
             asked,
             "the message",
             "posted to {channel}",
             lambda: self._client.chat_postMessage(
-                channel=channel, text=text, blocks=blocks, thread_ts=thread_ts
+                channel=channel, text=text, blocks=blocks, thread_ts=thread_ts, metadata=metadata
             ),
+        )
+
+    def find_posted(
+        self, *, channel: str, key: str, thread_ts: str | None, oldest: float
+    ) -> ToolResult:
+        """Look for the message posted with this `key` since `oldest` (epoch seconds).
+
+        Reads conversations.replies of the thread (conversations.history without one), with the
+        messages' metadata. Evidence `ts` is the message's when found; status no_data when not.
+        """
+        asked: dict[str, Any] = {"method": "conversations.history", "channel": channel, "key": key}
+        watch = Stopwatch()
+        try:
+            if thread_ts:
+                asked["method"] = "conversations.replies"
+                answer = self._client.conversations_replies(
+                    channel=channel,
+                    ts=thread_ts,
+                    oldest=f"{oldest:.6f}",
+                    include_all_metadata=True,
+                    limit=200,
+                )
+            else:
+                answer = self._client.conversations_history(
+                    channel=channel, oldest=f"{oldest:.6f}", include_all_metadata=True, limit=200
+                )
+        except (SlackClientError, OSError, ValueError) as exc:
+            return ToolResult(
+                tool=self.name,
+                status=ToolStatus.error,
+                summary="Slack's history could not be read",
+                asked=asked,
+                latency_ms=watch.ms,
+                error=f"{type(exc).__name__}: {exc}"[:500],
+            )
+        for message in answer.get("messages") or []:
+            metadata = message.get("metadata") if isinstance(message, dict) else None
+            if not isinstance(metadata, dict) or metadata.get("event_type") != OUTBOX_EVENT:
+                continue
+            payload = metadata.get("event_payload")
+            if isinstance(payload, dict) and payload.get("key") == key:
+                return ToolResult(
+                    tool=self.name,
+                    status=ToolStatus.ok,
+                    summary=f"found message {message.get('ts')} in {channel}",
+                    asked=asked,
+                    evidence={"channel": channel, "ts": str(message.get("ts"))},
+                    latency_ms=watch.ms,
+                )
+        return ToolResult(
+            tool=self.name,
+            status=ToolStatus.no_data,
+            summary=f"no message with key {key} in {channel}",
+            asked=asked,
+            latency_ms=watch.ms,
         )
 
     def update(
@@ -167,14 +249,17 @@ class SlackChat:
             answer = call()
         except SlackApiError as exc:
             error = exc.response.get("error") if exc.response is not None else None
+            evidence: dict[str, Any] = {
+                "http_status": exc.response.status_code if exc.response is not None else None
+            }
+            if exc.response is not None and exc.response.status_code == 429:
+                evidence["retry_after"] = retry_after(exc.response.headers)
             return ToolResult(
                 tool=self.name,
                 status=ToolStatus.error,
                 summary=f"Slack refused {what}: {error or exc}",
                 asked=asked,
-                evidence={
-                    "http_status": exc.response.status_code if exc.response is not None else None
-                },
+                evidence=evidence,
                 latency_ms=watch.ms,
                 error=str(error or exc)[:500],
             )
@@ -206,6 +291,16 @@ class SlackChat:
             evidence={"channel": channel, "ts": ts},
             latency_ms=watch.ms,
         )
+
+
+def retry_after(headers: Any) -> float:
+    """Return a 429's Retry-After in seconds (1 when absent or unreadable)."""
+    found = {str(k).lower(): v for k, v in dict(headers or {}).items()}.get("retry-after")
+    value = found[0] if isinstance(found, list) and found else found
+    try:
+        return max(float(str(value)), 0.0)
+    except (TypeError, ValueError):
+        return 1.0
 
 
 class ServerErrorsRetryHandler(ServerErrorRetryHandler):

@@ -7,6 +7,7 @@ from typing import Any
 
 import pagerduty
 
+from tools.pager.pacing import KeyPacer
 from tools.pager.pagerduty_client import (
     SUMMARY_LIMIT,
     bound_retries,
@@ -36,12 +37,22 @@ class PagerDutyEventsPager:
         ca_bundle: Path | None = None,
         timeout_seconds: float = 10.0,
         retry_base_seconds: float = 0.5,
+        events_per_minute: int = 120,
+        rate_limit_retries: int = 3,
+        pacer: KeyPacer | None = None,
     ) -> None:
         self._client = CountedEventsClient(
             routing_key, base_url=base_url, verify=tls_verify(ca_bundle)
         )
         bound_retries(self._client, timeout_seconds, retry_base_seconds)
         self._base_url = base_url
+        # Paced per routing key only (PagerDuty's limit is per key): a page never waits for
+        # another team's, nor for Slack. A 429 is answered here (`RateLimited`), so its
+        # Retry-After holds every event of the key, not only this one.
+        self._key = routing_key
+        self._pacer = pacer or KeyPacer(events_per_minute)
+        self._rate_limit_retries = rate_limit_retries
+        self._retry_base = retry_base_seconds
 
     def check(self) -> tuple[bool, str]:
         """Report the configured endpoint; Events v2 has no read-only call to probe."""
@@ -84,7 +95,7 @@ class PagerDutyEventsPager:
     def _send(self, asked: dict[str, Any], call: Any) -> ToolResult:
         watch = Stopwatch()
         try:
-            dedup_key = call()
+            dedup_key = self._paced(call)
         except pagerduty.Error as exc:
             response = getattr(exc, "response", None)
             detail = error_detail(response) if response is not None else str(exc)
@@ -108,11 +119,55 @@ class PagerDutyEventsPager:
             latency_ms=watch.ms,
         )
 
+    def _paced(self, call: Any) -> Any:
+        """Send within the key's pace; on a 429 hold the key for its Retry-After, boundedly."""
+        for attempt in range(self._rate_limit_retries + 1):
+            self._pacer.wait(self._key)
+            try:
+                return call()
+            except RateLimited as exc:
+                if attempt >= self._rate_limit_retries:
+                    raise
+                count_retry(self.name)
+                wait = (
+                    exc.retry_after
+                    if exc.retry_after is not None
+                    else self._retry_base * 2**attempt
+                )
+                self._pacer.block(self._key, wait)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+
+class RateLimited(pagerduty.Error):
+    """PagerDuty answered 429: `retry_after` is its Retry-After in seconds, when it said one."""
+
+    def __init__(self, response: Any) -> None:
+        super().__init__("PagerDuty answered 429 (rate limit)", response=response)  # type: ignore[no-untyped-call]
+        self.retry_after = retry_after_seconds(response.headers.get("Retry-After"))
+
+
+def retry_after_seconds(value: Any) -> float | None:
+    """Return a Retry-After header's seconds (None when absent or not a number)."""
+    try:
+        return max(float(value), 0.0) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
 
 class CountedEventsClient(pagerduty.EventsApiV2Client):
-    """The Events API client, counting each retry: the SDK asks `cooldown_factor` once per retry."""
+    """The Events API client, counting each retry: the SDK asks `cooldown_factor` once per retry.
+
+    A 429 is not retried inside the SDK (its backoff ignores Retry-After): `postprocess` raises
+    `RateLimited`, and the pager waits as the answer says, pacing the whole routing key.
+    """
 
     def cooldown_factor(self) -> float:
         """Count a retry, then return the SDK's own backoff factor."""
         count_retry(PagerDutyEventsPager.name)
         return float(super().cooldown_factor())
+
+    def postprocess(self, response: Any) -> None:
+        """Raise `RateLimited` on a 429, before the SDK's own retry loop sees it."""
+        super().postprocess(response)
+        if response.status_code == 429:
+            raise RateLimited(response)

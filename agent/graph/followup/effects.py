@@ -10,7 +10,7 @@ from agent.alerts.models import Breach
 from agent.approvals.models import Approval, action_in_words
 from agent.approvals.service import unsettled_failbacks
 from agent.failovers.service import next_try
-from agent.graph.channels import channel_for, posted_before
+from agent.graph.channels import channel_for, reply_in_thread
 from agent.graph.followup.state import FollowupState
 from agent.graph.state import RunContext
 from agent.outside_text import mrkdwn
@@ -74,26 +74,18 @@ def reply(ctx: RunContext, state: FollowupState, text: str) -> None:
     """Reply in the incident's thread; an incident nobody was told about gets no reply.
 
     The text is redacted and escaped (it quotes the alert and other systems' answers), and the
-    reply is posted once per follow-up: a follow-up resumed after a crash does not repeat it.
+    reply is written once per follow-up (the outbox sends it): a follow-up resumed after a crash
+    does not repeat it.
     """
-    chat = ctx.tools.chat
     incident = state["incident"]
-    channel = incident.get("slack_channel") or channel_for(ctx, state["run"].get("service"))
-    if chat is None or channel is None or not incident.get("slack_thread_ts"):
-        return
-    step = state.get("step")
-    if step and posted_before(ctx, uuid.UUID(state["incident_id"]), step) is not None:
-        return
-    result = chat.post(
-        channel=channel,
-        text=mrkdwn(ctx.audit.redactor.text(text)),
-        thread_ts=incident["slack_thread_ts"],
-    )
-    data = result.audit_data()
-    if step and result.status == "ok":
-        data["step"] = step
-    record(
-        ctx, state, "notification.sent" if result.status == "ok" else "notification.failed", data
+    reply_in_thread(
+        ctx,
+        uuid.UUID(state["incident_id"]),
+        mrkdwn(ctx.audit.redactor.text(text)),
+        channel=incident.get("slack_channel") or channel_for(ctx, state["run"].get("service")),
+        thread_ts=incident.get("slack_thread_ts"),
+        actor=ACTOR,
+        step=state.get("step"),
     )
 
 

@@ -11,7 +11,7 @@ from typing import Any
 from langgraph.runtime import Runtime
 from sqlmodel import col, select
 
-from agent.graph.channels import post_to_incident
+from agent.graph.channels import Queued, post_to_incident
 from agent.graph.messages import page_note, summary_message
 from agent.graph.policy import runbook_of
 from agent.graph.state import IncidentState, RunContext
@@ -43,10 +43,13 @@ def report(state: IncidentState, runtime: Runtime[RunContext]) -> dict[str, Any]
         return {"report": {"status": "dry_run"}}
     if isinstance(posted, str):
         return {"report": {"status": "failed", "error": posted}}
-    channel, ts = posted
     # A note is plain text (PagerDuty may forward it to chat): the whole report, inert.
     note = page_note(state, ctx.settings.public_url, next_steps=steps)
     _note_on_page(ctx, state, plain(ctx.audit.redactor.text(note)))
+    if isinstance(posted, Queued):
+        # The channel is busy: its sender posts the summary (or the digest lists the incident).
+        return {"report": {"status": "queued", "channel": posted.channel, "key": posted.key}}
+    channel, ts = posted
     return {"report": {"status": "sent", "channel": channel, "ts": ts}}
 
 
