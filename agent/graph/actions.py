@@ -7,6 +7,7 @@ from dataclasses import replace
 from typing import Any
 
 from agent.alerts.models import Breach
+from agent.causes.paging import cause_details, cause_summary, link_page, tell_cause
 from agent.failovers.service import record_failover
 from agent.graph.state import IncidentState, RunContext
 from agent.incidents.models import page_dedup_key
@@ -22,9 +23,13 @@ def page(ctx: RunContext, state: IncidentState, item: dict[str, Any]) -> dict[st
     pager = pager_for(ctx, state.get("service"), item.get("team"))
     breach = state["breach"]
     incident_id = uuid.UUID(state["incident_id"])
+    # One page per cause: incidents with this diagnosis on this dependency share one alert.
+    cause = link_page(ctx, state, item)
+    more = len(cause.services) - 1 if cause is not None else 0
     request = PageRequest(
-        dedup_key=page_dedup_key(incident_id, item.get("team")),
-        summary=f"[{state['diagnosis']['kind']}] {page_title(breach, state.get('service'))}",
+        dedup_key=cause.dedup_key if cause else page_dedup_key(incident_id, item.get("team")),
+        summary=f"[{state['diagnosis']['kind']}] {page_title(breach, state.get('service'))}"
+        + (f" (+{more} more service(s), one cause)" if more > 0 else ""),
         source=breach.get("model_id") or breach.get("monitor_id") or "llm-service",
         severity=item["severity"],
         component=item.get("component")
@@ -36,6 +41,7 @@ def page(ctx: RunContext, state: IncidentState, item: dict[str, Any]) -> dict[st
             "diagnosis": state["diagnosis"]["summary"],
             "runbook": state["runbook"],
             "evidence": evidence_lines(state),
+            **(cause_details(cause) if cause else {}),
         },
         links=[{"href": str(breach["url"]), "text": "Arize monitor"}] if breach.get("url") else [],
     )
@@ -64,12 +70,14 @@ def page(ctx: RunContext, state: IncidentState, item: dict[str, Any]) -> dict[st
     result = pager.trigger(request)
     ok = result.status == "ok"
     ctx.record(state, "action.succeeded" if ok else "action.failed", ACTOR, result.audit_data())
+    pointer = cause_summary(tell_cause(ctx, state, cause)) if cause is not None else ""
     return {
         **item,
         "status": "done" if ok else "failed",
         "dedup_key": request.dedup_key,
-        "summary": f"paged {who}: {result.summary}",
+        "summary": f"paged {who}: {result.summary}{pointer}",
         "error": result.error,
+        **({"cause_id": str(cause.cause_id)} if cause else {}),
     }
 
 
