@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from sandbox.evaluation.causes import compare_causes
 from sandbox.evaluation.checks import check_order, check_routes, check_texts, check_within
 from sandbox.evaluation.observe import Observation
 from sandbox.evaluation.scenario import Expected, ExpectedFailover
@@ -62,6 +63,7 @@ def compare(expected: Expected, seen: Observation, *, llm: bool) -> list[str]:
     problems += check_texts("slack", expected.slack, record.slack_text)
     problems += check_texts("pagerduty", expected.pagerduty, record.pagerduty_text)
     problems += check_routes(expected.routes or {}, record)
+    problems += compare_causes(expected.alerts, expected.causes, seen.alerts, seen.causes)
     if expected.max_llm_calls is not None and seen.llm_calls > expected.max_llm_calls:
         problems.append(f"LLM calls: {seen.llm_calls}, at most {expected.max_llm_calls} expected")
     if llm and expected.analyst is not None:

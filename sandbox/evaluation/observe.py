@@ -12,6 +12,7 @@ from agent.incidents.models import Incident
 from agent.settings import Settings
 from agent.store.db import make_engine
 from audit.models import AuditEvent
+from sandbox.evaluation.causes import SeenCause, observe_causes
 from sandbox.evaluation.checks import Happening, Record, action_names
 from sandbox.evaluation.scenario import ANALYST_MODEL, Expected, StagedWorld
 from sandbox.stack import SandboxStack
@@ -65,6 +66,10 @@ class Observation:
     refused_clicks: int = 0
     record: Record = field(default_factory=Record)
     """When things happened, what Slack and PagerDuty were sent, where each service ends."""
+    alerts: dict[str, int] = field(default_factory=dict)
+    """Team → PagerDuty alerts it holds (distinct dedup keys)."""
+    causes: list[SeenCause] = field(default_factory=list)
+    """Every cause the service linked, with its alerts and Slack thread."""
 
     @property
     def actions(self) -> list[SeenAction]:
@@ -122,10 +127,12 @@ def _line(diagnoses: list[str], actions: list[str], pages: list[str]) -> str:
 def observe(settings: Settings, stack: SandboxStack, staged: StagedWorld) -> Observation:
     """Read what the agent did from the database and the emulators."""
     engine = make_engine(settings.database_url)
+    teams = {key: team for team, key in stack.team_keys.items()} | {stack.routing_key: "on-call"}
     try:
         with Session(engine) as session:
             incidents = list(session.exec(select(Incident).order_by(col(Incident.opened_at))))
             events = list(session.exec(select(AuditEvent).order_by(col(AuditEvent.seq))))
+        alerts, causes = observe_causes(engine, stack, teams)
     finally:
         engine.dispose()
     record = Record()
@@ -137,7 +144,6 @@ def observe(settings: Settings, stack: SandboxStack, staged: StagedWorld) -> Obs
     record.moments.sort(key=lambda m: m.at)
     received = [e.ts for e in events if e.kind == "alert.received"]
     record.start = min(received) if received else None
-    teams = {key: team for team, key in stack.team_keys.items()} | {stack.routing_key: "on-call"}
     failovers = []
     for change in stack.gateway.changes():
         route = change["route"]
@@ -168,6 +174,8 @@ def observe(settings: Settings, stack: SandboxStack, staged: StagedWorld) -> Obs
         slack_messages=len(snapshot["messages"]),
         llm_calls=len(stack.openai.received(model=ANALYST_MODEL)),
         record=record,
+        alerts=alerts,
+        causes=causes,
     )
 
 

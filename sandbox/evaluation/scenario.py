@@ -36,6 +36,7 @@ from runbooks.schema import ActionKind, Runbook, Severity
 from runbooks.schema import Diagnosis as DiagnosisKind
 from sandbox.aws import demo_log_lines, logs_client, seed_log_lines
 from sandbox.evaluation.catalog import CatalogWorld, RouteModel, write_catalog
+from sandbox.evaluation.causes import ExpectedCause
 from sandbox.evaluation.checks import Moment, Order, Texts
 from sandbox.evaluation.systems import (
     LASTING,
@@ -333,6 +334,10 @@ class Expected(Strict):
     pagerduty: Texts | None = None
     routes: dict[str, RouteName] | None = None
     """Service → the route it must be on at the end of the run."""
+    alerts: dict[str, int] | None = None
+    """Team → how many PagerDuty alerts it holds (distinct dedup keys), exactly."""
+    causes: list[ExpectedCause] | None = None
+    """The causes linked, exactly: owner and services; [] means none."""
 
     @field_validator("diagnosis", mode="before")
     @classmethod
