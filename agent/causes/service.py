@@ -233,9 +233,14 @@ def _link_once(
             "dedup_key": current.dedup_key,
             "key": key,
             "matched": identity.fields,
-            "why": "same diagnosis, same owner, same dependency (every field of `matched`), "
-            f"opened {abs(within):.0f} s from the cause's first incident, within "
-            f"{window.total_seconds():.0f} s",
+            "why": (
+                "no cause with every field of `matched` took incidents within the window: "
+                "this incident opens one"
+                if created
+                else "same diagnosis, same owner, same dependency (every field of `matched`), "
+                f"opened {abs(within):.0f} s from the cause's first incident, within "
+                f"{window.total_seconds():.0f} s"
+            ),
             "window_seconds": window.total_seconds(),
             "first_incident": str(current.opened_by),
             "services": linked.services,

@@ -204,6 +204,7 @@ def test_incidents_within_the_window_share_a_cause_and_the_audit_says_why(engine
     [(opened_for, opened), (joined_for, joined)] = audit_events(engine, "cause.linked")
     assert (opened_for, joined_for) == (first, second)
     assert opened["created"] is True and joined["created"] is False
+    assert "this incident opens one" in opened["why"]
     assert joined["cause_id"] == str(a.cause_id)
     assert joined["first_incident"] == str(first)
     assert joined["matched"] == identity("chatbot").fields  # type: ignore[union-attr]
