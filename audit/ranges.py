@@ -44,10 +44,12 @@ CROSSOVER_EVENTS_2_CPUS = 500_000
 Measured, not guessed: `.venv/bin/python bench/audit_verify.py --crossover 150000 300000 600000
 1000000` (bench/README.md has the figures): at 200,000 events one walk ran 87,163 events/s
 against 47,403 on 2 processes, at 1,000,000 42,426 against 61,852; on a loaded machine one walk
-won at 150,000 and 300,000, the two were even at 600,000, and 2 processes won at 1,000,000. A parallel walk pays a fixed cost S (spawning the processes,
-importing, opening the database) and then walks at about w times the single rate r, so it wins
-once N/r > S + N/(w·r), i.e. N > S·r·w/(w−1): the crossover on w CPUs is the 2-CPU one times
-w / (2·(w − 1)) (`parallel_from`).
+won at 150,000 and 300,000, the two were even at 600,000, and 2 processes won at 1,000,000.
+
+A parallel walk pays a fixed cost S (spawning the processes, importing, opening the database)
+and then walks at about w times the single rate r, so it wins once N/r > S + N/(w·r), i.e.
+N > S·r·w/(w−1): the crossover on w CPUs is the 2-CPU one times w / (2·(w − 1))
+(`parallel_from`).
 """
 
 
