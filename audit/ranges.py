@@ -38,13 +38,13 @@ RANGE_EVENTS = 65_536
 MAX_WORKERS = 8
 """At most this many processes verify by default, whatever the CPUs."""
 
-CROSSOVER_EVENTS_2_CPUS = 500_000
+CROSSOVER_EVENTS_2_CPUS = 600_000
 """Below this many events one walk in this process is faster than ranges on 2 processes.
 
-Measured, not guessed: `.venv/bin/python bench/audit_verify.py --crossover 150000 300000 600000
-1000000` (bench/README.md has the figures): at 200,000 events one walk ran 87,163 events/s
-against 47,403 on 2 processes, at 1,000,000 42,426 against 61,852; on a loaded machine one walk
-won at 150,000 and 300,000, the two were even at 600,000, and 2 processes won at 1,000,000.
+Measured, not guessed: `.venv/bin/python bench/audit_verify.py --crossover 200000 400000 700000
+1000000` on 2 cores (bench/README.md has the figures): one walk against 2 processes ran 52,894
+against 24,039 events/s at 200,000, 59,759 against 37,850 at 400,000, 59,621 against 70,976 at
+700,000 and 48,665 against 54,742 at 1,000,000; the ratio crosses 1 near 600,000.
 
 A parallel walk pays a fixed cost S (spawning the processes, importing, opening the database)
 and then walks at about w times the single rate r, so it wins once N/r > S + N/(w·r), i.e.
