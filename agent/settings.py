@@ -173,6 +173,13 @@ class Settings(BaseSettings):
     repeat_interval_seconds: float = Field(
         3600, gt=0, description="A breach still firing this long after the last notice is re-sent."
     )
+    cause_window_seconds: float = Field(
+        300,
+        ge=0,
+        description="Incidents opened within this many seconds of a cause's first incident, with "
+        "the same diagnosis on the same dependency and owner, share one page and one Slack "
+        "thread (0: every incident pages on its own).",
+    )
     arize_field_map: Path | None = Field(
         None, description="JSON file adding field paths to the Arize payload mapping."
     )

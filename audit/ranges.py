@@ -35,6 +35,44 @@ VERIFY_BATCH = 5000
 RANGE_EVENTS = 65_536
 """Events per range when ranges are verified in parallel (a power of two: one whole subtree)."""
 
+MAX_WORKERS = 8
+"""At most this many processes verify by default, whatever the CPUs."""
+
+CROSSOVER_EVENTS_2_CPUS = 600_000
+"""Below this many events one walk in this process is faster than ranges on 2 processes.
+
+Measured, not guessed: `.venv/bin/python bench/audit_verify.py --crossover 200000 400000 700000
+1000000` on 2 cores (bench/README.md has the figures): one walk against 2 processes ran 52,894
+against 24,039 events/s at 200,000, 59,759 against 37,850 at 400,000, 59,621 against 70,976 at
+700,000 and 48,665 against 54,742 at 1,000,000; the ratio crosses 1 near 600,000.
+
+A parallel walk pays a fixed cost S (spawning the processes, importing, opening the database)
+and then walks at about w times the single rate r, so it wins once N/r > S + N/(w·r), i.e.
+N > S·r·w/(w−1): the crossover on w CPUs is the 2-CPU one times w / (2·(w − 1))
+(`parallel_from`).
+"""
+
+
+def parallel_from(cpus: int) -> int:
+    """Return the chain length from which ranges on `cpus` processes beat one walk."""
+    if cpus < 2:
+        return 1 << 62
+    return CROSSOVER_EVENTS_2_CPUS * cpus // (2 * (cpus - 1))
+
+
+def default_workers(head_seq: int, cpus: int | None) -> int:
+    """Return how many processes verify a chain of `head_seq` events by default.
+
+    1 (one walk in this process) on one CPU or below the measured crossover; else one process
+    per CPU (at most `MAX_WORKERS`), and never more processes than there are ranges.
+    """
+    usable = min(MAX_WORKERS, cpus or 1)
+    ranges = -(-head_seq // RANGE_EVENTS)
+    if usable < 2 or ranges < 2 or head_seq < parallel_from(usable):
+        return 1
+    return min(usable, ranges)
+
+
 EVENT_COLUMNS = (
     AuditEvent.seq,
     AuditEvent.ts,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -20,7 +21,14 @@ from audit.checkpoints import (
     write_checkpoint,
 )
 from audit.models import GENESIS_HASH, AuditEvent, AuditHead
-from audit.ranges import RANGE_EVENTS, shared_url, stitch, walk_parallel, walk_range
+from audit.ranges import (
+    RANGE_EVENTS,
+    default_workers,
+    shared_url,
+    stitch,
+    walk_parallel,
+    walk_range,
+)
 from audit.signing import TrustedKeys
 from audit.sqltypes import utcnow
 
@@ -191,7 +199,7 @@ def verify_chain(
     trusted: TrustedKeys | None = None,
     progress: Callable[[int, int], None] | None = None,
     extra_checkpoints: Iterable[Checkpoint] = (),
-    workers: int = 1,
+    workers: int | None = 1,
     range_events: int = RANGE_EVENTS,
 ) -> VerifyResult:
     """Recompute every link; name the first event that was edited, removed or moved.
@@ -201,9 +209,12 @@ def verify_chain(
     of the events up to it must be the one it signed. Public-key signatures verify with the
     `trusted` keys (by key id), older HMAC ones with `key`. With `workers` > 1 and at least two
     ranges of `range_events` events, ranges are verified on that many processes at once
-    (audit/ranges.py); the outcome is the same as one walk.
+    (audit/ranges.py); the outcome is the same as one walk. `workers=None` picks the faster
+    path by the chain's size and the CPUs (`default_workers`, a measured crossover).
     """
     head_seq, head_hash = read_head(session=session)
+    if workers is None:
+        workers = default_workers(head_seq, os.cpu_count())
     checkpoints = [*stored_checkpoints(session=session), *extra_checkpoints]
     for checkpoint in checkpoints:
         problem = checkpoint.problem(key=key, trusted=trusted or TrustedKeys({}))

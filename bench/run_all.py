@@ -51,6 +51,7 @@ def main() -> None:
         ("ingest", lambda: ingest.run(sizes.ingest)),
         ("time to page", lambda: time_to_page.run(sizes.incidents)),
         ("storm", lambda: storm.run(sizes.alerts, sizes.fingerprints, sizes.seconds)),
+        ("shared cause", lambda: storm.run_shared_cause()),
     ]
     started = time.monotonic()
     before = load_average()

@@ -25,6 +25,11 @@ The default world spreads the fingerprints over --teams services, each with a te
 --teams 0 plays the demo's single service. `serve` runs --loops worker loops (8), so the
 incidents of the storm run side by side.
 
+A second world, the shared cause (`run_shared_cause`): the same broken vector index behind
+--shared-services services (default 5), each a copy of the demo service, 20 alerts each. It
+checks one cause, one PagerDuty alert for it (every incident triggers on that alert), and one
+Slack cause thread naming every service.
+
     .venv/bin/python bench/storm.py [--alerts 10000] [--fingerprints 100] [--seconds 60]
                                     [--teams 10]
 """
@@ -49,8 +54,10 @@ from sqlmodel import Session, col, select
 from time_to_page import FINISHED, World, audit_events, measure_one, start_world
 
 from agent.alerts.models import Alert
+from agent.causes.models import Cause
 from agent.incidents.models import Incident, page_dedup_key
 from agent.store.db import make_engine
+from sandbox.stack import DEMO_SERVICE
 
 RSS_TARGET_MB = 300
 CONNECTIONS = 16
@@ -438,6 +445,135 @@ def rows(o: Outcome, alerts: int, fingerprints: int, seconds: float) -> list[Row
     ]
 
 
+# The second world: one dependency down behind N services (a shared cause).
+
+SHARED_SERVICES = 5
+
+
+@dataclass
+class SharedCause:
+    """What the shared-cause world left behind: incidents, causes, alerts and cause threads."""
+
+    services: list[str]
+    incidents: int
+    drained: bool
+    causes: int
+    alerts_per_cause: list[int]
+    triggers: int
+    threads: int
+    named: int
+    """How many of the services the cause thread names (as last edited)."""
+    alerts: int
+    """Every PagerDuty alert the emulator holds, whatever its dedup key."""
+
+
+def shared_cause_catalog(world: World, names: list[str], path: Path) -> Path:
+    """Write the world's catalog with `names`, each a copy of the demo service (its vector DB)."""
+    catalog = Path(world.env["REMEDIATOR_CATALOG_FILE"])
+    data = yaml.safe_load(catalog.read_text(encoding="utf-8"))
+    demo = data["services"].pop(DEMO_SERVICE)
+    for name in names:
+        data["services"][name] = {**copy.deepcopy(demo), "models": [name]}
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def shared_cause_bodies(world: World, names: list[str], per_service: int) -> list[bytes]:
+    """Return `per_service` distinct alerts of each service, interleaved."""
+    bodies = []
+    for i in range(per_service * len(names)):
+        name = names[i % len(names)]
+        payload = json.loads(arize_body(i, monitor=f"mon-{name}", triggered_at=world.breach_time))
+        payload["model_id"] = name
+        bodies.append(json.dumps(payload).encode())
+    return bodies
+
+
+def inspect_shared_cause(engine: Engine, world: World, names: list[str], done: bool) -> SharedCause:
+    """Count the causes, the PagerDuty alerts of each, and the Slack cause threads."""
+    with Session(engine) as session:
+        causes = session.exec(select(Cause)).all()
+        incidents = session.exec(select(func.count()).select_from(Incident)).one()
+    alerts = world.stack.pagerduty.snapshot()["alerts"]
+    messages = world.stack.slack.snapshot()["messages"]
+    threads = [m for c in causes for m in messages if c.slack_ts and m["ts"] == c.slack_ts]
+    text = "\n".join(f"{m['text']} {json.dumps(m.get('blocks'))}" for m in threads)
+    triggers = [e for e in list(world.pages) if e.get("event_action") == "trigger"]
+    return SharedCause(
+        services=names,
+        incidents=int(incidents),
+        drained=done,
+        causes=len(causes),
+        alerts_per_cause=[sum(1 for a in alerts if a["dedup_key"] == c.dedup_key) for c in causes],
+        triggers=len(triggers),
+        threads=len(threads),
+        named=sum(1 for name in names if name in text),
+        alerts=len(alerts),
+    )
+
+
+def run_shared_cause(
+    services: int = SHARED_SERVICES,
+    per_service: int = 20,
+    seconds: float = 5.0,
+    drain_timeout: float = 300,
+) -> list[Row]:
+    """Play the shared-cause world: the vector index answers wrongly behind `services` services."""
+    names = [f"shared-{i:02d}" for i in range(1, services + 1)]
+    with tempfile.TemporaryDirectory() as folder:
+        workdir = Path(folder).resolve()
+        world = start_world(workdir)
+        try:
+            catalog = shared_cause_catalog(world, names, workdir / "shared.yaml")
+            env = {**world.env, "REMEDIATOR_CATALOG_FILE": str(catalog)}
+            with Service(workdir, worker=True, extra_env=env).wait_ready("/readyz") as service:
+                bodies = shared_cause_bodies(world, names, per_service)
+                started = time.monotonic()
+                load = drive(
+                    service.url,
+                    "/webhooks/arize",
+                    service.headers,
+                    bodies,
+                    connections=CONNECTIONS,
+                    over_seconds=seconds,
+                )
+                say("shared", f"{len(bodies):,} alerts of {services} services; {load.statuses}")
+                engine = make_engine(service.database_url)
+                done = False
+                while not done and time.monotonic() - started < drain_timeout:
+                    done = drained(engine, load.statuses[202])
+                    time.sleep(0.5)
+                outcome = inspect_shared_cause(engine, world, names, done)
+                engine.dispose()
+        finally:
+            world.stack.stop()
+    return shared_cause_rows(outcome)
+
+
+def shared_cause_rows(o: SharedCause) -> list[Row]:
+    """Turn the shared-cause world's outcome into table rows."""
+    n = len(o.services)
+    partial = "" if o.drained else "; not drained in time: counts are partial"
+    one_each = o.causes == 1 and o.alerts_per_cause == [1] and o.alerts == 1
+    return [
+        (
+            f"shared cause: PagerDuty alerts per cause ({n} services, one vector DB)",
+            f"{o.alerts_per_cause or [0]} alert(s) per cause; {o.causes} cause(s)",
+            "1 alert for 1 cause",
+            f"{o.incidents} incidents; {o.triggers} triggers on {o.alerts} alert(s) in all "
+            f"(one page each without causes: {o.incidents}){partial}",
+            "PASS" if one_each and o.drained else "MISS",
+        ),
+        (
+            "shared cause: Slack cause threads",
+            f"{o.threads} thread(s), naming {o.named} of {n} services",
+            f"1 thread naming all {n}",
+            f"{o.incidents} incident threads beside it",
+            "PASS" if o.threads == 1 and o.named == n and o.drained else "MISS",
+        ),
+    ]
+
+
 def main() -> None:
     """Run the storm benchmark and print its table."""
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
@@ -451,10 +587,17 @@ def main() -> None:
     parser.add_argument(
         "--loops", type=int, default=8, help="worker loops of `serve` (its WORKER_LOOPS)"
     )
+    parser.add_argument(
+        "--shared-services",
+        type=int,
+        default=SHARED_SERVICES,
+        help="the shared-cause world: services behind the one broken vector DB (>= 5)",
+    )
     args = parser.parse_args()
     result = run(
         args.alerts, args.fingerprints, args.seconds, args.drain_timeout, args.teams, args.loops
     )
+    result += run_shared_cause(args.shared_services)
     print(load_average())
     print_table(result)
 

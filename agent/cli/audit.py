@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 from typing import Annotated
@@ -22,8 +21,9 @@ def audit_verify(
         typer.Option(
             "--workers",
             min=1,
-            help="Processes that verify ranges of the chain at once (default: one per CPU, "
-            "at most 8). Chains under 131,072 events are walked in this process.",
+            help="Processes that verify ranges of the chain at once. Default: by the chain's "
+            "size and the CPUs, whichever is faster (one walk in this process below the "
+            "measured crossover, else one process per CPU, at most 8).",
         ),
     ] = None,
 ) -> None:
@@ -55,7 +55,7 @@ def audit_verify(
             session,
             progress=progress,
             extra_checkpoints=kept,
-            workers=workers or min(8, os.cpu_count() or 1),
+            workers=workers,
         )
     elapsed = time.monotonic() - started
     if result.ok:

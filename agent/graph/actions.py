@@ -7,6 +7,7 @@ from dataclasses import replace
 from typing import Any
 
 from agent.alerts.models import Breach
+from agent.causes.paging import cause_details, cause_summary, link_page, tell_cause
 from agent.failovers.service import record_failover
 from agent.graph.messages import page_details, page_links, short_id
 from agent.graph.policy import runbook_of
@@ -26,16 +27,22 @@ def page(ctx: RunContext, state: IncidentState, item: dict[str, Any]) -> dict[st
     incident_id = uuid.UUID(state["incident_id"])
     steps = runbook_of(ctx, state["runbook"]).next_steps.of(str(state["diagnosis"]["kind"]))
     public_url = ctx.settings.public_url
+    # One page per cause: incidents with this diagnosis on this dependency share one alert.
+    cause = link_page(ctx, state, item)
+    more = len(cause.services) - 1 if cause is not None else 0
     request = PageRequest(
-        dedup_key=page_dedup_key(incident_id, item.get("team")),
-        summary=page_summary(state, item),
+        dedup_key=cause.dedup_key if cause else page_dedup_key(incident_id, item.get("team")),
+        summary=page_summary(state, item, more_services=more),
         source=breach.get("model_id") or breach.get("monitor_id") or "llm-service",
         severity=item["severity"],
         component=item.get("component")
         or state["diagnosis"].get("component")
         or breach.get("model_id"),
         group=breach.get("environment"),
-        custom_details=page_details(state, public_url, next_steps=steps, reason=item.get("reason")),
+        custom_details={
+            **page_details(state, public_url, next_steps=steps, reason=item.get("reason")),
+            **(cause_details(cause) if cause else {}),
+        },
         links=page_links(state, public_url),
     )
     request = outgoing_page(ctx, request)
@@ -63,12 +70,14 @@ def page(ctx: RunContext, state: IncidentState, item: dict[str, Any]) -> dict[st
     result = pager.trigger(request)
     ok = result.status == "ok"
     ctx.record(state, "action.succeeded" if ok else "action.failed", ACTOR, result.audit_data())
+    pointer = cause_summary(tell_cause(ctx, state, cause)) if cause is not None else ""
     return {
         **item,
         "status": "done" if ok else "failed",
         "dedup_key": request.dedup_key,
-        "summary": f"paged {who}: {result.summary}",
+        "summary": f"paged {who}: {result.summary}{pointer}",
         "error": result.error,
+        **({"cause_id": str(cause.cause_id)} if cause else {}),
     }
 
 
@@ -198,12 +207,14 @@ def pager_for(ctx: RunContext, service: str | None, team: str | None) -> Pager |
     return ctx.tools.pager
 
 
-def page_summary(state: IncidentState, item: dict[str, Any]) -> str:
-    """Return a page's one line: the title first (what a phone shows), then the diagnosis."""
+def page_summary(state: IncidentState, item: dict[str, Any], *, more_services: int = 0) -> str:
+    """Return a page's one line: the title first (what a phone shows), then the diagnosis;
+    a page shared by a cause says how many other services it stands for."""
     diagnosis = state["diagnosis"]
     title = Breach.model_validate(state["breach"]).title(state.get("service"))
+    cause = f" (+{more_services} more service(s), one cause)" if more_services > 0 else ""
     why = f" — {item['reason']}" if item.get("reason") else ""
-    return f"[{diagnosis['kind']}] {title} (incident {short_id(state['incident_id'])}){why}"
+    return f"[{diagnosis['kind']}] {title} (incident {short_id(state['incident_id'])}){cause}{why}"
 
 
 def describe_action(item: dict[str, Any]) -> str:

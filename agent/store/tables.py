@@ -2,6 +2,7 @@
 
 from agent.alerts.models import Alert, WebhookDelivery
 from agent.approvals.models import Approval
+from agent.causes.models import Cause, CauseLink
 from agent.changes.models import Deployment
 from agent.failovers.models import Failover
 from agent.incidents.models import Incident
@@ -15,6 +16,8 @@ __all__ = [
     "AuditCheckpoint",
     "AuditEvent",
     "AuditHead",
+    "Cause",
+    "CauseLink",
     "Deployment",
     "Failover",
     "Incident",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sandbox.evaluation.arize import compare_arize
 from sandbox.evaluation.arize_prompts import compare_labels
+from sandbox.evaluation.causes import compare_causes
 from sandbox.evaluation.checks import check_order, check_routes, check_texts, check_within
 from sandbox.evaluation.observe import Observation
 from sandbox.evaluation.scenario import Expected, ExpectedFailover
@@ -66,6 +67,7 @@ def compare(expected: Expected, seen: Observation, *, llm: bool) -> list[str]:
     problems += check_routes(expected.routes or {}, record)
     problems += compare_labels(expected.prompt_labels, seen.prompt_labels)
     problems += compare_arize(expected.arize, seen.arize)
+    problems += compare_causes(expected.alerts, expected.causes, seen.alerts, seen.causes)
     if expected.max_llm_calls is not None and seen.llm_calls > expected.max_llm_calls:
         problems.append(f"LLM calls: {seen.llm_calls}, at most {expected.max_llm_calls} expected")
     if llm and expected.analyst is not None:

@@ -13,6 +13,7 @@ from agent.settings import Settings
 from agent.store.db import make_engine
 from audit.models import AuditEvent
 from sandbox.evaluation.arize import SeenArize
+from sandbox.evaluation.causes import SeenCause, observe_causes
 from sandbox.evaluation.checks import Happening, Record, action_names
 from sandbox.evaluation.scenario import ANALYST_MODEL, Expected, StagedWorld
 from sandbox.stack import SandboxStack
@@ -70,6 +71,10 @@ class Observation:
     """Emulated Arize prompt → label → the version (1-based) it is on at the end."""
     arize: SeenArize = field(default_factory=SeenArize)
     """What the agent did with the world's Arize monitor (set by the runner)."""
+    alerts: dict[str, int] = field(default_factory=dict)
+    """Team → PagerDuty alerts it holds (distinct dedup keys)."""
+    causes: list[SeenCause] = field(default_factory=list)
+    """Every cause the service linked, with its alerts and Slack thread."""
 
     @property
     def actions(self) -> list[SeenAction]:
@@ -127,10 +132,12 @@ def _line(diagnoses: list[str], actions: list[str], pages: list[str]) -> str:
 def observe(settings: Settings, stack: SandboxStack, staged: StagedWorld) -> Observation:
     """Read what the agent did from the database and the emulators."""
     engine = make_engine(settings.database_url)
+    teams = {key: team for team, key in stack.team_keys.items()} | {stack.routing_key: "on-call"}
     try:
         with Session(engine) as session:
             incidents = list(session.exec(select(Incident).order_by(col(Incident.opened_at))))
             events = list(session.exec(select(AuditEvent).order_by(col(AuditEvent.seq))))
+        alerts, causes = observe_causes(engine, stack, teams)
     finally:
         engine.dispose()
     record = Record()
@@ -142,7 +149,6 @@ def observe(settings: Settings, stack: SandboxStack, staged: StagedWorld) -> Obs
     record.moments.sort(key=lambda m: m.at)
     received = [e.ts for e in events if e.kind == "alert.received"]
     record.start = min(received) if received else None
-    teams = {key: team for team, key in stack.team_keys.items()} | {stack.routing_key: "on-call"}
     failovers = []
     for change in stack.gateway.changes():
         route = change["route"]
@@ -174,6 +180,8 @@ def observe(settings: Settings, stack: SandboxStack, staged: StagedWorld) -> Obs
         llm_calls=len(stack.openai.received(model=ANALYST_MODEL)),
         record=record,
         prompt_labels=staged.prompts.labels() if staged.prompts is not None else {},
+        alerts=alerts,
+        causes=causes,
     )
 
 

@@ -43,6 +43,7 @@ from sandbox.evaluation.arize_prompts import (
     stage_prompts,
 )
 from sandbox.evaluation.catalog import CatalogWorld, RouteModel, write_catalog
+from sandbox.evaluation.causes import ExpectedCause
 from sandbox.evaluation.checks import Moment, Order, Texts
 from sandbox.evaluation.systems import (
     LASTING,
@@ -364,6 +365,10 @@ class Expected(Strict):
     """Emulated Arize prompt → label → the version (1-based) it must be on at the end."""
     arize: ExpectedArize | None = None
     """What the agent did with the world's Arize monitor (enrichment, resolve, tags)."""
+    alerts: dict[str, int] | None = None
+    """Team → how many PagerDuty alerts it holds (distinct dedup keys), exactly."""
+    causes: list[ExpectedCause] | None = None
+    """The causes linked, exactly: owner and services; [] means none."""
 
     @field_validator("diagnosis", mode="before")
     @classmethod

@@ -55,7 +55,7 @@ def seed(url: str) -> uuid.UUID:
 
 def test_db_upgrade_then_verify_and_show(env: str) -> None:
     code, out, _ = run("db", "upgrade")
-    assert code == 0 and "0011_slack_outbox" in out
+    assert code == 0 and "0012_causes" in out
     incident_id = seed(env)
 
     code, out, _ = run("audit", "verify")

@@ -24,6 +24,8 @@ TABLES = {
     "monitor_watch",
     "outbox_message",
     "outbox_channel",
+    "cause",
+    "cause_link",
     "alembic_version",
 }
 
@@ -33,7 +35,7 @@ def check_schema(url: str) -> None:
     upgrade(engine)
     command.check(alembic_config(engine))  # raises when models and migrations differ
     assert TABLES <= set(inspect(engine).get_table_names())
-    assert current_revision(engine) == "0011_slack_outbox"
+    assert current_revision(engine) == "0012_causes"
     upgrade(engine)  # a second run changes nothing
     engine.dispose()
 
