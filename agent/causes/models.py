@@ -55,12 +55,6 @@ class Cause(SQLModel, table=True):
     dedup_key: str = Field(max_length=255, unique=True)
     """The page of its first incident to the owner (`page_dedup_key`): later incidents trigger
     on it, so PagerDuty holds one alert; a cause of one incident pages as any incident does."""
-    slack_channel: str | None = Field(default=None, max_length=64)
-    slack_ts: str | None = Field(default=None, max_length=64)
-    """The cause thread's first message, edited in place as incidents join and resolve."""
-    slack_poster: uuid.UUID | None = None
-    """The incident whose run posts the cause thread (claimed once the cause has a second
-    incident: a cause of one incident has that incident's own thread)."""
 
 
 class CauseLink(SQLModel, table=True):

@@ -20,9 +20,10 @@ from agent.causes.service import (
     link_incident,
     resolve_for_incident,
 )
-from agent.causes.thread import send_cause_message
-from agent.graph.channels import channel_for
+from agent.causes.thread import queue_cause_message
+from agent.graph.channels import channel_for, pace
 from agent.graph.state import IncidentState, RunContext
+from agent.outbox.sender import send_now
 
 ACTOR = "agent.causes"
 
@@ -84,8 +85,8 @@ def tell_cause(ctx: RunContext, state: IncidentState, linked: Linked) -> Linked:
     """Post or edit the cause thread and audit Slack's answer; return the link with the thread.
 
     Slack not set up: nothing is sent. A cause of one incident has no thread of its own (the
-    incident's thread says it all); the run that links its second incident posts it (claimed
-    once), later ones edit it (`chat.update`).
+    incident's thread says it all); the run that links its second incident queues it in the
+    outbox (keyed by the cause: written once), later ones queue edits (`chat.update`).
     """
     incident_id = uuid.UUID(state["incident_id"])
     after = _send(ctx, incident_id, state.get("service"), linked.cause_id, post=True)
@@ -125,18 +126,22 @@ def _send(
     channel = _owner_channel(ctx, view.owner) or channel_for(ctx, service)
     if channel is None:
         return None
-    result = send_cause_message(
-        chat,
+    queued = queue_cause_message(
         ctx.engine,
         cause_id,
         channel=channel,
-        poster=incident_id if post else None,
+        may_post=post,
         redact=ctx.redact,
+        now=ctx.now,
+        actor=ACTOR,
     )
-    if result is not None:
-        data = {**result.audit_data(), "cause_id": str(cause_id)}
-        kind = "cause.thread_sent" if result.status == "ok" else "cause.thread_failed"
-        ctx.audit.record_now(ctx.engine, kind, data, actor=ACTOR, incident_id=incident_id)
+    if queued is not None:
+        # A quiet channel gets it now; a busy one from its sender (which audits a failure).
+        send_now(ctx.engine, ctx.audit, chat, queued["channel"], pace=pace(ctx), now=ctx.now)
+        data = {**queued, "cause_id": str(cause_id)}
+        ctx.audit.record_now(
+            ctx.engine, "cause.thread_queued", data, actor=ACTOR, incident_id=incident_id
+        )
     return cause_view(ctx.engine, cause_id)
 
 

@@ -33,12 +33,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, update
+from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from agent.causes.models import Cause, CauseLink, CauseStatus
 from agent.incidents.models import Incident, IncidentStatus, page_dedup_key
+from agent.outbox import service as outbox
 from agent.store.audit_log import AuditLog
 from agent.store.db import session_scope
 from audit.chain import canonical_json
@@ -262,9 +263,14 @@ def _linked(session: Session, cause: Cause, incident_id: uuid.UUID, *, new: bool
         new=new,
         services=list(dict.fromkeys(link.service or "-" for link in links)),
         incidents=[str(link.incident_id) for link in links],
-        slack_channel=cause.slack_channel,
-        slack_ts=cause.slack_ts,
+        **_thread(session, cause.id),
     )
+
+
+def _thread(session: Session, cause_id: uuid.UUID) -> dict[str, str | None]:
+    """Where the outbox sent the cause thread's first message (None until it is sent)."""
+    sent = outbox.where(session, f"cause/{cause_id}")
+    return {"slack_channel": sent[0] if sent else None, "slack_ts": sent[1] if sent else None}
 
 
 def _links(session: Session, cause_id: uuid.UUID) -> list[CauseLink]:
@@ -294,56 +300,37 @@ class CauseView:
 def cause_view(engine: Engine, cause_id: uuid.UUID) -> CauseView | None:
     """Return the cause and its linked incidents as they stand now."""
     with Session(engine) as session:
-        cause = session.get(Cause, cause_id)
-        if cause is None:
-            return None
-        rows = session.exec(
-            select(CauseLink.service, Incident.status)
-            .join(Incident, col(Incident.id) == col(CauseLink.incident_id))
-            .where(CauseLink.cause_id == cause_id)
-            .order_by(col(CauseLink.linked_at), col(CauseLink.id))
-        ).all()
-        services: dict[str, bool] = {}
-        for service, status in rows:
-            name = service or "-"
-            services[name] = services.get(name, False) or status == IncidentStatus.open
-        return CauseView(
-            cause_id=cause.id,
-            diagnosis=cause.diagnosis,
-            owner=cause.owner,
-            component=cause.component,
-            status=cause.status,
-            dedup_key=cause.dedup_key,
-            services=services,
-            incidents=len(rows),
-            slack_channel=cause.slack_channel,
-            slack_ts=cause.slack_ts,
-            opened_by=cause.opened_by,
-        )
+        return view_in(session, cause_id)
 
 
-def claim_cause_thread(engine: Engine, cause_id: uuid.UUID, incident_id: uuid.UUID) -> bool:
-    """Claim the posting of the cause thread for this incident's run; True when it is (or was
-    already) this run's to post. One claim per cause: two runs never both post it."""
-    with session_scope(engine) as session:
-        claimed = session.execute(
-            update(Cause)
-            .where(col(Cause.id) == cause_id, col(Cause.slack_poster).is_(None))
-            .values(slack_poster=incident_id)
-        )
-        if getattr(claimed, "rowcount", 0) == 1:
-            return True
-        cause = session.get(Cause, cause_id)
-        return cause is not None and cause.slack_poster == incident_id
-
-
-def set_cause_thread(engine: Engine, cause_id: uuid.UUID, channel: str, ts: str) -> None:
-    """Remember where the cause thread was posted (its first message, edited in place)."""
-    with session_scope(engine) as session:
-        cause = session.get(Cause, cause_id)
-        if cause is not None and cause.slack_ts is None:
-            cause.slack_channel, cause.slack_ts = channel, ts
-            session.add(cause)
+def view_in(session: Session, cause_id: uuid.UUID) -> CauseView | None:
+    """Return the cause and its linked incidents as this session sees them; the thread is
+    where the outbox sent the cause's first message (None until it is sent)."""
+    cause = session.get(Cause, cause_id)
+    if cause is None:
+        return None
+    rows = session.exec(
+        select(CauseLink.service, Incident.status)
+        .join(Incident, col(Incident.id) == col(CauseLink.incident_id))
+        .where(CauseLink.cause_id == cause_id)
+        .order_by(col(CauseLink.linked_at), col(CauseLink.id))
+    ).all()
+    services: dict[str, bool] = {}
+    for service, status in rows:
+        name = service or "-"
+        services[name] = services.get(name, False) or status == IncidentStatus.open
+    return CauseView(
+        cause_id=cause.id,
+        diagnosis=cause.diagnosis,
+        owner=cause.owner,
+        component=cause.component,
+        status=cause.status,
+        dedup_key=cause.dedup_key,
+        services=services,
+        incidents=len(rows),
+        **_thread(session, cause_id),
+        opened_by=cause.opened_by,
+    )
 
 
 @dataclass(frozen=True)

@@ -1,21 +1,25 @@
 """The cause's Slack thread: one message listing the affected services, edited in place.
 
-`send_cause_message` is the one place the cause thread reaches Slack (post once, then
-`chat.update`): routing it through a durable outbox changes this function only.
+`queue_cause_message` is the one place the cause thread reaches Slack: through the outbox
+(`agent/outbox/`), like every message, so it is paced with its channel, never lost and never
+doubled; its edits are coalesced.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, update
+from sqlmodel import col
 
-from agent.causes.service import CauseView, cause_view, claim_cause_thread, set_cause_thread
+from agent.causes.models import Cause
+from agent.causes.service import CauseView, view_in
+from agent.outbox import service as outbox
 from agent.outside_text import mrkdwn
-from tools.protocols import EditableChat
-from tools.result import ToolResult
+from agent.store.db import session_scope
 
 MAX_SERVICES_SHOWN = 50
 
@@ -61,46 +65,59 @@ def cause_message(view: CauseView) -> tuple[str, list[dict[str, Any]]]:
     return text, blocks
 
 
-def send_cause_message(
-    chat: EditableChat,
+def cause_key(cause_id: uuid.UUID) -> str:
+    """Return the outbox key of the cause thread's first message (its edits point to it)."""
+    return f"cause/{cause_id}"
+
+
+def queue_cause_message(
     engine: Engine,
     cause_id: uuid.UUID,
     *,
     channel: str,
-    poster: uuid.UUID | None,
+    may_post: bool,
     redact: Callable[[Any], Any],
-) -> ToolResult | None:
-    """Post the cause thread once it has two incidents, or edit it in place (`chat.update`).
+    now: Callable[[], datetime],
+    actor: str,
+) -> dict[str, Any] | None:
+    """Queue the cause thread in the outbox: its first message once the cause has two
+    incidents, an edit of it (`chat.update`, coalesced with an edit still waiting) after that.
 
-    `poster` is the incident whose run may post it (None: only edit). Who posts is claimed in
-    the database, once per cause; a run that loses the claim leaves the thread to the winner,
-    which renders again after posting, so the last edit lists every incident linked before it.
-    Returns Slack's answer; None when nothing was sent (a cause of one incident has the
-    incident's own thread; or the thread is another run's to post).
+    The cause is rendered and queued in one transaction that first takes the cause's row for
+    writing, and linking an incident takes the same row: a render therefore sees every link
+    committed before it, and the edit queued last holds the latest list (an edit still waiting is
+    rewritten, so a storm of joins sends few edits). The first message is keyed by the cause: two
+    runs queueing it at once write one message (the later one's list follows as an edit).
+    `may_post` False: only edit (a resolution never opens the thread). Returns what was queued
+    (for the audit), None when nothing was (a cause of one incident has its incident's thread).
     """
-    result = None
-    for _ in range(3):
-        view = cause_view(engine, cause_id)
-        if view is None or (view.slack_ts is None and view.incidents < 2):
-            return result
+    key = cause_key(cause_id)
+    with session_scope(engine) as session:
+        # Take the row for writing before reading (PostgreSQL's row lock, SQLite's write lock).
+        session.execute(update(Cause).where(col(Cause.id) == cause_id).values(id=cause_id))
+        view = view_in(session, cause_id)
+        if view is None or view.incidents < 2:
+            return None
         text, blocks = cause_message(view)
         text, blocks = redact(text), redact(blocks)
-        if view.slack_ts is None:
-            if poster is None or not claim_cause_thread(engine, cause_id, poster):
-                return result
-            result = chat.post(channel=channel, text=text, blocks=blocks)
-            if result.status != "ok":
-                return result
-            posted = str(result.evidence.get("channel") or channel)
-            set_cause_thread(engine, cause_id, posted, str(result.evidence.get("ts")))
-        else:
-            result = chat.update(
-                channel=str(view.slack_channel), ts=view.slack_ts, text=text, blocks=blocks
+        first = outbox.find(session, key)
+        if first is None:
+            if not may_post:
+                return None
+            first = outbox.post(
+                session, key=key, channel=channel, text=text, blocks=blocks, now=now(), actor=actor
             )
-            if result.status != "ok":
-                return result
-        # Incidents that joined (or resolved) while this was sent are in the next edit.
-        after = cause_view(engine, cause_id)
-        if after is None or (after.services, after.status) == (view.services, view.status):
-            return result
-    return result
+            if first.text == text:
+                return {"queued": "post", "key": key, "channel": first.channel}
+        outbox.update(
+            session,
+            key=f"{key}/edit/{uuid.uuid4().hex}",
+            channel=first.channel,
+            text=text,
+            blocks=blocks,
+            target_key=key,
+            now=now(),
+            actor=actor,
+            coalesce=True,
+        )
+        return {"queued": "update", "key": key, "channel": first.channel}

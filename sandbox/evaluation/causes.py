@@ -17,6 +17,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from agent.causes.models import Cause, CauseLink
+from agent.causes.service import cause_view
 from sandbox.evaluation.systems import Strict
 from sandbox.stack import SandboxStack
 
@@ -53,12 +54,14 @@ def observe_causes(
     seen = []
     for cause in causes:
         services = sorted({link.service or "-" for link in links if link.cause_id == cause.id})
+        view = cause_view(engine, cause.id)
         threads = [
             f"{m.get('text', '')}\n{json.dumps(m.get('blocks'))}"
             for m in messages
-            if cause.slack_ts is not None
-            and m["ts"] == cause.slack_ts
-            and m["channel"] == cause.slack_channel
+            if view is not None
+            and view.slack_ts is not None
+            and m["ts"] == view.slack_ts
+            and m["channel"] == view.slack_channel
         ]
         paged = [a for a in snapshot["alerts"] if a["dedup_key"] == cause.dedup_key]
         seen.append(SeenCause(cause.owner, services, len(paged), threads))

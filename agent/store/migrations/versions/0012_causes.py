@@ -32,9 +32,6 @@ def upgrade() -> None:
         sa.Column("created_at", TS, nullable=False),
         sa.Column("resolved_at", TS, nullable=True),
         sa.Column("dedup_key", sa.String(255), nullable=False, unique=True),
-        sa.Column("slack_channel", sa.String(64), nullable=True),
-        sa.Column("slack_ts", sa.String(64), nullable=True),
-        sa.Column("slack_poster", sa.Uuid(), nullable=True),
     )
     op.create_index("ix_cause_key", "cause", ["key"])
     op.create_index("ix_cause_status", "cause", ["status"])
