@@ -64,7 +64,10 @@ def page(ctx: RunContext, state: IncidentState, item: dict[str, Any]) -> dict[st
             "summary": f"page {who} at {request.severity} (dedup_key {request.dedup_key})",
             "action": "page",
             "team": item.get("team"),
+            "severity": request.severity,
             "idempotency_key": request.dedup_key,
+            # Why this page is sent beyond the plan (an escalation): the review shows it.
+            **({"reason": item["reason"]} if item.get("reason") else {}),
         },
     )
     result = pager.trigger(request)

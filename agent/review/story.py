@@ -256,7 +256,10 @@ def tell(events: Iterable[AuditEvent]) -> Story:
                 key=key,
             )
             step.approved_by = approvals.get(step.key or "")
-            if verification_failed is not None:
+            step.severity = _text(data.get("severity")) or step.severity
+            if _text(data.get("reason")):  # recorded since the page says why it escalates
+                step.escalation = _text(data.get("reason"))
+            elif verification_failed is not None:  # older trails: read from the order
                 step.escalation = f"verification failed after the failover ({verification_failed})"
             open_steps[event.actor] = step
             story.steps.append(step)

@@ -231,6 +231,24 @@ def test_only_what_follows_a_failed_verification_in_its_run_is_an_escalation() -
     assert "No action was taken" in tell(events()).headline()
 
 
+def test_a_page_that_says_why_it_escalates_is_shown_with_its_own_reason() -> None:
+    why = "the endpoint still fails after the failover"
+    page = {"summary": "page team at critical", "action": "page", "reason": why}
+    plain = {"summary": "page other at error", "action": "page", "severity": "error"}
+    story = tell(
+        events(
+            ("agent.act", "action.started", page),
+            ("agent.act", "action.succeeded", {"summary": "accepted"}),
+            ("agent.act", "action.started", plain),
+            ("agent.act", "action.succeeded", {"summary": "accepted"}),
+        )
+    )
+    escalation, other = story.actions
+    assert escalation.escalation == why  # no failed verification before it: the record says it
+    assert other.escalation is None and other.severity == "error"
+    assert [s.seq for s in story.escalations] == [escalation.seq]
+
+
 def test_a_write_started_again_on_a_resume_is_one_step() -> None:
     started = {"summary": "fail svc over to backup", "action": "failover", "idempotency_key": "K"}
     story = tell(
