@@ -257,8 +257,11 @@ def tell(events: Iterable[AuditEvent]) -> Story:
             )
             step.approved_by = approvals.get(step.key or "")
             step.severity = _text(data.get("severity")) or step.severity
-            if _text(data.get("reason")):  # recorded since the page says why it escalates
-                step.escalation = _text(data.get("reason"))
+            reason = _text(data.get("reason"))  # recorded since a page says why it escalates
+            if reason and verification_failed is not None:
+                step.escalation = f"{reason} (verification failed: {verification_failed})"
+            elif reason:
+                step.escalation = reason
             elif verification_failed is not None:  # older trails: read from the order
                 step.escalation = f"verification failed after the failover ({verification_failed})"
             open_steps[event.actor] = step

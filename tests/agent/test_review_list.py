@@ -9,7 +9,7 @@ import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, get_args
 
 import httpx
 import pytest
@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from agent.review.story import tell
 from audit.models import AuditEvent
+from runbooks.schema import ActionKind
 from tests.conftest import RunningService, ServiceFactory
 from tests.sample import arize_alert
 
@@ -44,7 +45,7 @@ def column(html: str, name: str) -> list[str]:
         ("order=sideways", "order: 'sideways' is not one of asc, desc"),
         ("status=exploded", "status: 'exploded' is not one of open, resolved (or empty: any)"),
         ("diagnosis=gremlins", "diagnosis: 'gremlins' is not one of dependency_degraded"),
-        ("action=reboot", "action: 'reboot' is not one of page, failover, rollback, notify"),
+        ("action=reboot", "action: 'reboot' is not one of " + ", ".join(get_args(ActionKind))),
         ("severity=loud", "severity: 'loud' is not one of info, warning, error, critical, none"),
         ("service=a%00b", "service: the text"),
         ("metric=" + "m" * 513, "metric: at most 512 characters (got 513)"),

@@ -102,20 +102,26 @@ def test_a_failover_that_failed_verification_shows_its_escalation_and_failback(
         "What happened: fail support-bot over to backup-region (support-bot-v3 in us-east-1): done;"
         " page assistant-team at error: done; verification failed: endpoint: down"
     )
-    assert decision.endswith("fail support-bot back to its route before the incident: done.")
+    assert decision.endswith("move support-bot back from backup-region to primary: done.")
     assert outcome(page, "verified").startswith("failed: endpoint: down — support-bot did not")
     assert outcome(page, "failed-back") == (
-        "fail support-bot back to its route before the incident: done"
+        "move support-bot back from backup-region to primary: done"
     )
     assert outcome(page, "approvals") == "none requested"
     # The second page sits beside the verification failure that caused it.
     [second] = page.locator("[data-testid=actions] tr:has([data-testid=escalation-reason])").all()
     row = second.inner_text()
     assert "page assistant-team at critical" in row
-    assert "Escalation: verification failed after the failover (endpoint: down" in row
+    assert (
+        "Escalation: the endpoint still fails after the failover (verification failed: endpoint: "
+        "down" in row
+    )
     assert "PagerDuty accepted the trigger" in row
     escalations = page.inner_text("[data-testid=escalations]")
-    assert "page assistant-team at critical (done), because verification failed" in escalations
+    assert (
+        "page assistant-team at critical (done), because the endpoint still fails after the "
+        "failover (verification failed: endpoint: down" in escalations
+    )
     candidates = page.inner_text("[data-testid=candidates]")
     assert "endpoint_isolated" in candidates and "endpoint down: support-bot" in candidates
     assert "dependency_degraded" in candidates and "vector_db ok" in candidates
@@ -128,11 +134,12 @@ def test_a_failover_that_failed_verification_shows_its_escalation_and_failback(
     kept.write_text(markdown, encoding="utf-8")
     print(f"markdown review: {kept}")
     assert f"What happened: {decision.removeprefix('What happened: ')}" in markdown
-    assert "## Escalations" in markdown and "because verification failed after" in markdown
+    assert "## Escalations" in markdown
+    assert "because the endpoint still fails after the failover (verification failed" in markdown
     [row] = [
         line for line in markdown.splitlines() if "| page | page assistant-team at critical" in line
     ]
-    assert "— escalation: verification failed after the failover (endpoint: down" in row
+    assert "— escalation: the endpoint still fails after the failover (verification failed" in row
     lines = httpx.get(export, params={"format": "json"}, headers=bearer, timeout=10).text
     story = json.loads(lines.splitlines()[0])["story"]
     assert f"What happened: {story['headline']}" == decision
@@ -234,7 +241,9 @@ def test_a_rejected_approval_says_who_rejected_and_that_nothing_was_done(
         "What happened: failover to backup-region [rejected] not taken: rejected by U0ALICE."
     )
     assert outcome(page, "done") == "nothing"
-    assert outcome(page, "approvals") == "failover to backup-region rejected by U0ALICE via slack"
+    assert outcome(page, "approvals") == (
+        "fail over to backup-region (us-east-1) rejected by U0ALICE via slack"
+    )
     planned = page.inner_text("[data-testid=planned]")
     assert planned.startswith("decided for endpoint_isolated under approval-latency@7:")
     assert planned.endswith("; after the approvals: failover rejected")
