@@ -18,6 +18,7 @@ from sqlmodel import Session, col, select
 
 from agent.alerts.models import Alert
 from agent.incidents.models import Incident
+from agent.monitors.models import MonitorWatch
 from audit.models import AuditEvent
 from sandbox.arize import ArizeState
 from sandbox.arize.ids import is_id_of
@@ -143,7 +144,12 @@ def after_settled(
             reported = session.exec(
                 select(AuditEvent.seq).where(AuditEvent.kind == "monitor.no_data")
             ).first()
-        if status == "CLEARED" and busy is None and all(i.status == "resolved" for i in incidents):
+            # A resolved incident's watch has one more step (the tag comes off), then none.
+            watching = session.exec(
+                select(MonitorWatch.incident_id).where(col(MonitorWatch.next_poll_at).is_not(None))
+            ).first()
+        resolved = all(i.status == "resolved" for i in incidents)
+        if status == "CLEARED" and busy is None and resolved and watching is None:
             return []
         if status == "NO_DATA" and reported is not None:
             return []

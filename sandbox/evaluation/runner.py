@@ -25,8 +25,11 @@ from typing import Any, Literal
 
 import httpx
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
+from sqlalchemy import Engine
+from sqlmodel import Session, select
 
 from agent.api.app import create_app
+from agent.outbox.models import OutboxMessage, OutboxState
 from agent.settings import Settings
 from agent.store.db import make_engine
 from sandbox.aws import SANDBOX_CREDENTIALS, SANDBOX_REGION
@@ -155,6 +158,7 @@ def run_scenario(scenario: Scenario, *, workdir: Path, llm: bool = False) -> Sce
         try:
             failures += client.play(steps, deadline)
             failures += after_settled(stack, scenario.world.arize, arize_engine, deadline)
+            failures += _outbox_sent(arize_engine, deadline)
         finally:
             changes.stop()
         elapsed = time.monotonic() - clock
@@ -296,6 +300,21 @@ def format_table(results: Sequence[ScenarioResult], *, wall_seconds: float | Non
 def to_json(results: Sequence[ScenarioResult]) -> str:
     """Return the results as a JSON document (one object per scenario)."""
     return json.dumps({"results": [asdict(result) for result in results]}, indent=2, default=str)
+
+
+def _outbox_sent(engine: Engine, deadline: float) -> list[str]:
+    """Wait until the Slack outbox holds nothing waiting (a busy or throttled channel's messages
+    go at its pace, after the runs); return a problem if some still wait at the deadline."""
+    while True:
+        with Session(engine) as session:
+            waiting = session.exec(
+                select(OutboxMessage.key).where(OutboxMessage.state == OutboxState.pending)
+            ).all()
+        if not waiting:
+            return []
+        if time.monotonic() >= deadline:
+            return [f"slack: {len(waiting)} message(s) still waiting in the outbox at the deadline"]
+        time.sleep(0.1)
 
 
 def _service_environment(stack: SandboxStack, staged: StagedWorld) -> dict[str, str]:
