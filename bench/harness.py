@@ -19,7 +19,13 @@ from typing import Any, Self
 
 import httpx
 
-from sandbox.demo import SAMPLE
+# The benches drive the harness (`sandbox/`), which runs from the checkout and is not installed
+# with the product: `python bench/<name>.py` puts only bench/ on the path, so add the checkout.
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from sandbox.demo import SAMPLE  # noqa: E402  (after the checkout is on the path)
 
 Row = tuple[str, str, str, str, str]
 HEADER: Row = ("benchmark", "measured", "target", "baseline (same run)", "verdict")

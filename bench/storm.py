@@ -55,8 +55,10 @@ from time_to_page import FINISHED, World, audit_events, measure_one, start_world
 
 from agent.alerts.models import Alert
 from agent.causes.models import Cause
+from agent.causes.service import cause_view
 from agent.incidents.models import Incident, page_dedup_key
 from agent.store.db import make_engine
+from sandbox.evaluation.scenario import copy_shipped_runbooks
 from sandbox.stack import DEMO_SERVICE
 
 RSS_TARGET_MB = 300
@@ -496,7 +498,8 @@ def inspect_shared_cause(engine: Engine, world: World, names: list[str], done: b
         incidents = session.exec(select(func.count()).select_from(Incident)).one()
     alerts = world.stack.pagerduty.snapshot()["alerts"]
     messages = world.stack.slack.snapshot()["messages"]
-    threads = [m for c in causes for m in messages if c.slack_ts and m["ts"] == c.slack_ts]
+    sent = [cause_view(engine, c.id) for c in causes]
+    threads = [m for v in sent for m in messages if v and v.slack_ts and m["ts"] == v.slack_ts]
     text = "\n".join(f"{m['text']} {json.dumps(m.get('blocks'))}" for m in threads)
     triggers = [e for e in list(world.pages) if e.get("event_action") == "trigger"]
     return SharedCause(
@@ -525,7 +528,12 @@ def run_shared_cause(
         world = start_world(workdir)
         try:
             catalog = shared_cause_catalog(world, names, workdir / "shared.yaml")
-            env = {**world.env, "REMEDIATOR_CATALOG_FILE": str(catalog)}
+            runbooks = copy_shipped_runbooks(workdir / "runbooks", catalog)
+            env = {
+                **world.env,
+                "REMEDIATOR_CATALOG_FILE": str(catalog),
+                "REMEDIATOR_RUNBOOKS_DIR": str(runbooks),
+            }
             with Service(workdir, worker=True, extra_env=env).wait_ready("/readyz") as service:
                 bodies = shared_cause_bodies(world, names, per_service)
                 started = time.monotonic()

@@ -578,6 +578,19 @@ def stage_world(
     return staged
 
 
+def copy_shipped_runbooks(folder: Path, catalog: Path) -> Path:
+    """Copy the shipped runbooks into `folder`, leaving out those naming services the catalog
+    lacks (the service refuses them, as a deployment would leave out runbooks of services it does
+    not run); return the folder."""
+    folder.mkdir(parents=True, exist_ok=True)
+    services = set(yaml.safe_load(catalog.read_text(encoding="utf-8"))["services"])
+    for file in sorted(SHIPPED_RUNBOOKS.glob("*.yaml")):
+        named = yaml.safe_load(file.read_text(encoding="utf-8"))["match"].get("services")
+        if not named or set(named) <= services:
+            shutil.copy(file, folder / file.name)
+    return folder
+
+
 def _write_runbooks(choice: RunbooksWorld, folder: Path, catalog: Path) -> Path:
     """Write the runbooks; a shipped one naming services the world's catalog lacks is left out.
 
@@ -585,12 +598,8 @@ def _write_runbooks(choice: RunbooksWorld, folder: Path, catalog: Path) -> Path:
     deployment of the library would leave out the runbooks of services it does not run.)
     """
     folder.mkdir(parents=True, exist_ok=True)
-    services = set(yaml.safe_load(catalog.read_text(encoding="utf-8"))["services"])
     if choice.shipped:
-        for file in sorted(SHIPPED_RUNBOOKS.glob("*.yaml")):
-            named = yaml.safe_load(file.read_text(encoding="utf-8"))["match"].get("services")
-            if not named or set(named) <= services:
-                shutil.copy(file, folder / file.name)
+        copy_shipped_runbooks(folder, catalog)
     for runbook in choice.inline:
         text = yaml.safe_dump(runbook.model_dump(mode="json", exclude_none=True), sort_keys=False)
         (folder / f"inline-{runbook.name}.yaml").write_text(text, encoding="utf-8")
