@@ -156,18 +156,25 @@ def page_times(engine: Engine, world: World, lone_s: float, exclude: set[uuid.UU
             .group_by(col(Alert.incident_id))
         ).all()
     triggers = [(t, e) for t, e in world.pages.timed() if e.get("event_action") == "trigger"]
+    # An incident's page is its own trigger: on its own dedup key, or on its cause's (a later
+    # incident of a cause triggers on the cause's key), known by the incident id it carries.
     first_page: dict[str, float] = {}
     per_key: dict[str, int] = defaultdict(int)
     for moment, event in triggers:
-        key = str(event["dedup_key"])
-        first_page[key] = min(first_page.get(key, moment), moment)
+        details = (event.get("payload") or {}).get("custom_details") or {}
+        owner = str(details.get("incident_id") or event["dedup_key"])
+        first_page[owner] = min(first_page.get(owner, moment), moment)
         per_key[str(event.get("routing_key"))] += 1
     seconds, unpaged = [], 0
     for incident_id, received in firsts:
         if incident_id is None or incident_id in exclude:
             continue
         prefix = page_dedup_key(incident_id)
-        paged = [t for k, t in first_page.items() if k == prefix or k.startswith(prefix + "/")]
+        paged = [
+            t
+            for k, t in first_page.items()
+            if k in (str(incident_id), prefix) or k.startswith(prefix + "/")
+        ]
         if not paged:
             unpaged += 1
             continue
