@@ -248,7 +248,7 @@ def posted_before(
     The outbox knows every message written through it; the audit trail, those posted before it.
     """
     key = f"{incident_id}/{step}"
-    with session_scope(ctx.engine) as session:
+    with Session(ctx.engine) as session:  # a read: no write turn taken
         message = outbox.find(session, key)
         if message is not None:
             if message.state == OutboxState.sent and message.ts:
@@ -270,7 +270,7 @@ def posted_before(
 def _sent_or_queued(ctx: RunContext, channel: str, key: str) -> tuple[str, str] | Queued | str:
     """Send what the channel can take now (never waiting), then say where the message stands."""
     send_now(ctx.engine, ctx.audit, ctx.tools.chat, channel, pace=pace(ctx), now=ctx.now)
-    with session_scope(ctx.engine) as session:
+    with Session(ctx.engine) as session:  # a read: no write turn taken
         message = outbox.find(session, key)
         assert message is not None
         if message.state == OutboxState.sent and message.ts:

@@ -7,8 +7,11 @@ follow-up graph, with the same checkpointer, each on a thread of its own (`threa
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -27,7 +30,7 @@ from agent.graph.followup.state import FollowupKind, FollowupState, incident_vie
 from agent.graph.state import RunContext
 from agent.incidents.models import Incident
 from agent.settings import Settings
-from agent.store.db import session_scope
+from agent.store.db import session_scope, take_turn, write_turn
 
 # Any fixed number: the advisory lock that lets one replica at a time create the checkpoint tables.
 CHECKPOINT_SETUP_LOCK = 0x52454D31
@@ -50,9 +53,36 @@ def make_checkpointer(settings: Settings, *, connections: int = 4) -> BaseCheckp
     path.parent.mkdir(parents=True, exist_ok=True)
     connection = sqlite3.connect(str(path), check_same_thread=False, timeout=30)
     connection.execute("PRAGMA journal_mode=WAL")
-    saver = SqliteSaver(connection)
+    saver = TurnTakingSqliteSaver(connection, turn=write_turn(str(path)))
     saver.setup()
     return saver
+
+
+class TurnTakingSqliteSaver(SqliteSaver):
+    """LangGraph's `SqliteSaver`, its writes queued with the engine's in this process.
+
+    The checkpoints share the database file with everything else the service writes: without
+    the queue, a checkpoint and an audit event meeting at SQLite's lock would each sleep-poll
+    for it (see `agent.store.db.write_turn`).
+    """
+
+    def __init__(self, conn: sqlite3.Connection, *, turn: threading.RLock) -> None:
+        super().__init__(conn)
+        self._turn = turn
+
+    @contextmanager
+    def cursor(self, transaction: bool = True) -> Iterator[sqlite3.Cursor]:
+        """Return the saver's cursor; one that writes waits for this process's turn first."""
+        if not transaction:
+            with super().cursor(transaction=False) as cur:
+                yield cur
+            return
+        take_turn(self._turn, None)
+        try:
+            with super().cursor(transaction=True) as cur:
+                yield cur
+        finally:
+            self._turn.release()
 
 
 def _postgres_checkpointer(database_url: str, connections: int) -> BaseCheckpointSaver[Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,6 +13,7 @@ import structlog
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
 log = structlog.get_logger(__name__)
@@ -22,6 +24,74 @@ LOCK_TIMEOUT_OPTION = "remediator_lock_timeout"
 """Seconds a transaction may wait for a lock (SQLite's write lock, a PostgreSQL row or table)."""
 SQLITE_BUSY_MS = 30000
 """How long a SQLite transaction waits for the write lock, unless it says otherwise."""
+
+
+class LockTimeout(sqlite3.OperationalError):
+    """A writing transaction waited longer than it may for this process's turn to write."""
+
+
+_write_turns: dict[str, threading.RLock] = {}
+_write_turns_guard = threading.Lock()
+
+
+def write_turn(path: str) -> threading.RLock:
+    """Return this process's write queue for one SQLite file: who writes next, in turn.
+
+    SQLite lets one transaction write at a time, and a transaction that finds the lock taken
+    polls it, sleeping 1 ms, then 2, 5, ... up to 100 ms between tries: under load, a waiter
+    sleeps long after the lock is free, and the writers of a busy process (the intake, the
+    worker loops, the checkpointer) spend their time asleep. Waiting here instead, each is woken
+    the moment the one before it commits; SQLite's own wait is left for writers in other
+    processes. Re-entrant, so a thread that already holds its turn is never made to wait on
+    itself (SQLite's lock decides then, as before).
+    """
+    if not path or path == ":memory:" or path.startswith("file:"):
+        return threading.RLock()  # a database of this engine's own: nobody to queue with
+    key = str(Path(path).resolve())
+    with _write_turns_guard:
+        return _write_turns.setdefault(key, threading.RLock())
+
+
+def take_turn(turn: threading.RLock, timeout: float | None) -> None:
+    """Wait for `turn` for up to `timeout` seconds (SQLite's 30 s when None); raise LockTimeout."""
+    wait = SQLITE_BUSY_MS / 1000 if timeout is None else float(timeout)
+    if not turn.acquire(timeout=max(wait, 0.0)):
+        raise LockTimeout(f"database is locked: no turn to write within {wait:g}s")
+
+
+class _TurnConnection(sqlite3.Connection):
+    """A SQLite connection that gives its process's write turn back when its transaction ends."""
+
+    turn: threading.RLock | None = None
+    held = 0
+
+    def hold(self, turn: threading.RLock, timeout: float | None) -> None:
+        take_turn(turn, timeout)
+        self.turn = turn
+        self.held += 1
+
+    def give_back(self) -> None:
+        while self.held and self.turn is not None:
+            self.held -= 1
+            self.turn.release()
+
+    def commit(self) -> None:
+        try:
+            super().commit()
+        finally:
+            self.give_back()
+
+    def rollback(self) -> None:
+        try:
+            super().rollback()
+        finally:
+            self.give_back()
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self.give_back()
 
 
 def make_engine(database_url: str) -> Engine:
@@ -39,7 +109,11 @@ def make_engine(database_url: str) -> Engine:
     path = database_url.removeprefix("sqlite:///")
     if path and path != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(database_url, connect_args={"check_same_thread": False, "timeout": 30})
+    turn = write_turn(path)
+    engine = create_engine(
+        database_url,
+        connect_args={"check_same_thread": False, "timeout": 30, "factory": _TurnConnection},
+    )
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -65,7 +139,17 @@ def make_engine(database_url: str) -> Engine:
         if connection.info.get("busy_ms", SQLITE_BUSY_MS) != busy:
             connection.exec_driver_sql(f"PRAGMA busy_timeout={busy}")
             connection.info["busy_ms"] = busy
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # This process's writers queue here first (given back at commit or rollback).
+        dbapi: _TurnConnection = connection.connection.dbapi_connection
+        try:
+            dbapi.hold(turn, timeout)
+        except LockTimeout as exc:
+            raise OperationalError("BEGIN IMMEDIATE", None, exc) from exc
+        try:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        except BaseException:
+            dbapi.give_back()
+            raise
 
     return engine
 

@@ -11,13 +11,13 @@ from typing import Any, Literal, TypedDict
 
 from langgraph.runtime import Runtime
 from langgraph.types import Send
+from sqlmodel import Session
 
 from agent.adapters.factory import ServiceTools
 from agent.changes.scope import BreachScope
 from agent.failovers.service import moved_away
 from agent.graph.policy import runbook_of
 from agent.graph.state import IncidentState, RunContext
-from agent.store.db import session_scope
 from agent.telemetry import metrics
 from tools.failover.document import label, route_from_json
 from tools.protocols import LogQuery
@@ -145,7 +145,7 @@ def _with_the_primary(
     """
     if tools.route_probe is None or current.status in (ToolStatus.degraded, ToolStatus.down):
         return current
-    with session_scope(ctx.engine) as session:
+    with Session(ctx.engine) as session:  # a read: no write turn taken
         held = moved_away(session=session, service=service)
         if held is None or held.primary is None:
             return current

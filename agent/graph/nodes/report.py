@@ -9,14 +9,13 @@ import uuid
 from typing import Any
 
 from langgraph.runtime import Runtime
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
 from agent.graph.channels import Queued, post_to_incident
 from agent.graph.messages import page_note, summary_message
 from agent.graph.policy import runbook_of
 from agent.graph.state import IncidentState, RunContext
 from agent.outside_text import plain
-from agent.store.db import session_scope
 from audit.models import AuditEvent
 
 REPORTER = "agent.report"
@@ -74,7 +73,7 @@ def _note_on_page(ctx: RunContext, state: IncidentState, text: str) -> None:
 
 def _noted_before(ctx: RunContext, state: IncidentState, dedup_key: str) -> bool:
     """Tell whether the summary is already a note on this page (a resumed run)."""
-    with session_scope(ctx.engine) as session:
+    with Session(ctx.engine) as session:  # a read: no write turn taken
         found = session.exec(
             select(AuditEvent.seq).where(
                 AuditEvent.incident_id == uuid.UUID(state["incident_id"]),

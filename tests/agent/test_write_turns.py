@@ -1,0 +1,157 @@
+"""SQLite: a process's writers queue for their turn (the engine's and the checkpointer's), reads
+never queue, and every way a transaction ends gives the turn back."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
+from sqlmodel import Session
+
+from agent.graph.runner import TurnTakingSqliteSaver, make_checkpointer
+from agent.settings import Settings
+from agent.store.db import make_engine, session_scope, write_turn
+
+WAIT = 10.0
+"""A bound on how long a thread that should finish may take (a liveness check, not a timing)."""
+
+
+@pytest.fixture
+def engine(tmp_path: Path):
+    engine = make_engine(f"sqlite:///{tmp_path / 'turns.db'}")
+    with session_scope(engine) as session:
+        session.connection().execute(text("CREATE TABLE t (n INTEGER)"))
+    yield engine
+    engine.dispose()
+
+
+def _insert(engine, n: int, order: list[int], **options) -> None:
+    with session_scope(engine, **options) as session:
+        session.connection().execute(text("INSERT INTO t VALUES (:n)"), {"n": n})
+        order.append(n)
+
+
+def test_a_writer_waits_for_the_turn_and_goes_once_it_is_given_back(engine) -> None:
+    order: list[int] = []
+    holding, release = threading.Event(), threading.Event()
+
+    def first() -> None:
+        with session_scope(engine) as session:
+            session.connection().execute(text("INSERT INTO t VALUES (1)"))
+            holding.set()
+            release.wait(WAIT)
+            order.append(1)
+
+    a = threading.Thread(target=first)
+    a.start()
+    assert holding.wait(WAIT)
+    b = threading.Thread(target=_insert, args=(engine, 2, order))
+    b.start()
+    b.join(0.3)
+    assert b.is_alive(), "the second writer went while the first held the turn"
+    release.set()
+    a.join(WAIT)
+    b.join(WAIT)
+    assert order == [1, 2]
+    with Session(engine) as session:
+        assert sorted(session.connection().execute(text("SELECT n FROM t")).scalars()) == [1, 2]
+
+
+def test_a_bounded_wait_ends_in_a_database_error_that_says_locked(engine) -> None:
+    holding, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with session_scope(engine) as session:
+            session.connection().execute(text("INSERT INTO t VALUES (1)"))
+            holding.set()
+            release.wait(WAIT)
+
+    a = threading.Thread(target=hold)
+    a.start()
+    assert holding.wait(WAIT)
+    try:
+        with pytest.raises(OperationalError, match="locked"):
+            _insert(engine, 2, [], lock_timeout=0.05)
+    finally:
+        release.set()
+        a.join(WAIT)
+    # The refused writer took nothing: the next one writes.
+    _insert(engine, 3, [])
+    with Session(engine) as session:
+        assert sorted(session.connection().execute(text("SELECT n FROM t")).scalars()) == [1, 3]
+
+
+def test_reads_do_not_queue_behind_a_writer(engine) -> None:
+    holding, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with session_scope(engine) as session:
+            session.connection().execute(text("INSERT INTO t VALUES (1)"))
+            holding.set()
+            release.wait(WAIT)
+
+    a = threading.Thread(target=hold)
+    a.start()
+    assert holding.wait(WAIT)
+    seen: list[int] = []
+    reader = threading.Thread(
+        target=lambda: seen.append(
+            Session(engine).connection().execute(text("SELECT count(*) FROM t")).scalar_one()
+        )
+    )
+    reader.start()
+    reader.join(WAIT)
+    release.set()
+    a.join(WAIT)
+    assert seen == [0]  # read beside the writer, before its commit
+
+
+def test_a_failed_transaction_gives_the_turn_back(engine) -> None:
+    with pytest.raises(RuntimeError), session_scope(engine) as session:
+        session.connection().execute(text("INSERT INTO t VALUES (1)"))
+        raise RuntimeError("the work failed")
+    done = threading.Thread(target=_insert, args=(engine, 2, []))
+    done.start()
+    done.join(WAIT)
+    assert not done.is_alive(), "a rolled-back transaction kept the turn"
+    turn = write_turn(str(engine.url.database))
+    assert turn.acquire(blocking=False)  # nobody holds it now
+    turn.release()
+
+
+def test_checkpoint_writes_take_the_same_turn(engine, tmp_path: Path) -> None:
+    settings = Settings(database_url=str(engine.url), env="dev")
+    saver = make_checkpointer(settings)
+    assert isinstance(saver, TurnTakingSqliteSaver)
+    holding, release = threading.Event(), threading.Event()
+    order: list[str] = []
+
+    def hold() -> None:
+        with session_scope(engine) as session:
+            session.connection().execute(text("INSERT INTO t VALUES (1)"))
+            holding.set()
+            release.wait(WAIT)
+            order.append("engine")
+
+    def checkpoint_write() -> None:
+        with saver.cursor(transaction=True) as cur:
+            cur.execute("SELECT 1")
+        order.append("checkpointer")
+
+    a = threading.Thread(target=hold)
+    a.start()
+    assert holding.wait(WAIT)
+    b = threading.Thread(target=checkpoint_write)
+    b.start()
+    b.join(0.3)
+    assert b.is_alive(), "a checkpoint write went while the engine's writer held the turn"
+    release.set()
+    a.join(WAIT)
+    b.join(WAIT)
+    assert order == ["engine", "checkpointer"]
+    # A read through the saver does not wait for anyone.
+    with saver.cursor(transaction=False) as cur:
+        cur.execute("SELECT 1")
