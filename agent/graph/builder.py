@@ -24,6 +24,8 @@ from agent.graph.nodes.verify import verify
 from agent.graph.state import IncidentState, RunContext
 
 GRAPH_NAME = "incident_remediation"
+ACT_NODE = "act"
+"""The node that takes the actions needing no approval (the page among them)."""
 
 
 def build_graph(checkpointer: BaseCheckpointSaver[Any]) -> Any:
@@ -35,7 +37,7 @@ def build_graph(checkpointer: BaseCheckpointSaver[Any]) -> Any:
     builder.add_node("analyse", analyse)
     builder.add_node("decide", decide)
     builder.add_node("approve", approve)
-    builder.add_node("act", act)
+    builder.add_node(ACT_NODE, act)
     builder.add_node("verify", verify)
     builder.add_node("report", report)
     builder.add_edge(START, "triage")

@@ -23,7 +23,7 @@ from langgraph.types import Command
 from agent.alerts.models import Breach
 from agent.approvals.service import close_if_due, unsettled_failbacks
 from agent.failovers.service import holding_of
-from agent.graph.builder import build_graph
+from agent.graph.builder import ACT_NODE, build_graph
 from agent.graph.followup.builder import build_followup_graph, thread_id
 from agent.graph.followup.effects import next_failback_moment
 from agent.graph.followup.state import FollowupKind, FollowupState, incident_view
@@ -127,6 +127,8 @@ class RunOutcome:
     state: dict[str, Any]
     waiting_until: datetime | None = None
     """When the pending approval expires (the run is due again then, or on a decision)."""
+    yielded: bool = False
+    """The run stopped after its first actions (`yield_after_acting`); the rest is due now."""
 
 
 class GraphRunner:
@@ -153,23 +155,32 @@ class GraphRunner:
         snapshot = self._graph.get_state(config)
         return bool(snapshot.values) and not snapshot.next
 
-    def run(self, incident_id: uuid.UUID, breach: Breach) -> RunOutcome:
+    def run(
+        self, incident_id: uuid.UUID, breach: Breach, *, yield_after_acting: bool = False
+    ) -> RunOutcome:
         """Start the run of a new incident, or resume its unfinished or paused run.
 
         A run paused for an approval is resumed whenever it is claimed: the `approve` node reads
         the decision (or the expiry) from the database and pauses again if there is none yet.
+
+        `yield_after_acting`: a new run stops once its first actions are taken (the page sent),
+        checkpointed, and says so (`yielded`); what remains (verify, the report) is resumed
+        like any unfinished run. A worker queues that remainder behind the runs already
+        waiting, so in a storm every incident is paged before any is reported.
         """
         config: dict[str, Any] = {"configurable": {"thread_id": str(incident_id)}}
         snapshot = self._graph.get_state(config)
         if snapshot.values and not snapshot.next:
             return RunOutcome(dict(snapshot.values))
         start: Any = None
+        stop_after: list[str] | None = None
         if snapshot.interrupts:
             start = Command(resume={"resumed_at": self._context.now().isoformat()})
         elif not snapshot.values:
             start = {"incident_id": str(incident_id), "breach": breach.model_dump(mode="json")}
+            stop_after = [ACT_NODE] if yield_after_acting else None
         result: dict[str, Any] = self._graph.invoke(
-            start, config, context=self._context, durability="sync"
+            start, config, context=self._context, durability="sync", interrupt_after=stop_after
         )
         paused = self._graph.get_state(config)
         if paused.interrupts:
@@ -177,6 +188,8 @@ class GraphRunner:
                 datetime.fromisoformat(str(i.value["expires_at"])) for i in paused.interrupts
             )
             return RunOutcome(dict(paused.values), wake)
+        if paused.next:  # stopped after acting (only `stop_after` stops a run short)
+            return RunOutcome(dict(paused.values), yielded=True)
         return RunOutcome(result)
 
     def renotify(self, incident: Incident, breach: Breach, *, alert_id: uuid.UUID) -> None:

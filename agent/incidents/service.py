@@ -147,6 +147,17 @@ def claim_due_incident(
     return due
 
 
+def requeue_incident(*, session: Session, incident_id: uuid.UUID, now: datetime) -> None:
+    """Give back a running run's claim, due again at `now`: behind every run due before it."""
+    incident = session.get(Incident, incident_id)
+    if incident is None:
+        return
+    incident.run_after = now
+    incident.lease_until = None
+    incident.claimed_by = None
+    session.add(incident)
+
+
 def park_incident(
     *, session: Session, incident_id: uuid.UUID, wake: datetime, claimed_at: datetime
 ) -> None:

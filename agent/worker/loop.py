@@ -27,6 +27,7 @@ from agent.incidents.service import (
     lock_fingerprint,
     open_incident,
     park_incident,
+    requeue_incident,
     resolve_incident,
     set_run_state,
 )
@@ -148,9 +149,10 @@ class Worker:
         ):
             self._settle_failbacks(incident_id, claimed_at)
             return
-        # A paused run of a resolved incident is resumed, so its approval is cancelled and the
-        # run ends; one that never started has nothing to do.
-        if breach is None or (status != IncidentStatus.open and run_state != RunState.waiting):
+        # A paused or started run of a resolved incident is resumed, so its approval is
+        # cancelled and the run ends (a run that acted and yielded reports what it did); one
+        # that never started has nothing to do.
+        if breach is None or (status != IncidentStatus.open and run_state == RunState.pending):
             with session_scope(self._engine) as session:
                 set_run_state(session=session, incident_id=incident_id, state=RunState.skipped)
                 self._audit.record(
@@ -272,7 +274,7 @@ class Worker:
         with session_scope(self._engine) as session:
             set_run_state(session=session, incident_id=incident_id, state=RunState.running)
         try:
-            outcome = self._runner.run(incident_id, breach)
+            outcome = self._runner.run(incident_id, breach, yield_after_acting=True)
         except Exception as exc:
             with session_scope(self._engine) as session:
                 set_run_state(session=session, incident_id=incident_id, state=RunState.failed)
@@ -284,6 +286,13 @@ class Worker:
                     incident_id=incident_id,
                 )
             raise
+        if outcome.yielded:
+            # Acted (paged): the rest of the run queues behind the runs already due, so a storm
+            # pages every incident before it reports on any. Claimed again like a resumed run.
+            with session_scope(self._engine) as session:
+                requeue_incident(session=session, incident_id=incident_id, now=self._now())
+            log.info("incident.acted", incident_id=str(incident_id))
+            return
         if outcome.waiting_until is not None:
             with session_scope(self._engine) as session:
                 park_incident(

@@ -122,7 +122,8 @@ def test_a_crash_after_correlation_resumes_without_a_second_incident(parts: Part
         open_incident(session=session, audit=parts.audit, alert=alert, breach=alert.breach())
     parts.clock.advance(61)
 
-    assert parts.drain() == 2  # the re-claimed alert, then the incident's investigation
+    # The re-claimed alert, then the incident's investigation: up to its actions, then the rest.
+    assert parts.drain() == 3
 
     with Session(parts.engine) as session:
         incidents = session.exec(select(Incident)).all()
@@ -244,3 +245,35 @@ def test_an_incident_resolved_during_its_group_wait_is_not_investigated(tmp_path
 
     assert "runbook.matched" not in parts.kinds()
     assert parts.kinds()[-1] == "run.skipped"
+
+
+def test_every_due_investigation_acts_before_any_run_reports(parts: Parts) -> None:
+    """A run stops after its first actions and queues the rest behind the runs already due: in
+    a storm, the second incident is paged before the first is reported on."""
+    first, second = parts.accept(model_id="bot-a"), parts.accept(model_id="bot-b")
+    for _ in (first, second):
+        assert parts.worker._alert_once()
+        parts.clock.advance(1)  # opened one after the other: due in that order
+    assert parts.worker._incident_once()
+    with Session(parts.engine) as session:
+        incidents = {i.id: i for i in session.exec(select(Incident)).all()}
+    a, b = sorted(incidents.values(), key=lambda i: i.opened_at)
+    assert (a.run_state, a.claimed_by, a.lease_until) == ("running", None, None)
+
+    parts.drain()
+
+    with Session(parts.engine) as session:
+        events = session.exec(select(AuditEvent).order_by(AuditEvent.seq)).all()  # type: ignore[arg-type]
+
+    def at(incident: Incident, kind: str) -> int:
+        [index] = [
+            n for n, e in enumerate(events) if e.incident_id == incident.id and e.kind == kind
+        ]
+        return index
+
+    assert at(a, "action.dry_run") < at(b, "action.dry_run") < at(a, "run.completed")
+    with Session(parts.engine) as session:
+        states = {i.run_state for i in session.exec(select(Incident)).all()}
+    assert states == {"completed"}
+    # Each run acted once: resuming the rest took no action again.
+    assert [e.kind for e in events].count("action.dry_run") == 2
