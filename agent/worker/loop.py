@@ -118,7 +118,7 @@ class Worker:
                 session=session,
                 worker_id=self.worker_id,
                 now=self._now,
-                lease=timedelta(seconds=self._settings.worker_lease_seconds),
+                lease=self._lease,
             )
             if incident is None:
                 return False
@@ -151,15 +151,8 @@ class Worker:
         # A paused run of a resolved incident is resumed, so its approval is cancelled and the
         # run ends; one that never started has nothing to do.
         if breach is None or (status != IncidentStatus.open and run_state != RunState.waiting):
-            with session_scope(self._engine) as session:
-                set_run_state(session=session, incident_id=incident_id, state=RunState.skipped)
-                self._audit.record(
-                    session,
-                    "run.skipped",
-                    {"summary": "resolved before it was investigated: nothing to do"},
-                    actor=WORKER_ACTOR,
-                    incident_id=incident_id,
-                )
+            summary = "resolved before it was investigated: nothing to do"
+            self._end_run(incident_id, RunState.skipped, "run.skipped", summary)
             return
         try:
             self._run_graph(incident_id, breach, claimed_at)
@@ -173,7 +166,7 @@ class Worker:
                 session=session,
                 worker_id=self.worker_id,
                 now=self._now,
-                lease=timedelta(seconds=self._settings.worker_lease_seconds),
+                lease=self._lease,
             )
             if alert is None:
                 return False
@@ -274,15 +267,8 @@ class Worker:
         try:
             outcome = self._runner.run(incident_id, breach)
         except Exception as exc:
-            with session_scope(self._engine) as session:
-                set_run_state(session=session, incident_id=incident_id, state=RunState.failed)
-                self._audit.record(
-                    session,
-                    "run.failed",
-                    {"summary": f"the graph run failed: {type(exc).__name__}: {exc}"},
-                    actor=WORKER_ACTOR,
-                    incident_id=incident_id,
-                )
+            summary = f"the graph run failed: {type(exc).__name__}: {exc}"
+            self._end_run(incident_id, RunState.failed, "run.failed", summary)
             raise
         if outcome.waiting_until is not None:
             with session_scope(self._engine) as session:
@@ -298,16 +284,17 @@ class Worker:
                 until=outcome.waiting_until.isoformat(),
             )
             return
-        with session_scope(self._engine) as session:
-            set_run_state(session=session, incident_id=incident_id, state=RunState.completed)
-            self._audit.record(
-                session,
-                "run.completed",
-                {"summary": "investigation and actions finished"},
-                actor=WORKER_ACTOR,
-                incident_id=incident_id,
-            )
+        summary = "investigation and actions finished"
+        self._end_run(incident_id, RunState.completed, "run.completed", summary)
         log.info("incident.run_completed", incident_id=str(incident_id))
+
+    def _end_run(self, incident_id: uuid.UUID, state: RunState, kind: str, summary: str) -> None:
+        """Set the run's last state and record the audit event that says why, together."""
+        with session_scope(self._engine) as session:
+            set_run_state(session=session, incident_id=incident_id, state=state)
+            self._audit.record(
+                session, kind, {"summary": summary}, actor=WORKER_ACTOR, incident_id=incident_id
+            )
 
     def _settle_failbacks(self, incident_id: uuid.UUID, claimed_at: datetime) -> None:
         """Carry out the decided failbacks of a resolved incident; wait again for the rest."""
@@ -334,7 +321,7 @@ class Worker:
                 model,
                 item_id,
                 worker_id=self.worker_id,
-                lease=timedelta(seconds=self._settings.worker_lease_seconds),
+                lease=self._lease,
                 now=self._now,
             ):
                 yield
@@ -349,6 +336,11 @@ class Worker:
             log.info(
                 "worker.lease_released", worker_id=self.worker_id, **{f"{kind}_id": str(holding[1])}
             )
+
+    @property
+    def _lease(self) -> timedelta:
+        """How long a claim holds without a heartbeat."""
+        return timedelta(seconds=self._settings.worker_lease_seconds)
 
     def _repeat_due(self, incident: Incident) -> bool:
         """Tell whether the last notice is older than the repeat interval (Alertmanager's)."""
