@@ -45,7 +45,7 @@ from fastapi.responses import JSONResponse, Response
 
 from sandbox.arize.ids import IdMinter
 from sandbox.arize.state import Fault, FaultQueue
-from sandbox.arize.wire import add_problem_handlers, gate, problem
+from sandbox.arize.wire import add_problem_handlers, gate, pagination, problem
 
 PROVIDERS = ("OPEN_AI", "AZURE_OPEN_AI", "AWS_BEDROCK", "VERTEX_AI", "ANTHROPIC", "CUSTOM")
 VARIABLE_FORMATS = ("F_STRING", "MUSTACHE", "NONE")
@@ -421,10 +421,7 @@ def _paged(key: str, items: list[dict[str, Any]], start: int, limit: int) -> dic
     """Return one page of a list answer, with the `pagination` every list carries."""
     more = start + limit < len(items)
     cursor = base64.b64encode(str(start + limit).encode()).decode() if more else None
-    return {
-        key: items[start : start + limit],
-        "pagination": {"next_cursor": cursor, "has_more": more},
-    }
+    return {key: items[start : start + limit], "pagination": pagination(cursor)}
 
 
 def _page(request: Request) -> tuple[int, int, str | None]:
