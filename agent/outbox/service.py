@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NotRequired, TypedDict, Unpack
 
 from sqlalchemy import func
 from sqlalchemy.dialects import postgresql, sqlite
@@ -33,59 +33,52 @@ from agent.outbox.models import (
 DIGEST_WINDOW = timedelta(minutes=1)
 
 
+class Message(TypedDict):
+    """What every queued message says, a post or an update: its key, where, what, who and when."""
+
+    key: str
+    channel: str
+    text: str
+    now: datetime
+    blocks: NotRequired[list[dict[str, Any]] | None]
+    actor: NotRequired[str]
+    """"agent" unless given."""
+    incident_id: NotRequired[uuid.UUID | None]
+
+
 def post(
     session: Session,
     *,
-    key: str,
-    channel: str,
-    text: str,
-    now: datetime,
-    blocks: list[dict[str, Any]] | None = None,
     parent_key: str | None = None,
     thread_ts: str | None = None,
-    actor: str = "agent",
-    incident_id: uuid.UUID | None = None,
     step: str | None = None,
     opens_thread: bool = False,
     approval_id: uuid.UUID | None = None,
+    **message: Unpack[Message],
 ) -> OutboxMessage:
     """Queue a chat.postMessage (a reply when `parent_key` or `thread_ts` is given).
 
     Return the queued message, or the one queued earlier under the same key.
     """
-    return _add(
+    return _queue(
         session,
-        OutboxMessage(
-            key=key,
-            channel=channel,
-            method=OutboxMethod.post,
-            parent_key=parent_key,
-            thread_ts=thread_ts,
-            text=text,
-            blocks=blocks,
-            actor=actor,
-            incident_id=incident_id,
-            step=step,
-            opens_thread=opens_thread,
-            approval_id=approval_id,
-            created_at=now,
-        ),
+        OutboxMethod.post,
+        message,
+        parent_key=parent_key,
+        thread_ts=thread_ts,
+        step=step,
+        opens_thread=opens_thread,
+        approval_id=approval_id,
     )
 
 
 def update(
     session: Session,
     *,
-    key: str,
-    channel: str,
-    text: str,
-    now: datetime,
-    blocks: list[dict[str, Any]] | None = None,
     target_key: str | None = None,
     target_ts: str | None = None,
-    actor: str = "agent",
-    incident_id: uuid.UUID | None = None,
     coalesce: bool = False,
+    **message: Unpack[Message],
 ) -> OutboxMessage:
     """Queue a chat.update of the message with `target_key` (or `target_ts`).
 
@@ -102,28 +95,14 @@ def update(
                 col(OutboxMessage.attempted_at).is_(None),
                 OutboxMessage.target_key == target_key,
                 OutboxMessage.target_ts == target_ts,
-                OutboxMessage.channel == channel,
+                OutboxMessage.channel == message["channel"],
             )
         ).first()
         if waiting is not None:
-            waiting.text, waiting.blocks = text, blocks
+            waiting.text, waiting.blocks = message["text"], message.get("blocks")
             session.add(waiting)
             return waiting
-    return _add(
-        session,
-        OutboxMessage(
-            key=key,
-            channel=channel,
-            method=OutboxMethod.update,
-            target_key=target_key,
-            target_ts=target_ts,
-            text=text,
-            blocks=blocks,
-            actor=actor,
-            incident_id=incident_id,
-            created_at=now,
-        ),
-    )
+    return _queue(session, OutboxMethod.update, message, target_key=target_key, target_ts=target_ts)
 
 
 def find(session: Session, key: str) -> OutboxMessage | None:
@@ -246,6 +225,26 @@ def ensure_channel(session: Session, channel: str, burst: int) -> None:
     """Create the channel's pace row once (a full bucket), whichever replica comes first."""
     values = {"id": channel_id(channel), "channel": channel, "tokens": float(burst)}
     _insert_absent(session, OutboxChannel, values, "channel")
+
+
+def _queue(
+    session: Session, method: OutboxMethod, message: Message, **fields: Any
+) -> OutboxMessage:
+    """Queue a message of this method: the common fields, then the method's own (`fields`)."""
+    return _add(
+        session,
+        OutboxMessage(
+            key=message["key"],
+            channel=message["channel"],
+            method=method,
+            text=message["text"],
+            blocks=message.get("blocks"),
+            actor=message.get("actor", "agent"),
+            incident_id=message.get("incident_id"),
+            created_at=message["now"],
+            **fields,
+        ),
+    )
 
 
 def _add(session: Session, message: OutboxMessage) -> OutboxMessage:

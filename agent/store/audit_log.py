@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NotRequired, TypedDict, Unpack
 
 import structlog
 from sqlalchemy import Engine
@@ -34,6 +34,19 @@ from audit.sqltypes import utcnow
 
 STRICTNESS: dict[str, int] = {"full": 0, "hash": 1, "none": 2}
 log = structlog.get_logger(__name__)
+
+
+class EventFields(TypedDict):
+    """Who wrote an event and what it is about, as `record`, `record_now` and `prepare` take them.
+
+    `payload_policy` (a runbook's) tightens the service's policy for prompts and responses; the
+    stricter of the two applies, never the looser.
+    """
+
+    actor: str
+    incident_id: NotRequired[uuid.UUID | None]
+    alert_id: NotRequired[uuid.UUID | None]
+    payload_policy: NotRequired[PayloadPolicy | None]
 
 
 @dataclass(frozen=True)
@@ -79,29 +92,10 @@ class AuditLog:
         return verify_chain(session=session, key=self.key, trusted=self.trusted(), **options)
 
     def record(
-        self,
-        session: Session,
-        kind: str,
-        data: dict[str, Any],
-        *,
-        actor: str,
-        incident_id: uuid.UUID | None = None,
-        alert_id: uuid.UUID | None = None,
-        payload_policy: PayloadPolicy | None = None,
+        self, session: Session, kind: str, data: dict[str, Any], **fields: Unpack[EventFields]
     ) -> AuditEvent:
-        """Append one event inside the caller's transaction.
-
-        `payload_policy` (a runbook's) tightens the service's policy for prompts and responses;
-        the stricter of the two applies, never the looser.
-        """
-        new = self.prepare(
-            kind,
-            data,
-            actor=actor,
-            incident_id=incident_id,
-            alert_id=alert_id,
-            payload_policy=payload_policy,
-        )
+        """Append one event inside the caller's transaction (`fields`: see EventFields)."""
+        new = self.prepare(kind, data, **fields)
         return append_prepared(session=session, key=self.key, event=new, now=self.now)
 
     def prepare(
@@ -109,27 +103,24 @@ class AuditLog:
         kind: str,
         data: dict[str, Any],
         *,
-        actor: str,
-        incident_id: uuid.UUID | None = None,
-        alert_id: uuid.UUID | None = None,
-        payload_policy: PayloadPolicy | None = None,
         computed: dict[str, str] | None = None,
+        **fields: Unpack[EventFields],
     ) -> NewEvent:
         """Redact an event now, outside any transaction, to be chained later by `record_many`.
 
         `computed` holds values the service made itself (a body's sha256): no caller's text is
         in them, so they are added as they are, after the rest is redacted.
         """
-        cleaned = self._clean(data, payload_policy)
+        cleaned = self._clean(data, fields.get("payload_policy"))
         if computed:
             assert isinstance(cleaned, dict)
             cleaned.update(computed)
         return NewEvent(
             kind=kind,
-            actor=self.redactor.text(actor),
+            actor=self.redactor.text(fields["actor"]),
             data=canonical_json(cleaned),
-            incident_id=incident_id,
-            alert_id=alert_id,
+            incident_id=fields.get("incident_id"),
+            alert_id=fields.get("alert_id"),
         )
 
     def record_many(self, session: Session, events: Sequence[NewEvent]) -> list[int]:
@@ -137,27 +128,11 @@ class AuditLog:
         return append_events(session=session, key=self.key, events=events, now=self.now)
 
     def record_now(
-        self,
-        engine: Engine,
-        kind: str,
-        data: dict[str, Any],
-        *,
-        actor: str,
-        incident_id: uuid.UUID | None = None,
-        alert_id: uuid.UUID | None = None,
-        payload_policy: PayloadPolicy | None = None,
+        self, engine: Engine, kind: str, data: dict[str, Any], **fields: Unpack[EventFields]
     ) -> AuditEvent:
-        """Append one event in a transaction of its own."""
+        """Append one event in a transaction of its own (`fields`: see EventFields)."""
         with session_scope(engine) as session:
-            return self.record(
-                session,
-                kind,
-                data,
-                actor=actor,
-                incident_id=incident_id,
-                alert_id=alert_id,
-                payload_policy=payload_policy,
-            )
+            return self.record(session, kind, data, **fields)
 
     def _clean(self, data: dict[str, Any], tighter: PayloadPolicy | None) -> object:
         """Apply the prompt/response policy, then mask secrets and PII everywhere else."""

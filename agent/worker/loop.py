@@ -119,7 +119,7 @@ class Worker:
                 session=session,
                 worker_id=self.worker_id,
                 now=self._now,
-                lease=timedelta(seconds=self._settings.worker_lease_seconds),
+                lease=self._lease,
             )
             if incident is None:
                 return False
@@ -153,15 +153,8 @@ class Worker:
         # cancelled and the run ends (a run that acted and yielded reports what it did); one
         # that never started has nothing to do.
         if breach is None or (status != IncidentStatus.open and run_state == RunState.pending):
-            with session_scope(self._engine) as session:
-                set_run_state(session=session, incident_id=incident_id, state=RunState.skipped)
-                self._audit.record(
-                    session,
-                    "run.skipped",
-                    {"summary": "resolved before it was investigated: nothing to do"},
-                    actor=WORKER_ACTOR,
-                    incident_id=incident_id,
-                )
+            summary = "resolved before it was investigated: nothing to do"
+            self._end_run(incident_id, RunState.skipped, "run.skipped", summary)
             return
         try:
             self._run_graph(incident_id, breach, claimed_at)
@@ -175,7 +168,7 @@ class Worker:
                 session=session,
                 worker_id=self.worker_id,
                 now=self._now,
-                lease=timedelta(seconds=self._settings.worker_lease_seconds),
+                lease=self._lease,
             )
             if alert is None:
                 return False
@@ -276,15 +269,8 @@ class Worker:
         try:
             outcome = self._runner.run(incident_id, breach, yield_after_acting=True)
         except Exception as exc:
-            with session_scope(self._engine) as session:
-                set_run_state(session=session, incident_id=incident_id, state=RunState.failed)
-                self._audit.record(
-                    session,
-                    "run.failed",
-                    {"summary": f"the graph run failed: {type(exc).__name__}: {exc}"},
-                    actor=WORKER_ACTOR,
-                    incident_id=incident_id,
-                )
+            summary = f"the graph run failed: {type(exc).__name__}: {exc}"
+            self._end_run(incident_id, RunState.failed, "run.failed", summary)
             raise
         if outcome.yielded:
             # Acted (paged): the rest of the run queues behind the runs already due, so a storm
@@ -307,16 +293,17 @@ class Worker:
                 until=outcome.waiting_until.isoformat(),
             )
             return
-        with session_scope(self._engine) as session:
-            set_run_state(session=session, incident_id=incident_id, state=RunState.completed)
-            self._audit.record(
-                session,
-                "run.completed",
-                {"summary": "investigation and actions finished"},
-                actor=WORKER_ACTOR,
-                incident_id=incident_id,
-            )
+        summary = "investigation and actions finished"
+        self._end_run(incident_id, RunState.completed, "run.completed", summary)
         log.info("incident.run_completed", incident_id=str(incident_id))
+
+    def _end_run(self, incident_id: uuid.UUID, state: RunState, kind: str, summary: str) -> None:
+        """Set the run's last state and record the audit event that says why, together."""
+        with session_scope(self._engine) as session:
+            set_run_state(session=session, incident_id=incident_id, state=state)
+            self._audit.record(
+                session, kind, {"summary": summary}, actor=WORKER_ACTOR, incident_id=incident_id
+            )
 
     def _settle_failbacks(self, incident_id: uuid.UUID, claimed_at: datetime) -> None:
         """Carry out the decided failbacks of a resolved incident; wait again for the rest."""
@@ -343,7 +330,7 @@ class Worker:
                 model,
                 item_id,
                 worker_id=self.worker_id,
-                lease=timedelta(seconds=self._settings.worker_lease_seconds),
+                lease=self._lease,
                 now=self._now,
             ):
                 yield
@@ -358,6 +345,11 @@ class Worker:
             log.info(
                 "worker.lease_released", worker_id=self.worker_id, **{f"{kind}_id": str(holding[1])}
             )
+
+    @property
+    def _lease(self) -> timedelta:
+        """How long a claim holds without a heartbeat."""
+        return timedelta(seconds=self._settings.worker_lease_seconds)
 
     def _repeat_due(self, incident: Incident) -> bool:
         """Tell whether the last notice is older than the repeat interval (Alertmanager's)."""

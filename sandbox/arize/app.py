@@ -23,7 +23,6 @@ faults, the request log and RFC 7807 answers apply to it with nothing more.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 from collections.abc import Awaitable, Callable
@@ -32,16 +31,16 @@ from urllib.parse import unquote
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sandbox.arize.prompts import PromptsState, prompts_router
 from sandbox.arize.state import MONITOR_STATUSES, MONITOR_TYPES, TAG_COLORS, ArizeState
 from sandbox.arize.wire import (
     ProblemError,
+    add_problem_handlers,
+    gate,
     id_list,
     json_object,
     pagination,
-    problem,
     require_id,
 )
 
@@ -163,9 +162,12 @@ def tags_router(state: ArizeState) -> APIRouter:
 
 
 def prompts_part(state: ArizeState) -> APIRouter:
-    """The prompt endpoints (`sandbox/arize/prompts.py`), on the same account's keys; their
-    state is `state.extras["prompts"]`."""
-    prompts = state.extras.setdefault("prompts", PromptsState(api_keys=state.api_keys))
+    """The prompt endpoints (`sandbox/arize/prompts.py`), on the same account's keys, space and
+    ids; their state is `state.extras["prompts"]`."""
+    prompts = state.extras.setdefault(
+        "prompts",
+        PromptsState(api_keys=state.api_keys, minter=state.minter, space_id=state.space_id),
+    )
     return prompts_router(prompts)
 
 
@@ -178,7 +180,7 @@ def create_arize_app(state: ArizeState) -> FastAPI:
     app = FastAPI(title="Arize REST v2 emulator", openapi_url=None)
 
     @app.middleware("http")
-    async def gate(
+    async def logged(
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
         path = request.url.path
@@ -195,45 +197,17 @@ def create_arize_app(state: ArizeState) -> FastAPI:
         }
         with state.lock:  # logged on arrival: a client may give up before the answer
             state.requests.append(entry)
-        answer = await _gated(state, request, path, call_next)
+        refused = await gate(request, state.api_keys, state.take_fault)
+        answer = refused if refused is not None else await call_next(request)
         entry["status"] = answer.status_code
         return answer
 
-    @app.exception_handler(ProblemError)
-    async def problem_answer(request: Request, exc: ProblemError) -> JSONResponse:
-        return problem(exc.status, exc.detail, request.url.path)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def http_answer(request: Request, exc: StarletteHTTPException) -> Response:
-        # No route (an id with an encoded `/`), a wrong method: the API's problem, not FastAPI's.
-        return problem(exc.status_code, str(exc.detail), request.url.path)
-
+    # No route (an id with an encoded `/`), a wrong method: the API's problem, not FastAPI's.
+    add_problem_handlers(app)
     for make in ROUTERS:
         app.include_router(make(state))
     app.include_router(control_router(state))
     return app
-
-
-async def _gated(
-    state: ArizeState,
-    request: Request,
-    path: str,
-    call_next: Callable[[Request], Awaitable[Response]],
-) -> Response:
-    """Check the bearer token, then apply a queued fault or delay, then answer."""
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token:
-        return problem(401, "Missing bearer token in the Authorization header", path)
-    if state.api_keys is not None and token not in state.api_keys:
-        return problem(401, "The API key is not valid", path)
-    fault = state.take_fault(path)
-    if fault is not None and fault.delay_seconds:
-        await asyncio.sleep(fault.delay_seconds)
-    if fault is not None and fault.status:
-        headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after else None
-        return problem(fault.status, "injected fault", path, headers)
-    return await call_next(request)
 
 
 def control_router(state: ArizeState) -> APIRouter:

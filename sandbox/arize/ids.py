@@ -13,7 +13,7 @@ import itertools
 import re
 import secrets
 
-KINDS = ("Monitor", "Tag", "Space", "Project", "Prompt", "PromptVersion")
+KINDS = ("Monitor", "Tag", "Space", "Project", "Prompt", "PromptVersion", "User")
 _ID_TEXT = re.compile(r"^(?P<kind>[A-Za-z]+):(?P<number>[0-9]+):(?P<suffix>[A-Za-z0-9]+)$")
 
 

@@ -11,25 +11,27 @@ Contract (ARIZE.md §2 and §4):
 - `DELETE /v2/prompt-versions/{id}/labels/{label}` → 204.
 
 Every request needs `Authorization: Bearer <key>` (one of `api_keys`; None accepts any). Ids are
-padded standard base64 of `Kind:N:suffix`, minted without `/` or `+`; path segments arrive
-percent-encoded (`=` as `%3D`) and are decoded once, by the server, before lookup. Errors are
-RFC 7807 problems (`application/problem+json`, `{title, status, type, detail, instance}`).
+padded standard base64 of `Kind:N:suffix`, minted without `/` or `+` (`sandbox.arize.ids`); path
+segments arrive percent-encoded (`=` as `%3D`) and are decoded once, by the server, before lookup.
+Errors are RFC 7807 problems (`application/problem+json`, `{title, status, type, detail,
+instance}`), as `sandbox.arize.wire` writes them for every part of the emulator.
 Seeded versions are checked against the SDK's strict enums (provider, input_variable_format,
 message role), so the emulator never serves what the SDK would refuse to read.
 
 Knobs for tests, on PromptsState or through the control API under `/_sandbox/arize/prompts`:
 seed prompts and versions (`add_prompt`, `add_version`; `POST /_sandbox/arize/prompts`), queue
-faults (`fail_next(status, …)` for 404/429/5xx, `slow_next(seconds)`; `POST …/faults`), read what
+faults (`fail_next(status, …)` for 404/429/5xx, `slow_next(seconds)`, from
+`sandbox.arize.state.FaultQueue`; `POST …/faults`), read what
 happened (`snapshot()`; `GET /_sandbox/arize/prompts`): each request, each label moved (the
 `prompt.version.labeled`/`unlabeled` events Arize would deliver) and each version's labels.
 
-Mount it into a bigger Arize app with `app.include_router(prompts_router(state))`, and add
-`problem_handlers()` to that app (or build it standalone with `create_prompts_app(state)`).
+Mount it into a bigger Arize app with `app.include_router(prompts_router(state))`, and give that
+app `sandbox.arize.wire.add_problem_handlers` (or build it standalone with
+`create_prompts_app(state)`).
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import threading
@@ -40,7 +42,10 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
-from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from sandbox.arize.ids import IdMinter
+from sandbox.arize.state import Fault, FaultQueue
+from sandbox.arize.wire import add_problem_handlers, gate, pagination, problem
 
 PROVIDERS = ("OPEN_AI", "AZURE_OPEN_AI", "AWS_BEDROCK", "VERTEX_AI", "ANTHROPIC", "CUSTOM")
 VARIABLE_FORMATS = ("F_STRING", "MUSTACHE", "NONE")
@@ -52,66 +57,18 @@ MAX_LIMIT = 100
 CONTROL = "/_sandbox/arize/prompts"
 
 
-def mint_id(kind: str, number: int) -> str:
-    """Return an Arize-style id: padded base64 of `Kind:N:suffix`, with no `/` or `+` in it."""
-    for attempt in range(1000):
-        suffix = format(number * 7919 + attempt * 104729, "x")[-6:].rjust(4, "a")
-        minted = base64.b64encode(f"{kind}:{number}:{suffix}".encode()).decode()
-        if "/" not in minted and "+" not in minted:
-            return minted
-    raise RuntimeError(f"no clean id for {kind}:{number}")  # pragma: no cover
-
-
-def problem(status: int, title: str, detail: str, instance: str = "") -> JSONResponse:
-    """Return an RFC 7807 problem answer, as Arize's REST v2 gives errors."""
-    return JSONResponse(
-        {
-            "title": title,
-            "status": status,
-            "type": f"https://arize.com/problems/{title.lower().replace(' ', '-')}",
-            "detail": detail,
-            "instance": instance,
-        },
-        status_code=status,
-        media_type="application/problem+json",
-    )
-
-
-TITLES = {
-    400: "Bad Request",
-    401: "Unauthorized",
-    403: "Forbidden",
-    404: "Not Found",
-    405: "Method Not Allowed",
-    409: "Conflict",
-    422: "Unprocessable Entity",
-    429: "Too Many Requests",
-    500: "Internal Server Error",
-    502: "Bad Gateway",
-    503: "Service Unavailable",
-    504: "Gateway Timeout",
-}
-
-
 @dataclass
-class Fault:
-    """What the emulator does to the next matching request: answer `status`, or wait `delay`."""
+class PromptsState(FaultQueue):
+    """The prompts, their versions and labels, the faults queued, and what was asked.
 
-    status: int | None = None
-    retry_after: int | None = None
-    delay_seconds: float = 0.0
-    path_contains: str | None = None
-
-    def applies(self, path: str) -> bool:
-        """Tell whether this fault is for a request to `path`."""
-        return self.path_contains is None or self.path_contains in path
-
-
-@dataclass
-class PromptsState:
-    """The prompts, their versions and labels, the faults queued, and what was asked."""
+    Ids come from `minter`; prompts are in `space_id` and versions made by `user_id` (each
+    minted once when not given). Mounted in the whole emulator, the account's minter and space.
+    """
 
     api_keys: set[str] | None = None
+    minter: IdMinter = field(default_factory=IdMinter)
+    space_id: str = ""
+    user_id: str = ""
     prompts: dict[str, dict[str, Any]] = field(default_factory=dict)
     versions: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Version id → the PromptVersion JSON served (labels included)."""
@@ -123,6 +80,10 @@ class PromptsState:
     counter: int = 0
     clock: datetime = field(default_factory=lambda: datetime(2026, 12, 1, tzinfo=UTC))
 
+    def __post_init__(self) -> None:
+        self.space_id = self.space_id or self.minter.mint("Space")
+        self.user_id = self.user_id or self.minter.mint("User")
+
     def _next(self) -> int:
         self.counter += 1
         return self.counter
@@ -130,11 +91,12 @@ class PromptsState:
     def add_prompt(self, name: str, *, space_id: str | None = None) -> str:
         """Create a prompt with no versions; return its id."""
         with self.lock:
-            prompt_id = mint_id("Prompt", self._next())
+            self._next()  # prompts and versions share the count versions' times are made of
+            prompt_id = self.minter.mint("Prompt")
             self.prompts[prompt_id] = {
                 "id": prompt_id,
                 "name": name,
-                "space_id": space_id or mint_id("Space", 1),
+                "space_id": space_id or self.space_id,
             }
             return prompt_id
 
@@ -159,7 +121,7 @@ class PromptsState:
             raise ValueError("; ".join(errors))
         with self.lock:
             number = self._next()
-            version_id = mint_id("PromptVersion", number)
+            version_id = self.minter.mint("PromptVersion")
             when = created_at or self.clock + timedelta(minutes=number)
             self.versions[version_id] = {
                 "id": version_id,
@@ -171,7 +133,7 @@ class PromptsState:
                 "provider": provider,
                 "model": model,
                 "created_at": when.isoformat(),
-                "created_by_user_id": mint_id("User", 1),
+                "created_by_user_id": self.user_id,
                 "labels": [],
             }
             self.set_labels(version_id, list(labels))
@@ -224,39 +186,6 @@ class PromptsState:
                 "label": label,
             }
         )
-
-    def fail_next(
-        self,
-        status: int,
-        times: int = 1,
-        *,
-        retry_after: int | None = None,
-        path_contains: str | None = None,
-    ) -> None:
-        """Answer the next `times` matching requests with this status, changing nothing."""
-        with self.lock:
-            self.faults.extend(
-                Fault(status=status, retry_after=retry_after, path_contains=path_contains)
-                for _ in range(times)
-            )
-
-    def slow_next(
-        self, seconds: float, times: int = 1, *, path_contains: str | None = None
-    ) -> None:
-        """Hold the next `times` matching requests for `seconds` before answering them."""
-        with self.lock:
-            self.faults.extend(
-                Fault(delay_seconds=seconds, path_contains=path_contains) for _ in range(times)
-            )
-
-    def take_fault(self, path: str) -> Fault | None:
-        """Return (and drop) the first queued fault for this path."""
-        with self.lock:
-            for fault in self.faults:
-                if fault.applies(path):
-                    self.faults.remove(fault)
-                    return fault
-            return None
 
     def writes(self) -> list[dict[str, Any]]:
         """Return the label writes that took effect (PUT and DELETE answered 2xx)."""
@@ -317,25 +246,6 @@ def prompts_router(state: PromptsState) -> APIRouter:
     """Return the REST v2 prompt endpoints and the control API, around `state`."""
     router = APIRouter()
 
-    async def gate(request: Request) -> Response | None:
-        """Check auth, then apply a queued fault; return the answer that ends the request."""
-        path = request.url.path
-        header = request.headers.get("authorization", "")
-        token = header[len("Bearer ") :] if header.startswith("Bearer ") else ""
-        if not token or (state.api_keys is not None and token not in state.api_keys):
-            return problem(401, "Unauthorized", "a valid API key is required (Bearer)", path)
-        fault = state.take_fault(path)
-        if fault is None:
-            return None
-        if fault.delay_seconds:
-            await asyncio.sleep(fault.delay_seconds)
-        if fault.status is None:
-            return None
-        answer = problem(fault.status, TITLES.get(fault.status, "Error"), "injected fault", path)
-        if fault.retry_after is not None:
-            answer.headers["Retry-After"] = str(fault.retry_after)
-        return answer
-
     def log(request: Request, status: int, body: Any = None) -> None:
         with state.lock:
             state.requests.append(
@@ -349,20 +259,20 @@ def prompts_router(state: PromptsState) -> APIRouter:
             )
 
     async def answer(request: Request, body: Any, handle: Any) -> Response:
-        refused = await gate(request)
+        refused = await gate(request, state.api_keys, state.take_fault)
         response = refused if refused is not None else handle()
         log(request, response.status_code, body)
         return response
 
     def missing(kind: str, value: str, path: str) -> JSONResponse:
-        return problem(404, "Not Found", f"{kind} {value!r} not found", path)
+        return problem(404, f"{kind} {value!r} not found", path)
 
     @router.get("/v2/prompts")
     async def list_prompts(request: Request) -> Response:
         def handle() -> Response:
             limit, start, error = _page(request)
             if error:
-                return problem(400, "Bad Request", error, request.url.path)
+                return problem(400, error, request.url.path)
             space = request.query_params.get("space_id")
             with state.lock:
                 found = [p for p in state.prompts.values() if space in (None, p["space_id"])]
@@ -378,7 +288,7 @@ def prompts_router(state: PromptsState) -> APIRouter:
                 return missing("prompt", pid, request.url.path)
             limit, start, error = _page(request)
             if error:
-                return problem(400, "Bad Request", error, request.url.path)
+                return problem(400, error, request.url.path)
             return JSONResponse(_paged("prompt_versions", state.versions_of(pid), start, limit))
 
         return await answer(request, None, handle)
@@ -418,10 +328,10 @@ def prompts_router(state: PromptsState) -> APIRouter:
             vid = version_id
             if not isinstance(body, dict) or set(body) != {"labels"}:
                 detail = 'the body must be a JSON object {"labels": [...]} and nothing else'
-                return problem(400, "Bad Request", detail, request.url.path)
+                return problem(400, detail, request.url.path)
             errors = _label_errors(body["labels"])
             if errors:
-                return problem(400, "Bad Request", "; ".join(errors), request.url.path)
+                return problem(400, "; ".join(errors), request.url.path)
             if vid not in state.versions:
                 return missing("prompt version", vid, request.url.path)
             return JSONResponse(state.set_labels(vid, body["labels"]))
@@ -452,7 +362,7 @@ def prompts_router(state: PromptsState) -> APIRouter:
             body = json.loads(await request.body())
             return JSONResponse(seed_prompt(state, body), status_code=201)
         except (ValueError, TypeError, KeyError) as exc:
-            return problem(400, "Bad Request", f"cannot seed: {exc}", request.url.path)
+            return problem(400, f"cannot seed: {exc}", request.url.path)
 
     @router.post(CONTROL + "/faults")
     async def control_faults(request: Request) -> Response:
@@ -461,19 +371,19 @@ def prompts_router(state: PromptsState) -> APIRouter:
         try:
             body = json.loads(await request.body())
             fault = Fault(
-                status=int(body["status"]) if body.get("status") is not None else None,
+                status=int(body["status"]) if body.get("status") is not None else 0,
                 retry_after=body.get("retry_after"),
                 delay_seconds=float(body.get("delay_seconds", 0)),
                 path_contains=body.get("path_contains"),
             )
             times = int(body.get("times", 1))
         except (ValueError, TypeError, AttributeError) as exc:
-            return problem(400, "Bad Request", f"not a fault: {exc}", request.url.path)
-        if fault.status is None and not fault.delay_seconds:
-            return problem(400, "Bad Request", "give a status or a delay_seconds", CONTROL)
+            return problem(400, f"not a fault: {exc}", request.url.path)
+        if not fault.status and not fault.delay_seconds:
+            return problem(400, "give a status or a delay_seconds", CONTROL)
         with state.lock:
-            state.faults.extend(Fault(**vars(fault)) for _ in range(max(1, min(times, 100))))
-        return JSONResponse({"queued": len(state.faults)})
+            state.queue_fault(fault, max(1, min(times, 100)))
+            return JSONResponse({"queued": len(state.faults)})
 
     return router
 
@@ -511,10 +421,7 @@ def _paged(key: str, items: list[dict[str, Any]], start: int, limit: int) -> dic
     """Return one page of a list answer, with the `pagination` every list carries."""
     more = start + limit < len(items)
     cursor = base64.b64encode(str(start + limit).encode()).decode() if more else None
-    return {
-        key: items[start : start + limit],
-        "pagination": {"next_cursor": cursor, "has_more": more},
-    }
+    return {key: items[start : start + limit], "pagination": pagination(cursor)}
 
 
 def _page(request: Request) -> tuple[int, int, str | None]:
@@ -534,21 +441,9 @@ def _page(request: Request) -> tuple[int, int, str | None]:
     return limit, start, None
 
 
-def problem_handlers() -> dict[Any, Any]:
-    """Return exception handlers that answer routing errors (404, 405) as RFC 7807 problems."""
-
-    async def http_problem(request: Request, exc: Exception) -> Response:
-        status = getattr(exc, "status_code", 500)
-        detail = str(getattr(exc, "detail", "")) or TITLES.get(status, "Error")
-        return problem(status, TITLES.get(status, "Error"), detail, request.url.path)
-
-    return {StarletteHTTPException: http_problem}
-
-
 def create_prompts_app(state: PromptsState) -> FastAPI:
     """Build a standalone Arize emulator with only the prompt endpoints (tests, scenarios)."""
     app = FastAPI(title="Arize emulator (prompts)", openapi_url=None)
-    for exc_class, handler in problem_handlers().items():
-        app.add_exception_handler(exc_class, handler)
+    add_problem_handlers(app)
     app.include_router(prompts_router(state))
     return app

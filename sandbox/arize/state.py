@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -121,18 +121,71 @@ def wire_time(moment: datetime) -> str:
 
 @dataclass
 class Fault:
-    """An answer the emulator gives instead of processing a request (see ArizeState.fail_next)."""
+    """An answer the emulator gives instead of processing a request (see FaultQueue.fail_next)."""
 
     status: int
     path_prefix: str = "/v2/"
     retry_after: int | None = None
     delay_seconds: float = 0.0
     """With status 0: no fault, only this delay before the real answer (a slow API)."""
+    path_contains: str | None = None
+    """Besides the prefix, a part of the path the fault is for (e.g. `/labels/`)."""
+
+    def applies(self, path: str) -> bool:
+        """Tell whether this fault is for a request to `path`."""
+        return path.startswith(self.path_prefix) and (
+            self.path_contains is None or self.path_contains in path
+        )
+
+
+class FaultQueue:
+    """The faults queued for tests on an emulator's state (`faults`, guarded by `lock`)."""
+
+    faults: deque[Fault]
+    lock: threading.RLock
+
+    def queue_fault(self, fault: Fault, times: int = 1) -> None:
+        """Queue `times` copies of this fault."""
+        with self.lock:
+            self.faults.extend(replace(fault) for _ in range(times))
+
+    def fail_next(
+        self,
+        status: int,
+        times: int = 1,
+        *,
+        retry_after: int | None = None,
+        path_prefix: str = "/v2/",
+        path_contains: str | None = None,
+    ) -> None:
+        """Answer the next `times` matching requests with this status, changing nothing."""
+        self.queue_fault(Fault(status, path_prefix, retry_after, 0.0, path_contains), times)
+
+    def slow_next(
+        self,
+        seconds: float,
+        times: int = 1,
+        *,
+        path_prefix: str = "/v2/",
+        path_contains: str | None = None,
+    ) -> None:
+        """Hold the next `times` matching requests for `seconds`, then answer them."""
+        self.queue_fault(Fault(0, path_prefix, None, seconds, path_contains), times)
+
+    def take_fault(self, path: str) -> Fault | None:
+        """Return (and use up) the first queued fault that applies to this path."""
+        with self.lock:
+            for fault in self.faults:
+                if fault.applies(path):
+                    self.faults.remove(fault)
+                    return fault
+            return None
 
 
 @dataclass
-class ArizeState:
-    """The emulated account: one space and project, its monitors and tags, faults for tests.
+class ArizeState(FaultQueue):
+    """The emulated account: one space and project, its monitors and tags, faults for tests
+    (`fail_next`, `slow_next`: FaultQueue).
 
     `api_keys` None accepts any bearer token; otherwise the token must be one of them.
     """
@@ -242,34 +295,6 @@ class ArizeState:
         """Return the names of the tags attached to a monitor."""
         with self.lock:
             return [self.tags[t]["name"] for t in self.monitor_tags.get(monitor_id, [])]
-
-    # -- faults -----------------------------------------------------------------------------
-
-    def fail_next(
-        self,
-        status: int,
-        times: int = 1,
-        *,
-        retry_after: int | None = None,
-        path_prefix: str = "/v2/",
-    ) -> None:
-        """Answer the next `times` /v2 requests under `path_prefix` with this status."""
-        with self.lock:
-            self.faults.extend(Fault(status, path_prefix, retry_after) for _ in range(times))
-
-    def slow_next(self, seconds: float, times: int = 1, *, path_prefix: str = "/v2/") -> None:
-        """Delay the next `times` /v2 requests under `path_prefix` by `seconds`, then answer."""
-        with self.lock:
-            self.faults.extend(Fault(0, path_prefix, delay_seconds=seconds) for _ in range(times))
-
-    def take_fault(self, path: str) -> Fault | None:
-        """Return (and use up) the first queued fault that applies to this path."""
-        with self.lock:
-            for fault in self.faults:
-                if path.startswith(fault.path_prefix):
-                    self.faults.remove(fault)
-                    return fault
-            return None
 
     def snapshot(self) -> dict[str, Any]:
         """Return the account's state and the requests received, for tests and scenarios."""

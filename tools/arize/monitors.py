@@ -3,8 +3,8 @@
 Read a monitor (status, threshold, latest value, segment, …), and mark it with a tag while an
 incident is open. Every call runs under our own deadline: the SDK has no default timeout, and a
 GET that times out is retried by urllib3 (four sends) and ends in `MaxRetryError`, so each call
-is given `_request_timeout` and is also abandoned when the deadline passes. Every outcome is a
-ToolResult; nothing raises.
+is given `_request_timeout` and is also abandoned when the deadline passes (`call_with_deadline`
+in `tools/arize/client.py`). Every outcome is a ToolResult; nothing raises.
 
 Values are read from the SDK's typed attributes (`to_dict()` drops the read-only ones: `uri`,
 `evaluated_at`, `latest_computed_value`), and the raw JSON is kept as evidence.
@@ -18,7 +18,6 @@ import json
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -26,6 +25,8 @@ from typing import TYPE_CHECKING, Any
 from tools.arize.client import (
     ArizeConnection,
     ArizeUnavailable,
+    SdkFailure,
+    call_with_deadline,
     generated_api_client,
     load_sdk,
     make_client,
@@ -268,21 +269,12 @@ class ArizeMonitors:
             monitors, tags = self._api()
         except ArizeUnavailable as exc:
             return _failed(asked, ToolStatus.error, str(exc), "sdk_missing", watch)
-        future = self._pool.submit(call, monitors, tags)
-        try:
-            evidence = future.result(timeout=self._deadline)
-        except FutureTimeout:
-            future.cancel()
-            return _failed(
-                asked,
-                ToolStatus.down,
-                f"no answer from Arize within {self._deadline:g}s",
-                "deadline",
-                watch,
-            )
-        except Exception as exc:  # mapped below; an SDK error never escapes an adapter
-            status, summary, code = describe_error(exc)
-            return _failed(asked, status, f"{operation}: {summary}", code, watch)
+        evidence = call_with_deadline(lambda: call(monitors, tags), self._deadline, pool=self._pool)
+        if isinstance(evidence, SdkFailure):  # an SDK error never escapes an adapter
+            status, summary, code = describe_error(evidence, self._deadline)
+            if evidence.kind != "deadline":
+                summary = f"{operation}: {summary}"
+            return _failed(asked, status, summary, code, watch)
         return ToolResult(
             tool=TOOL,
             status=ToolStatus.ok,
@@ -301,13 +293,12 @@ def _failed(
     )
 
 
-def describe_error(exc: Exception) -> tuple[ToolStatus, str, str]:
-    """Return (status, summary, error code) of an exception from an SDK call."""
-    from urllib3.exceptions import HTTPError
-
-    if isinstance(exc, load_sdk().ApiException):
-        status_code = int(exc.status or 0)
-        detail = _problem_detail(exc.body) or exc.reason or ""
+def describe_error(failure: SdkFailure, deadline: float) -> tuple[ToolStatus, str, str]:
+    """Return (status, summary, error code) of a failed SDK call."""
+    status_code, detail = failure.http_status or 0, failure.detail
+    if failure.kind == "deadline":
+        return ToolStatus.down, f"no answer from Arize within {deadline:g}s", "deadline"
+    if failure.kind == "http":
         if status_code in (401, 403):
             return ToolStatus.error, f"Arize refused the API key ({status_code}: {detail})", "auth"
         if status_code == 404:
@@ -319,25 +310,12 @@ def describe_error(exc: Exception) -> tuple[ToolStatus, str, str]:
         if status_code >= 500:
             return ToolStatus.down, f"Arize failed ({status_code}: {detail})", "server_error"
         return ToolStatus.error, f"Arize answered {status_code}: {detail}", "refused"
-    if isinstance(exc, HTTPError):  # MaxRetryError after timeouts, refused connections, …
-        return ToolStatus.down, f"Arize unreachable ({type(exc).__name__})", "unreachable"
-    if isinstance(exc, ValueError):  # pydantic's ValidationError is one: strict models
-        first = str(exc).splitlines()[0][:200]
+    if failure.kind == "unreachable":
+        return ToolStatus.down, f"Arize unreachable ({failure.name})", "unreachable"
+    if failure.kind == "unreadable":
+        first = str(failure.exception).splitlines()[0][:200] if str(failure.exception) else ""
         return ToolStatus.error, f"the SDK could not read Arize's answer ({first})", "unreadable"
-    return ToolStatus.error, f"{type(exc).__name__}: {exc}", "error"
-
-
-def _problem_detail(body: Any) -> str | None:
-    """Return an RFC 7807 problem's detail (or title), when the body is one."""
-    if isinstance(body, bytes):
-        body = body.decode("utf-8", "replace")
-    try:
-        problem = json.loads(body) if isinstance(body, str) else None
-    except json.JSONDecodeError:
-        return body[:200] if isinstance(body, str) else None
-    if isinstance(problem, dict):
-        return str(problem.get("detail") or problem.get("title") or "")[:200] or None
-    return None
+    return ToolStatus.error, f"{failure.name}: {failure.exception}", "error"
 
 
 def read_monitor(monitor_id: str, monitor: Any) -> MonitorReading:

@@ -2,8 +2,9 @@
 
 Takes an already built `arize.ArizeClient` (`tools/arize/client.py` builds one from settings).
 The SDK has no default timeout and its prompt methods take none, so every call runs on a daemon
-thread under this adapter's own deadline: past it the call is abandoned and answered as `down`
-(a write abandoned that way may still land; callers read the label back before trusting it).
+thread under this adapter's own deadline (`call_with_deadline` in `tools/arize/client.py`): past
+it the call is abandoned and answered as `down` (a write abandoned that way may still land;
+callers read the label back before trusting it).
 Errors become ToolResults, never exceptions: 404 `error` with `not_found`, other 4xx `error`,
 429 and 5xx `down` (the SDK retries neither), a timeout or an unreachable host `down`, an answer the
 SDK's strict models refuse `error`. Evidence carries `http_status` when Arize answered one.
@@ -11,12 +12,10 @@ SDK's strict models refuse `error`. Evidence carries `http_status` when Arize an
 
 from __future__ import annotations
 
-import concurrent.futures
-import json
-import threading
 from collections.abc import Callable
 from typing import Any
 
+from tools.arize.client import SdkFailure, call_with_deadline
 from tools.result import Stopwatch, ToolResult, ToolStatus
 
 NAME = "arize_prompts"
@@ -100,17 +99,10 @@ class ArizePromptRegistry:
         evidence: Callable[[Any], dict[str, Any]],
     ) -> ToolResult:
         watch = Stopwatch()
-        future = _in_daemon_thread(lambda: call(self._client.prompts))
-        try:
-            answer = future.result(timeout=self._timeout)
-            found = evidence(answer)
-        except concurrent.futures.TimeoutError:
-            future.cancel()
-            why = f"no answer within {self._timeout:g} s"
-            return self._failed(what, asked, watch, ToolStatus.down, why, None)
-        except Exception as exc:  # every SDK failure becomes a result, never a crash
-            status, http_status, why = classify(exc)
-            return self._failed(what, asked, watch, status, why, http_status)
+        found = call_with_deadline(lambda: evidence(call(self._client.prompts)), self._timeout)
+        if isinstance(found, SdkFailure):
+            status, why = word(found, self._timeout)
+            return self._failed(what, asked, watch, status, why, found.http_status)
         return ToolResult(
             tool=NAME,
             status=ToolStatus.ok,
@@ -143,51 +135,18 @@ class ArizePromptRegistry:
         )
 
 
-def _in_daemon_thread(work: Callable[[], Any]) -> concurrent.futures.Future[Any]:
-    """Run `work` on a daemon thread of its own: a call abandoned at the deadline (the SDK may
-    never return) neither holds a pool's worker nor keeps the process from exiting."""
-    future: concurrent.futures.Future[Any] = concurrent.futures.Future()
-
-    def run() -> None:
-        if not future.set_running_or_notify_cancel():
-            return
-        try:
-            future.set_result(work())
-        except BaseException as exc:  # handed to the caller through the future
-            future.set_exception(exc)
-
-    threading.Thread(target=run, name="arize-prompts", daemon=True).start()
-    return future
-
-
-def classify(exc: BaseException) -> tuple[ToolStatus, int | None, str]:
-    """Return how an SDK failure looks: status, the HTTP status Arize answered, and why."""
-    http_status = getattr(exc, "status", None)
-    if isinstance(http_status, int) and http_status >= 400:
-        detail = _problem_detail(getattr(exc, "body", None)) or str(getattr(exc, "reason", ""))
-        why = f"Arize answered {http_status}" + (f": {detail}" if detail else "")
-        if http_status == 429 or http_status >= 500:
-            return ToolStatus.down, http_status, why
-        return ToolStatus.error, http_status, why
-    name = type(exc).__name__
-    if name in ("MaxRetryError", "NewConnectionError", "ProtocolError") or isinstance(exc, OSError):
-        return ToolStatus.down, None, f"Arize unreachable: {name}"
-    if isinstance(exc, ValueError | TypeError):
-        return ToolStatus.error, None, f"Arize answered what the SDK cannot read: {name}"
-    return ToolStatus.error, None, f"Arize call failed: {name}: {str(exc)[:200]}"
-
-
-def _problem_detail(body: Any) -> str | None:
-    """Return the `detail` (else `title`) of an RFC 7807 problem body, if the body is one."""
-    if isinstance(body, bytes):
-        body = body.decode("utf-8", "replace")
-    if not isinstance(body, str):
-        return None
-    try:
-        data = json.loads(body)
-    except ValueError:
-        return None
-    if not isinstance(data, dict):
-        return None
-    text = data.get("detail") or data.get("title")
-    return str(text)[:300] if text else None
+def word(failure: SdkFailure, timeout: float) -> tuple[ToolStatus, str]:
+    """Return the status and the words of a failed prompt call."""
+    if failure.kind == "deadline":
+        return ToolStatus.down, f"no answer within {timeout:g} s"
+    if failure.kind == "http" and failure.http_status is not None:
+        why = f"Arize answered {failure.http_status}" + (
+            f": {failure.detail}" if failure.detail else ""
+        )
+        throttled_or_failed = failure.http_status == 429 or failure.http_status >= 500
+        return (ToolStatus.down if throttled_or_failed else ToolStatus.error), why
+    if failure.kind == "unreachable":
+        return ToolStatus.down, f"Arize unreachable: {failure.name}"
+    if failure.kind == "unreadable":
+        return ToolStatus.error, f"Arize answered what the SDK cannot read: {failure.name}"
+    return ToolStatus.error, f"Arize call failed: {failure.name}: {str(failure.exception)[:200]}"

@@ -90,36 +90,27 @@ class CloudWatchLogSource:
         try:
             rows, status = self._run(query, query_string)
         except (BotoCoreError, ClientError) as exc:
-            return ToolResult(
-                tool=self.name,
-                source=self.source,
-                status=ToolStatus.error,
-                summary="CloudWatch Logs query failed",
-                asked=asked,
-                latency_ms=watch.ms,
-                error=str(exc)[:500],
-            )
+            return self._failed("CloudWatch Logs query failed", str(exc), asked, watch)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            return ToolResult(
-                tool=self.name,
-                source=self.source,
-                status=ToolStatus.error,
-                summary="CloudWatch Logs gave a malformed answer",
-                asked=asked,
-                latency_ms=watch.ms,
-                error=f"{type(exc).__name__}: {exc}"[:500],
-            )
+            error = f"{type(exc).__name__}: {exc}"
+            return self._failed("CloudWatch Logs gave a malformed answer", error, asked, watch)
         if status != "Complete":
-            return ToolResult(
-                tool=self.name,
-                source=self.source,
-                status=ToolStatus.error,
-                summary=f"CloudWatch Logs query ended {status}",
-                asked=asked,
-                latency_ms=watch.ms,
-                error=f"query status {status}",
-            )
+            summary = f"CloudWatch Logs query ended {status}"
+            return self._failed(summary, f"query status {status}", asked, watch)
         return self._summarise(rows, query, asked, watch.ms)
+
+    def _failed(
+        self, summary: str, error: str, asked: dict[str, Any], watch: Stopwatch
+    ) -> ToolResult:
+        return ToolResult(
+            tool=self.name,
+            source=self.source,
+            status=ToolStatus.error,
+            summary=summary,
+            asked=asked,
+            latency_ms=watch.ms,
+            error=error[:500],
+        )
 
     def _query_string(self, query: LogQuery) -> str:
         clauses = ["fields @timestamp, @message, @logStream"]
