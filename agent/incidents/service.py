@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import or_, text
 from sqlmodel import Session, col, select
@@ -120,18 +121,38 @@ def resolve_incident(
     )
 
 
+CLAIMABLE = (RunState.pending, RunState.running, RunState.waiting)
+"""Run states of an incident a worker may claim (a new run, an unfinished one, a paused one)."""
+
+
+def _due(states: Sequence[RunState], moment: datetime) -> Any:
+    return (
+        col(Incident.run_state).in_(list(states)),
+        col(Incident.run_after) <= moment,
+        or_(col(Incident.lease_until).is_(None), col(Incident.lease_until) < moment),
+    )
+
+
+def new_run_due(*, session: Session, now: datetime) -> bool:
+    """Tell whether an investigation that has not started yet is due (a read: nothing locked)."""
+    found = session.exec(select(Incident.id).where(*_due([RunState.pending], now)).limit(1))
+    return found.first() is not None
+
+
 def claim_due_incident(
-    *, session: Session, worker_id: str, now: Callable[[], datetime], lease: timedelta
+    *,
+    session: Session,
+    worker_id: str,
+    now: Callable[[], datetime],
+    lease: timedelta,
+    states: Sequence[RunState] = CLAIMABLE,
 ) -> Incident | None:
-    """Claim the incident whose investigation is due (or whose last runner's lease expired)."""
+    """Claim the incident whose investigation is due (or whose last runner's lease expired),
+    the longest due first; `states` narrows which runs (e.g. only new ones)."""
     moment = now()
     due = session.exec(
         select(Incident)
-        .where(
-            col(Incident.run_state).in_([RunState.pending, RunState.running, RunState.waiting]),
-            col(Incident.run_after) <= moment,
-            or_(col(Incident.lease_until).is_(None), col(Incident.lease_until) < moment),
-        )
+        .where(*_due(states, moment))
         .order_by(col(Incident.run_after))
         .limit(1)
         .with_for_update(skip_locked=True)

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 
 import structlog
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
 from agent.alerts.models import Alert, Breach
 from agent.alerts.service import claim_next_alert, finish_alert
@@ -21,10 +21,12 @@ from agent.failovers.service import held_for_fingerprint, wake_held
 from agent.graph.runner import GraphRunner
 from agent.incidents.models import Incident, IncidentStatus, RunState
 from agent.incidents.service import (
+    CLAIMABLE,
     attach_alert,
     claim_due_incident,
     find_open_incident,
     lock_fingerprint,
+    new_run_due,
     open_incident,
     park_incident,
     requeue_incident,
@@ -98,11 +100,16 @@ class Worker:
         self._wake.set()
 
     def run_once(self) -> bool:
-        """Correlate an alert or run a due investigation, taking turns; False when idle.
+        """Start a new investigation, else correlate an alert or carry on a run, taking turns;
+        False when idle.
 
-        Taking turns keeps a storm of alerts from starving the investigations (and the pages)
-        that the first of them made due, and keeps long runs from delaying correlation.
+        A new investigation goes first: it runs until it has acted (the page sent), so in a
+        storm every new incident is paged before repeat alerts are counted or any run reports.
+        Then taking turns keeps a storm of alerts from starving the runs (an approval's
+        decision, a report), and long runs from delaying correlation.
         """
+        if self._new_run_due() and self._incident_once(new_only=True):
+            return True
         self._turn = not self._turn
         first, second = (
             (self._alert_once, self._incident_once)
@@ -111,8 +118,13 @@ class Worker:
         )
         return first() or second()
 
-    def _incident_once(self) -> bool:
-        """Claim one incident whose investigation is due and run (or resume) its graph."""
+    def _new_run_due(self) -> bool:
+        with Session(self._engine) as session:  # a read: no lock, no write turn
+            return new_run_due(session=session, now=self._now())
+
+    def _incident_once(self, *, new_only: bool = False) -> bool:
+        """Claim one incident whose investigation is due and run (or resume) its graph;
+        `new_only`: only a run that has not started."""
         claimed_at = self._now()
         with session_scope(self._engine) as session:
             incident = claim_due_incident(
@@ -120,6 +132,7 @@ class Worker:
                 worker_id=self.worker_id,
                 now=self._now,
                 lease=self._lease,
+                states=(RunState.pending,) if new_only else CLAIMABLE,
             )
             if incident is None:
                 return False

@@ -277,3 +277,19 @@ def test_every_due_investigation_acts_before_any_run_reports(parts: Parts) -> No
     assert states == {"completed"}
     # Each run acted once: resuming the rest took no action again.
     assert [e.kind for e in events].count("action.dry_run") == 2
+
+
+def test_a_new_investigation_goes_before_a_waiting_alert(parts: Parts) -> None:
+    """Correlating a repeat alert waits while an incident that has not acted yet is due."""
+    parts.accept(model_id="bot-a")
+    assert parts.worker._alert_once()  # opens the incident: its investigation is due
+    repeat = parts.accept(model_id="bot-a")
+    parts.worker._turn = False  # the next turn would be the alerts'
+
+    assert parts.worker.run_once()
+
+    assert parts.alert(repeat).state != "done"
+    assert parts.kinds()[-1] == "action.dry_run"  # the investigation ran until it acted
+    parts.drain()
+    assert parts.alert(repeat).state == "done"
+    assert parts.kinds().count("action.dry_run") == 1
