@@ -126,6 +126,15 @@ class Server:
         """
         return sum(_status_kb(pid, field_name) for pid in _tree(self.process.pid))
 
+    def cpu_seconds(self) -> float:
+        """Return the CPU time (user + system) the server and its processes have used so far."""
+        ticks = os.sysconf("SC_CLK_TCK")
+        total = 0
+        for pid in _tree(self.process.pid):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+        return total / ticks
+
     def stop(self) -> None:
         """Ask the server to stop; kill it if it does not within 30 s."""
         if self.process.poll() is None:

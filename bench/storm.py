@@ -40,6 +40,7 @@ import argparse
 import copy
 import json
 import math
+import os
 import tempfile
 import time
 import uuid
@@ -256,6 +257,8 @@ class Outcome:
     first_page_s: float | None
     paging: Paging
     first_minute: tuple[int, int, int]
+    cpu: tuple[float, float] = (0.0, 0.0)
+    """CPU seconds over the storm: the service's, and this process's (emulators, load)."""
 
 
 def inspect(
@@ -331,6 +334,7 @@ def run(
                 forget_baseline(world)
                 say("storm", f"lone incident paged in {lone.page_ms:.0f} ms")
                 bodies = storm_bodies(alerts, fingerprints, models, world)
+                cpu_before = (service.cpu_seconds(), harness_cpu_seconds())
                 started, wall_start = time.monotonic(), time.time()
                 load = drive(
                     service.url,
@@ -349,13 +353,24 @@ def run(
                         break
                     time.sleep(0.5)
                 say("storm", f"drained in {drain_s:.1f}s" if drain_s else "not drained in time")
+                cpu = (
+                    service.cpu_seconds() - cpu_before[0],
+                    harness_cpu_seconds() - cpu_before[1],
+                )
                 memory = (idle_kb, service.memory_kb("VmHWM"))
                 paging = page_times(engine, world, lone.page_ms / 1000, lone_ids)
                 outcome = inspect(engine, world, load, (wall_start, drain_s), memory, paging)
+                outcome.cpu = cpu
                 engine.dispose()
         finally:
             world.stack.stop()
     return rows(outcome, alerts, fingerprints, seconds)
+
+
+def harness_cpu_seconds() -> float:
+    """Return the CPU time this process has used: the emulators, the load and the bench."""
+    times = os.times()
+    return times.user + times.system
 
 
 def session_incidents(engine: Engine) -> list[uuid.UUID]:
@@ -371,6 +386,8 @@ def paging_rows(o: Outcome, fingerprints: int) -> list[Row]:
     p95 = p.percentile(0.95)
     lone = p.lone_s or float("nan")
     top, posts, channels = o.first_minute
+    service_cpu, sandbox_cpu = o.cpu
+    n, cpus = max(len(p.seconds), 1), os.cpu_count() or 1
     return [
         (
             "storm time to page (first alert -> trigger)",
@@ -383,6 +400,16 @@ def paging_rows(o: Outcome, fingerprints: int) -> list[Row]:
             "PASS"
             if p95 <= bound and p.unpaged == 0 and len(p.seconds) == fingerprints
             else "MISS",
+        ),
+        (
+            "storm CPU per incident (what bounds its time to page)",
+            f"service {1000 * service_cpu / n:.0f} ms, sandbox {1000 * sandbox_cpu / n:.0f} ms "
+            "of CPU per incident",
+            "no target",
+            f"{service_cpu:.1f}s + {sandbox_cpu:.1f}s CPU over the storm for {n} incidents and "
+            f"{o.load.statuses[202]:,} alerts: at least {(service_cpu + sandbox_cpu) / cpus:.1f}s "
+            f"of work on {cpus} CPUs",
+            "info",
         ),
         (
             "storm Slack messages per channel, first minute",
