@@ -12,8 +12,9 @@ import threading
 from collections import deque
 from dataclasses import dataclass, field
 
-import httpx
 from fastapi import FastAPI, Request, Response
+
+from sandbox.server import Upstream
 
 HOP_HEADERS = {"host", "content-length", "transfer-encoding", "connection"}
 
@@ -50,6 +51,7 @@ class FaultProxyState:
 def create_fault_proxy(state: FaultProxyState) -> FastAPI:
     """Build the proxy's ASGI app."""
     app = FastAPI(title="fault-injecting proxy", openapi_url=None)
+    upstream = Upstream()
 
     @app.api_route("/{path:path}", methods=["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD"])
     async def forward(path: str, request: Request) -> Response:
@@ -69,14 +71,13 @@ def create_fault_proxy(state: FaultProxyState) -> FastAPI:
                 media_type="application/x-amz-json-1.1",
             )
         headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_HEADERS}
-        async with httpx.AsyncClient(timeout=30) as client:
-            answer = await client.request(
-                request.method,
-                f"{state.upstream}/{path}",
-                params=request.query_params,
-                content=await request.body(),
-                headers=headers,
-            )
+        answer = await upstream.client().request(
+            request.method,
+            f"{state.upstream}/{path}",
+            params=request.query_params,
+            content=await request.body(),
+            headers=headers,
+        )
         out = {k: v for k, v in answer.headers.items() if k.lower() not in HOP_HEADERS}
         return Response(answer.content, status_code=answer.status_code, headers=out)
 

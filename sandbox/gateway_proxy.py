@@ -16,11 +16,11 @@ import json
 import re
 from typing import Any
 
-import httpx
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
 from sandbox.gateway import GatewayState
+from sandbox.server import Upstream
 
 DIRECT = re.compile(r"^(?P<provider>[^/@]+)/(?P<model>[^@]+)@(?P<region>[^@]*)$")
 
@@ -41,6 +41,7 @@ def _openai_error(status: int, message: str, code: str) -> JSONResponse:
 
 def add_proxy_routes(app: FastAPI, state: GatewayState, upstream: str) -> None:
     """Serve the OpenAI-compatible data plane on `app`, forwarding to `upstream` (…/v1)."""
+    forward = Upstream()
 
     @app.get("/v1/models")
     def models() -> dict[str, Any]:
@@ -59,8 +60,7 @@ def add_proxy_routes(app: FastAPI, state: GatewayState, upstream: str) -> None:
             return _openai_error(404, f"The model `{alias}` does not exist", "model_not_found")
         # The caller's key is the upstream's to judge, as for every data-plane call.
         headers = {"Authorization": request.headers.get("authorization", "")}
-        async with httpx.AsyncClient(timeout=30) as client:
-            answer = await client.get(f"{upstream}/models/{route['model']}", headers=headers)
+        answer = await forward.client().get(f"{upstream}/models/{route['model']}", headers=headers)
         if answer.status_code != 200:
             return Response(
                 answer.content, status_code=answer.status_code, media_type="application/json"
@@ -90,8 +90,9 @@ def add_proxy_routes(app: FastAPI, state: GatewayState, upstream: str) -> None:
             )
         body["model"] = route["model"]
         headers = {"Authorization": request.headers.get("authorization", "")}
-        async with httpx.AsyncClient(timeout=30) as client:
-            answer = await client.post(f"{upstream}/chat/completions", json=body, headers=headers)
+        answer = await forward.client().post(
+            f"{upstream}/chat/completions", json=body, headers=headers
+        )
         return Response(
             answer.content,
             status_code=answer.status_code,
