@@ -7,7 +7,6 @@ follow-up graph, with the same checkpointer, each on a thread of its own (`threa
 from __future__ import annotations
 
 import sqlite3
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -30,7 +29,7 @@ from agent.graph.followup.state import FollowupKind, FollowupState, incident_vie
 from agent.graph.state import RunContext
 from agent.incidents.models import Incident
 from agent.settings import Settings
-from agent.store.db import session_scope, take_turn, write_turn
+from agent.store.db import WriteTurn, session_scope, take_turn, write_turn
 
 # Any fixed number: the advisory lock that lets one replica at a time create the checkpoint tables.
 CHECKPOINT_SETUP_LOCK = 0x52454D31
@@ -66,7 +65,7 @@ class TurnTakingSqliteSaver(SqliteSaver):
     for it (see `agent.store.db.write_turn`).
     """
 
-    def __init__(self, conn: sqlite3.Connection, *, turn: threading.RLock) -> None:
+    def __init__(self, conn: sqlite3.Connection, *, turn: WriteTurn) -> None:
         super().__init__(conn)
         self._turn = turn
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,29 +31,79 @@ class LockTimeout(sqlite3.OperationalError):
     """A writing transaction waited longer than it may for this process's turn to write."""
 
 
-_write_turns: dict[str, threading.RLock] = {}
+class WriteTurn:
+    """A re-entrant lock that hands itself to its waiters in the order they came (FIFO).
+
+    `threading.RLock` lets the thread that releases it take it straight back: a writer that
+    commits in a loop (the intake, batch after batch) would keep the turn from the worker loops
+    for as long as alerts arrive. Here a release gives the turn to the longest waiter.
+    """
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._owner: int | None = None
+        self._depth = 0
+        self._waiters: deque[tuple[int, threading.Lock]] = deque()
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        """Take the turn (again, if this thread holds it); False if not within `timeout`."""
+        me = threading.get_ident()
+        with self._guard:
+            if self._owner == me or (self._owner is None and not self._waiters):
+                self._owner = me
+                self._depth += 1
+                return True
+            if not blocking:
+                return False
+            gate = threading.Lock()
+            gate.acquire()
+            self._waiters.append((me, gate))
+        handed = gate.acquire(timeout=timeout)
+        with self._guard:
+            if handed or self._owner == me:  # handed over, perhaps just as the wait ran out
+                return True
+            self._waiters.remove((me, gate))
+            return False
+
+    def release(self) -> None:
+        """Give the turn back; the last release of its holder hands it to the next waiter."""
+        with self._guard:
+            if self._owner != threading.get_ident():
+                raise RuntimeError("cannot release a write turn this thread does not hold")
+            self._depth -= 1
+            if self._depth:
+                return
+            if self._waiters:
+                self._owner, gate = self._waiters.popleft()
+                self._depth = 1
+                gate.release()
+            else:
+                self._owner = None
+
+
+_write_turns: dict[str, WriteTurn] = {}
 _write_turns_guard = threading.Lock()
 
 
-def write_turn(path: str) -> threading.RLock:
+def write_turn(path: str) -> WriteTurn:
     """Return this process's write queue for one SQLite file: who writes next, in turn.
 
     SQLite lets one transaction write at a time, and a transaction that finds the lock taken
     polls it, sleeping 1 ms, then 2, 5, ... up to 100 ms between tries: under load, a waiter
     sleeps long after the lock is free, and the writers of a busy process (the intake, the
     worker loops, the checkpointer) spend their time asleep. Waiting here instead, each is woken
-    the moment the one before it commits; SQLite's own wait is left for writers in other
-    processes. Re-entrant, so a thread that already holds its turn is never made to wait on
-    itself (SQLite's lock decides then, as before).
+    the moment the one before it commits, in the order they came; SQLite's own wait is left for
+    writers in other processes. Re-entrant, so a thread that already holds its turn is never
+    made to wait on itself (SQLite's lock decides then, as before).
     """
     if not path or path == ":memory:" or path.startswith("file:"):
-        return threading.RLock()  # a database of this engine's own: nobody to queue with
+        return WriteTurn()  # a database of this engine's own: nobody to queue with
     key = str(Path(path).resolve())
     with _write_turns_guard:
-        return _write_turns.setdefault(key, threading.RLock())
+        return _write_turns.setdefault(key, WriteTurn())
 
 
-def take_turn(turn: threading.RLock, timeout: float | None) -> None:
+def take_turn(turn: WriteTurn, timeout: float | None) -> None:
     """Wait for `turn` for up to `timeout` seconds (SQLite's 30 s when None); raise LockTimeout."""
     wait = SQLITE_BUSY_MS / 1000 if timeout is None else float(timeout)
     if not turn.acquire(timeout=max(wait, 0.0)):
@@ -62,10 +113,10 @@ def take_turn(turn: threading.RLock, timeout: float | None) -> None:
 class _TurnConnection(sqlite3.Connection):
     """A SQLite connection that gives its process's write turn back when its transaction ends."""
 
-    turn: threading.RLock | None = None
+    turn: WriteTurn | None = None
     held = 0
 
-    def hold(self, turn: threading.RLock, timeout: float | None) -> None:
+    def hold(self, turn: WriteTurn, timeout: float | None) -> None:
         take_turn(turn, timeout)
         self.turn = turn
         self.held += 1

@@ -13,7 +13,7 @@ from sqlmodel import Session
 
 from agent.graph.runner import TurnTakingSqliteSaver, make_checkpointer
 from agent.settings import Settings
-from agent.store.db import make_engine, session_scope, write_turn
+from agent.store.db import WriteTurn, make_engine, session_scope, write_turn
 
 WAIT = 10.0
 """A bound on how long a thread that should finish may take (a liveness check, not a timing)."""
@@ -155,3 +155,62 @@ def test_checkpoint_writes_take_the_same_turn(engine, tmp_path: Path) -> None:
     # A read through the saver does not wait for anyone.
     with saver.cursor(transaction=False) as cur:
         cur.execute("SELECT 1")
+
+
+def test_the_turn_goes_to_writers_in_the_order_they_came() -> None:
+    turn = WriteTurn()
+    assert turn.acquire()
+    order: list[int] = []
+
+    def writer(n: int) -> None:
+        assert turn.acquire(timeout=WAIT)
+        order.append(n)
+        turn.release()
+
+    threads = []
+    for n in range(4):
+        threads.append(threading.Thread(target=writer, args=(n,)))
+        threads[-1].start()
+        while len(turn._waiters) < n + 1:  # queued before the next one starts
+            threading.Event().wait(0.001)
+    turn.release()
+    for thread in threads:
+        thread.join(WAIT)
+    assert order == [0, 1, 2, 3]
+
+
+def test_a_writer_that_gives_the_turn_back_cannot_take_it_again_before_a_waiter() -> None:
+    turn = WriteTurn()
+    assert turn.acquire()
+    done = threading.Event()
+
+    def waiter() -> None:
+        assert turn.acquire(timeout=WAIT)
+        done.wait(WAIT)
+        turn.release()
+
+    waiting = threading.Thread(target=waiter)
+    waiting.start()
+    while not turn._waiters:
+        threading.Event().wait(0.001)
+    turn.release()
+    assert not turn.acquire(blocking=False)  # it is the waiter's now, woken or not yet
+    done.set()
+    waiting.join(WAIT)
+    assert turn.acquire(blocking=False)
+    turn.release()
+
+
+def test_a_wait_that_runs_out_leaves_the_queue() -> None:
+    turn = WriteTurn()
+    assert turn.acquire()
+    result: list[bool] = []
+    late = threading.Thread(target=lambda: result.append(turn.acquire(timeout=0.05)))
+    late.start()
+    late.join(WAIT)
+    assert result == [False] and not turn._waiters
+    turn.release()
+    assert turn.acquire(blocking=False)
+    turn.release()
+    with pytest.raises(RuntimeError):
+        turn.release()
