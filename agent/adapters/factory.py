@@ -6,6 +6,11 @@ built the first time a run asks for them. Secrets come from the environment vari
 names (read from the mapping given, the process environment by default); a missing one leaves that
 adapter out and says why (dry-run), instead of failing the whole service. An adapter that is not
 configured is None: the agent records what it would have done.
+
+Each adapter's module (and so its SDK: boto3, google-cloud-logging, qdrant-client, langchain-openai,
+the Arize SDK...) is imported where that adapter is built, so a deployment loads only the SDKs its
+settings and catalog use: a service without GCP logs never imports google.cloud.logging, one
+without an analyst endpoint never imports the analyst.
 """
 
 from __future__ import annotations
@@ -16,35 +21,13 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import boto3
 import structlog
-from botocore.config import Config
-from google.auth.credentials import AnonymousCredentials
 
 from agent.settings import Settings
 from runbooks.catalog import Catalog, Service
-from tools.analyst.llm import LlmAnalyst
-from tools.arize.client import ArizeConnection, make_client
-from tools.arize.monitors import ArizeMonitors
-from tools.arize.prompts import ArizePromptRegistry
-from tools.chat.slack import SlackChat
-from tools.failover.file import FileFailoverBackend
-from tools.failover.gateway import GatewayFailoverBackend
-from tools.failover.ssm import SsmFailoverBackend, make_ssm_client
-from tools.logs.cloudwatch_events import CloudWatchEventsLogSource
-from tools.logs.cloudwatch_insights import CloudWatchLogSource
-from tools.logs.cloudwatch_metrics import CloudWatchMetricSource, MetricSpec
-from tools.logs.gcp import GcpLogSource
 from tools.pager.pacing import KeyPacer
-from tools.pager.pagerduty_events import PagerDutyEventsPager
-from tools.pager.pagerduty_rest import PagerDutyRestPager
-from tools.probes.canary import load_canary
-from tools.probes.embeddings import EmbeddingProbe, load_golden_vectors
-from tools.probes.endpoint import DEFAULT_PROMPTS, DiagnosticPrompt, EndpointProbe
-from tools.probes.http_readiness import HttpReadinessProbe
-from tools.probes.qdrant import QdrantProbe
 from tools.protocols import (
     ChatWorkspace,
     Checkable,
@@ -55,6 +38,14 @@ from tools.protocols import (
     PromptRegistry,
     Route,
 )
+
+if TYPE_CHECKING:
+    import boto3
+    from botocore.config import Config
+
+    from tools.analyst.llm import LlmAnalyst
+    from tools.arize.monitors import ArizeMonitors
+    from tools.pager.pagerduty_rest import PagerDutyRestPager
 
 log = structlog.get_logger(__name__)
 
@@ -159,12 +150,16 @@ def build_adapters(
         page_pacer=KeyPacer(settings.pagerduty_events_per_minute),
     )
     if settings.cloudwatch_log_groups:
+        from tools.logs.cloudwatch_insights import CloudWatchLogSource
+
         adapters.logs = CloudWatchLogSource(
             _aws_client("logs", settings, env, _logs_config(settings)),
             settings.cloudwatch_log_groups,
             timeout_seconds=settings.logs_query_timeout_seconds,
         )
     if settings.pagerduty_routing_key is not None:
+        from tools.pager.pagerduty_events import PagerDutyEventsPager
+
         adapters.pager = PagerDutyEventsPager(
             settings.pagerduty_routing_key.get_secret_value(),
             base_url=settings.pagerduty_events_url,
@@ -173,6 +168,8 @@ def build_adapters(
             pacer=adapters.page_pacer,
         )
     if settings.slack_bot_token is not None:
+        from tools.chat.slack import SlackChat
+
         adapters.chat = SlackChat(
             settings.slack_bot_token.get_secret_value(),
             base_url=settings.slack_base_url,
@@ -180,6 +177,8 @@ def build_adapters(
             min_interval_seconds=settings.slack_min_interval_seconds,
         )
     if settings.pagerduty_api_key is not None and settings.pagerduty_from_email:
+        from tools.pager.pagerduty_rest import PagerDutyRestPager
+
         adapters.incidents = PagerDutyRestPager(
             settings.pagerduty_api_key.get_secret_value(),
             from_email=settings.pagerduty_from_email,
@@ -190,6 +189,8 @@ def build_adapters(
     if settings.arize_api_key is not None:
         _arize(settings, adapters)
     if settings.analyst_base_url:
+        from tools.analyst.llm import LlmAnalyst  # langchain and openai: only for an analyst
+
         key = settings.analyst_api_key.get_secret_value() if settings.analyst_api_key else "unset"
         adapters.analyst = LlmAnalyst(
             base_url=settings.analyst_base_url, api_key=key, model=settings.analyst_model
@@ -206,6 +207,10 @@ def _arize(settings: Settings, adapters: Adapters) -> None:
             "pip install 'llm-remediator[arize]'"
         )
         return
+    from tools.arize.client import ArizeConnection, make_client
+    from tools.arize.monitors import ArizeMonitors
+    from tools.arize.prompts import ArizePromptRegistry
+
     connection = ArizeConnection(
         api_key=settings.arize_api_key.get_secret_value(),
         host=settings.arize_api_host,
@@ -234,6 +239,8 @@ def _aws_client(
 def _aws_session(
     settings: Settings, env: Mapping[str, str], region: str | None = None
 ) -> boto3.Session:
+    import boto3
+
     return boto3.Session(
         aws_access_key_id=env.get("AWS_ACCESS_KEY_ID"),
         aws_secret_access_key=env.get("AWS_SECRET_ACCESS_KEY"),
@@ -243,6 +250,8 @@ def _aws_session(
 
 
 def _logs_config(settings: Settings) -> Config:
+    from botocore.config import Config
+
     return Config(
         connect_timeout=5,
         read_timeout=int(settings.logs_query_timeout_seconds) + 5,
@@ -272,6 +281,8 @@ def _service_tools(
         team = catalog.teams[team_name]
         key = env.get(team.pagerduty_routing_key_env or "")
         if key:
+            from tools.pager.pagerduty_events import PagerDutyEventsPager
+
             tools.pagers[team_name] = PagerDutyEventsPager(
                 key,
                 base_url=settings.pagerduty_events_url,
@@ -286,6 +297,9 @@ def _service_tools(
 
 def _logs(settings: Settings, spec: Service, tools: ServiceTools, env: Mapping[str, str]) -> None:
     if spec.logs.cloudwatch is not None:
+        from tools.logs.cloudwatch_events import CloudWatchEventsLogSource
+        from tools.logs.cloudwatch_insights import CloudWatchLogSource
+
         region = spec.logs.cloudwatch.region
         client = _aws_client("logs", settings, env, _logs_config(settings), region)
         source = (
@@ -301,6 +315,8 @@ def _logs(settings: Settings, spec: Service, tools: ServiceTools, env: Mapping[s
             )
         )
         if spec.logs.cloudwatch.metrics:
+            from tools.logs.cloudwatch_metrics import CloudWatchMetricSource, MetricSpec
+
             metrics = _aws_client("cloudwatch", settings, env, region=region)
             tools.logs.append(
                 CloudWatchMetricSource(
@@ -309,6 +325,10 @@ def _logs(settings: Settings, spec: Service, tools: ServiceTools, env: Mapping[s
                 )
             )
     if spec.logs.gcp is not None:
+        from google.auth.credentials import AnonymousCredentials
+
+        from tools.logs.gcp import GcpLogSource
+
         gcp = spec.logs.gcp
         tools.logs.append(
             GcpLogSource(
@@ -327,6 +347,8 @@ def _logs(settings: Settings, spec: Service, tools: ServiceTools, env: Mapping[s
 def _dependencies(spec: Service, tools: ServiceTools, env: Mapping[str, str]) -> None:
     vector = spec.dependencies.vector_db
     if vector is not None and vector.kind == "http" and vector.readiness_url:
+        from tools.probes.http_readiness import HttpReadinessProbe
+
         tools.vector_db = HttpReadinessProbe(
             vector.readiness_url, budget_ms=vector.latency_budget_ms
         )
@@ -337,6 +359,9 @@ def _dependencies(spec: Service, tools: ServiceTools, env: Mapping[str, str]) ->
                 f"(expected at {vector.canary_file or 'dependencies.vector_db.canary_file'})"
             )
         else:
+            from tools.probes.canary import load_canary
+            from tools.probes.qdrant import QdrantProbe
+
             tools.vector_db = QdrantProbe.connect(
                 vector.url or str(vector.path),
                 load_canary(Path(vector.canary_file)),
@@ -345,6 +370,8 @@ def _dependencies(spec: Service, tools: ServiceTools, env: Mapping[str, str]) ->
             )
     embeddings = spec.dependencies.embeddings
     if embeddings is not None:
+        from tools.probes.embeddings import EmbeddingProbe, load_golden_vectors
+
         golden = None
         if embeddings.golden_file and Path(embeddings.golden_file).exists():
             golden = load_golden_vectors(Path(embeddings.golden_file))
@@ -371,6 +398,8 @@ def _endpoint(spec: Service, tools: ServiceTools, env: Mapping[str, str]) -> Non
     if endpoint.api_key_env and not key:
         tools.missing["endpoint"] = _unset(endpoint.api_key_env)
         return
+    from tools.probes.endpoint import DEFAULT_PROMPTS, DiagnosticPrompt, EndpointProbe
+
     prompts = [
         DiagnosticPrompt(f"prompt-{i + 1}", p.prompt, p.expected, p.match)
         for i, p in enumerate(endpoint.prompts)
@@ -400,6 +429,8 @@ def _failover(
     if failover is None:
         return
     if failover.backend == "ssm":
+        from tools.failover.ssm import SsmFailoverBackend, make_ssm_client
+
         client = make_ssm_client(
             settings.aws_region,
             endpoint_url=settings.aws_endpoint_url,
@@ -411,8 +442,12 @@ def _failover(
         if not token:
             tools.missing["failover"] = _unset(failover.gateway_token_env)
             return
+        from tools.failover.gateway import GatewayFailoverBackend
+
         tools.failover = GatewayFailoverBackend(failover.gateway_url, token)
     elif failover.routes_file:
+        from tools.failover.file import FileFailoverBackend
+
         tools.failover = FileFailoverBackend(Path(failover.routes_file))
 
 
