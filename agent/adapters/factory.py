@@ -103,6 +103,7 @@ class Adapters:
     """PagerDuty's per-routing-key pace, shared by every pager built here (one per key)."""
     _services: dict[str, ServiceTools] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _aws: boto3.Session | None = field(default=None, repr=False)
 
     @property
     def chat_channel(self) -> str | None:
@@ -126,10 +127,30 @@ class Adapters:
             return None
         with self._lock:
             if name not in self._services:
-                self._services[name] = _service_tools(
-                    self.settings, self.catalog, name, self.env, self.page_pacer
-                )
+                self._services[name] = _service_tools(self, self.catalog, name)
             return self._services[name]
+
+    def aws_client(self, name: str, config: Config | None = None, region: str | None = None) -> Any:
+        """Return a boto3 client in `region` (the settings' by default) from the one Session.
+
+        botocore loads and parses its data (the endpoints, each service's model) once per
+        Session: a Session of its own per client would hold a copy each (about 9 MB). Called
+        while adapters are built (by `build_adapters`, or under `for_service`'s lock): a Session
+        is not thread-safe, the clients it makes are.
+        """
+        session: Any = self.aws_session()  # the stubs type each service's client apart
+        return session.client(
+            name,
+            region_name=region or self.settings.aws_region,
+            endpoint_url=self.settings.aws_endpoint_url,
+            config=config,
+        )
+
+    def aws_session(self) -> boto3.Session:
+        """Return the boto3 Session every AWS client of these adapters is made from."""
+        if self._aws is None:
+            self._aws = _aws_session(self.settings, self.env)
+        return self._aws
 
     def warm_up(self) -> None:
         """Build every catalogued service's adapters now, so the first incident is not slower."""
@@ -153,7 +174,7 @@ def build_adapters(
         from tools.logs.cloudwatch_insights import CloudWatchLogSource
 
         adapters.logs = CloudWatchLogSource(
-            _aws_client("logs", settings, env, _logs_config(settings)),
+            adapters.aws_client("logs", _logs_config(settings)),
             settings.cloudwatch_log_groups,
             timeout_seconds=settings.logs_query_timeout_seconds,
         )
@@ -224,28 +245,15 @@ def _arize(settings: Settings, adapters: Adapters) -> None:
     )
 
 
-def _aws_client(
-    name: str,
-    settings: Settings,
-    env: Mapping[str, str],
-    config: Config | None = None,
-    region: str | None = None,
-) -> Any:
-    """Return a boto3 client whose credentials come from `env` (then boto3's usual chain)."""
-    session: Any = _aws_session(settings, env, region)  # the stubs type each service apart
-    return session.client(name, endpoint_url=settings.aws_endpoint_url, config=config)
-
-
-def _aws_session(
-    settings: Settings, env: Mapping[str, str], region: str | None = None
-) -> boto3.Session:
+def _aws_session(settings: Settings, env: Mapping[str, str]) -> boto3.Session:
+    """Return a boto3 Session whose credentials come from `env` (then boto3's usual chain)."""
     import boto3
 
     return boto3.Session(
         aws_access_key_id=env.get("AWS_ACCESS_KEY_ID"),
         aws_secret_access_key=env.get("AWS_SECRET_ACCESS_KEY"),
         aws_session_token=env.get("AWS_SESSION_TOKEN"),
-        region_name=region or settings.aws_region,
+        region_name=settings.aws_region,
     )
 
 
@@ -259,20 +267,15 @@ def _logs_config(settings: Settings) -> Config:
     )
 
 
-def _service_tools(
-    settings: Settings,
-    catalog: Catalog,
-    name: str,
-    env: Mapping[str, str],
-    pacer: KeyPacer | None = None,
-) -> ServiceTools:
+def _service_tools(adapters: Adapters, catalog: Catalog, name: str) -> ServiceTools:
     """Create the adapters the catalog describes for one service."""
+    settings, env = adapters.settings, adapters.env
     spec = catalog.services[name]
     tools = ServiceTools(service=name)
-    _logs(settings, spec, tools, env)
+    _logs(adapters, spec, tools)
     _dependencies(spec, tools, env)
     _endpoint(spec, tools, env)
-    _failover(settings, spec, tools, env)
+    _failover(adapters, spec, tools)
     owners = {spec.team}
     for dependency in (spec.dependencies.vector_db, spec.dependencies.embeddings):
         if dependency is not None:
@@ -288,20 +291,21 @@ def _service_tools(
                 base_url=settings.pagerduty_events_url,
                 ca_bundle=settings.pagerduty_ca_bundle,
                 timeout_seconds=settings.pagerduty_timeout_seconds,
-                pacer=pacer,
+                pacer=adapters.page_pacer,
             )
         else:
             tools.missing[f"pager.{team_name}"] = _unset(team.pagerduty_routing_key_env)
     return tools
 
 
-def _logs(settings: Settings, spec: Service, tools: ServiceTools, env: Mapping[str, str]) -> None:
+def _logs(adapters: Adapters, spec: Service, tools: ServiceTools) -> None:
+    settings = adapters.settings
     if spec.logs.cloudwatch is not None:
         from tools.logs.cloudwatch_events import CloudWatchEventsLogSource
         from tools.logs.cloudwatch_insights import CloudWatchLogSource
 
         region = spec.logs.cloudwatch.region
-        client = _aws_client("logs", settings, env, _logs_config(settings), region)
+        client = adapters.aws_client("logs", _logs_config(settings), region)
         source = (
             CloudWatchEventsLogSource
             if spec.logs.cloudwatch.mode == "filter"
@@ -317,7 +321,7 @@ def _logs(settings: Settings, spec: Service, tools: ServiceTools, env: Mapping[s
         if spec.logs.cloudwatch.metrics:
             from tools.logs.cloudwatch_metrics import CloudWatchMetricSource, MetricSpec
 
-            metrics = _aws_client("cloudwatch", settings, env, region=region)
+            metrics = adapters.aws_client("cloudwatch", region=region)
             tools.logs.append(
                 CloudWatchMetricSource(
                     metrics,
@@ -422,9 +426,7 @@ def _endpoint(spec: Service, tools: ServiceTools, env: Mapping[str, str]) -> Non
     tools.route_probe = route_probe
 
 
-def _failover(
-    settings: Settings, spec: Service, tools: ServiceTools, env: Mapping[str, str]
-) -> None:
+def _failover(adapters: Adapters, spec: Service, tools: ServiceTools) -> None:
     failover = spec.failover
     if failover is None:
         return
@@ -432,13 +434,13 @@ def _failover(
         from tools.failover.ssm import SsmFailoverBackend, make_ssm_client
 
         client = make_ssm_client(
-            settings.aws_region,
-            endpoint_url=settings.aws_endpoint_url,
-            session=_aws_session(settings, env),
+            adapters.settings.aws_region,
+            endpoint_url=adapters.settings.aws_endpoint_url,
+            session=adapters.aws_session(),
         )
         tools.failover = SsmFailoverBackend(client, prefix=failover.parameter_prefix)
     elif failover.backend == "gateway" and failover.gateway_url:
-        token = env.get(failover.gateway_token_env or "")
+        token = adapters.env.get(failover.gateway_token_env or "")
         if not token:
             tools.missing["failover"] = _unset(failover.gateway_token_env)
             return
