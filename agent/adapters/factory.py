@@ -42,6 +42,7 @@ from tools.protocols import (
 if TYPE_CHECKING:
     import boto3
     from botocore.config import Config
+    from qdrant_client import QdrantClient
 
     from tools.analyst.llm import LlmAnalyst
     from tools.arize.monitors import ArizeMonitors
@@ -104,6 +105,7 @@ class Adapters:
     _services: dict[str, ServiceTools] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _aws: boto3.Session | None = field(default=None, repr=False)
+    _qdrant: dict[tuple[str, str | None], QdrantClient] = field(default_factory=dict, repr=False)
 
     @property
     def chat_channel(self) -> str | None:
@@ -151,6 +153,14 @@ class Adapters:
         if self._aws is None:
             self._aws = _aws_session(self.settings, self.env)
         return self._aws
+
+    def qdrant_client(self, location: str, api_key: str | None) -> QdrantClient:
+        """Return the one client of a Qdrant (URL or path) and key, for all its probes."""
+        from tools.probes.qdrant import open_client
+
+        if (location, api_key) not in self._qdrant:
+            self._qdrant[location, api_key] = open_client(location, api_key=api_key)
+        return self._qdrant[location, api_key]
 
     def warm_up(self) -> None:
         """Build every catalogued service's adapters now, so the first incident is not slower."""
@@ -273,7 +283,7 @@ def _service_tools(adapters: Adapters, catalog: Catalog, name: str) -> ServiceTo
     spec = catalog.services[name]
     tools = ServiceTools(service=name)
     _logs(adapters, spec, tools)
-    _dependencies(spec, tools, env)
+    _dependencies(adapters, spec, tools)
     _endpoint(spec, tools, env)
     _failover(adapters, spec, tools)
     owners = {spec.team}
@@ -348,7 +358,8 @@ def _logs(adapters: Adapters, spec: Service, tools: ServiceTools) -> None:
         )
 
 
-def _dependencies(spec: Service, tools: ServiceTools, env: Mapping[str, str]) -> None:
+def _dependencies(adapters: Adapters, spec: Service, tools: ServiceTools) -> None:
+    env = adapters.env
     vector = spec.dependencies.vector_db
     if vector is not None and vector.kind == "http" and vector.readiness_url:
         from tools.probes.http_readiness import HttpReadinessProbe
@@ -366,10 +377,11 @@ def _dependencies(spec: Service, tools: ServiceTools, env: Mapping[str, str]) ->
             from tools.probes.canary import load_canary
             from tools.probes.qdrant import QdrantProbe
 
-            tools.vector_db = QdrantProbe.connect(
-                vector.url or str(vector.path),
+            tools.vector_db = QdrantProbe(
+                adapters.qdrant_client(
+                    vector.url or str(vector.path), env.get(vector.api_key_env or "") or None
+                ),
                 load_canary(Path(vector.canary_file)),
-                api_key=env.get(vector.api_key_env or "") or None,
                 budget_ms=vector.latency_budget_ms,
             )
     embeddings = spec.dependencies.embeddings
