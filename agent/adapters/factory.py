@@ -155,7 +155,10 @@ class Adapters:
         return self._aws
 
     def qdrant_client(self, location: str, api_key: str | None) -> QdrantClient:
-        """Return the one client of a Qdrant (URL or path) and key, for all its probes."""
+        """Return the one client of a Qdrant (URL or path) and key, for all its probes.
+
+        Called while adapters are built, under `for_service`'s lock, like `aws_client`.
+        """
         from tools.probes.qdrant import open_client
 
         if (location, api_key) not in self._qdrant:
