@@ -6,6 +6,11 @@ built the first time a run asks for them. Secrets come from the environment vari
 names (read from the mapping given, the process environment by default); a missing one leaves that
 adapter out and says why (dry-run), instead of failing the whole service. An adapter that is not
 configured is None: the agent records what it would have done.
+
+Each adapter's module (and so its SDK: boto3, google-cloud-logging, qdrant-client, langchain-openai,
+the Arize SDK...) is imported where that adapter is built, so a deployment loads only the SDKs its
+settings and catalog use: a service without GCP logs never imports google.cloud.logging, one
+without an analyst endpoint never imports the analyst.
 """
 
 from __future__ import annotations
@@ -16,35 +21,13 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import boto3
 import structlog
-from botocore.config import Config
-from google.auth.credentials import AnonymousCredentials
 
 from agent.settings import Settings
 from runbooks.catalog import Catalog, Service
-from tools.analyst.llm import LlmAnalyst
-from tools.arize.client import ArizeConnection, make_client
-from tools.arize.monitors import ArizeMonitors
-from tools.arize.prompts import ArizePromptRegistry
-from tools.chat.slack import SlackChat
-from tools.failover.file import FileFailoverBackend
-from tools.failover.gateway import GatewayFailoverBackend
-from tools.failover.ssm import SsmFailoverBackend, make_ssm_client
-from tools.logs.cloudwatch_events import CloudWatchEventsLogSource
-from tools.logs.cloudwatch_insights import CloudWatchLogSource
-from tools.logs.cloudwatch_metrics import CloudWatchMetricSource, MetricSpec
-from tools.logs.gcp import GcpLogSource
 from tools.pager.pacing import KeyPacer
-from tools.pager.pagerduty_events import PagerDutyEventsPager
-from tools.pager.pagerduty_rest import PagerDutyRestPager
-from tools.probes.canary import load_canary
-from tools.probes.embeddings import EmbeddingProbe, load_golden_vectors
-from tools.probes.endpoint import DEFAULT_PROMPTS, DiagnosticPrompt, EndpointProbe
-from tools.probes.http_readiness import HttpReadinessProbe
-from tools.probes.qdrant import QdrantProbe
 from tools.protocols import (
     ChatWorkspace,
     Checkable,
@@ -55,6 +38,15 @@ from tools.protocols import (
     PromptRegistry,
     Route,
 )
+
+if TYPE_CHECKING:
+    import boto3
+    from botocore.config import Config
+    from qdrant_client import QdrantClient
+
+    from tools.analyst.llm import LlmAnalyst
+    from tools.arize.monitors import ArizeMonitors
+    from tools.pager.pagerduty_rest import PagerDutyRestPager
 
 log = structlog.get_logger(__name__)
 
@@ -112,6 +104,8 @@ class Adapters:
     """PagerDuty's per-routing-key pace, shared by every pager built here (one per key)."""
     _services: dict[str, ServiceTools] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _aws: boto3.Session | None = field(default=None, repr=False)
+    _qdrant: dict[tuple[str, str | None], QdrantClient] = field(default_factory=dict, repr=False)
 
     @property
     def chat_channel(self) -> str | None:
@@ -135,10 +129,41 @@ class Adapters:
             return None
         with self._lock:
             if name not in self._services:
-                self._services[name] = _service_tools(
-                    self.settings, self.catalog, name, self.env, self.page_pacer
-                )
+                self._services[name] = _service_tools(self, self.catalog, name)
             return self._services[name]
+
+    def aws_client(self, name: str, config: Config | None = None, region: str | None = None) -> Any:
+        """Return a boto3 client in `region` (the settings' by default) from the one Session.
+
+        botocore loads and parses its data (the endpoints, each service's model) once per
+        Session: a Session of its own per client would hold a copy each (about 9 MB). Called
+        while adapters are built (by `build_adapters`, or under `for_service`'s lock): a Session
+        is not thread-safe, the clients it makes are.
+        """
+        session: Any = self.aws_session()  # the stubs type each service's client apart
+        return session.client(
+            name,
+            region_name=region or self.settings.aws_region,
+            endpoint_url=self.settings.aws_endpoint_url,
+            config=config,
+        )
+
+    def aws_session(self) -> boto3.Session:
+        """Return the boto3 Session every AWS client of these adapters is made from."""
+        if self._aws is None:
+            self._aws = _aws_session(self.settings, self.env)
+        return self._aws
+
+    def qdrant_client(self, location: str, api_key: str | None) -> QdrantClient:
+        """Return the one client of a Qdrant (URL or path) and key, for all its probes.
+
+        Called while adapters are built, under `for_service`'s lock, like `aws_client`.
+        """
+        from tools.probes.qdrant import open_client
+
+        if (location, api_key) not in self._qdrant:
+            self._qdrant[location, api_key] = open_client(location, api_key=api_key)
+        return self._qdrant[location, api_key]
 
     def warm_up(self) -> None:
         """Build every catalogued service's adapters now, so the first incident is not slower."""
@@ -159,12 +184,16 @@ def build_adapters(
         page_pacer=KeyPacer(settings.pagerduty_events_per_minute),
     )
     if settings.cloudwatch_log_groups:
+        from tools.logs.cloudwatch_insights import CloudWatchLogSource
+
         adapters.logs = CloudWatchLogSource(
-            _aws_client("logs", settings, env, _logs_config(settings)),
+            adapters.aws_client("logs", _logs_config(settings)),
             settings.cloudwatch_log_groups,
             timeout_seconds=settings.logs_query_timeout_seconds,
         )
     if settings.pagerduty_routing_key is not None:
+        from tools.pager.pagerduty_events import PagerDutyEventsPager
+
         adapters.pager = PagerDutyEventsPager(
             settings.pagerduty_routing_key.get_secret_value(),
             base_url=settings.pagerduty_events_url,
@@ -173,6 +202,8 @@ def build_adapters(
             pacer=adapters.page_pacer,
         )
     if settings.slack_bot_token is not None:
+        from tools.chat.slack import SlackChat
+
         adapters.chat = SlackChat(
             settings.slack_bot_token.get_secret_value(),
             base_url=settings.slack_base_url,
@@ -180,6 +211,8 @@ def build_adapters(
             min_interval_seconds=settings.slack_min_interval_seconds,
         )
     if settings.pagerduty_api_key is not None and settings.pagerduty_from_email:
+        from tools.pager.pagerduty_rest import PagerDutyRestPager
+
         adapters.incidents = PagerDutyRestPager(
             settings.pagerduty_api_key.get_secret_value(),
             from_email=settings.pagerduty_from_email,
@@ -190,6 +223,8 @@ def build_adapters(
     if settings.arize_api_key is not None:
         _arize(settings, adapters)
     if settings.analyst_base_url:
+        from tools.analyst.llm import LlmAnalyst  # langchain and openai: only for an analyst
+
         key = settings.analyst_api_key.get_secret_value() if settings.analyst_api_key else "unset"
         adapters.analyst = LlmAnalyst(
             base_url=settings.analyst_base_url, api_key=key, model=settings.analyst_model
@@ -206,6 +241,10 @@ def _arize(settings: Settings, adapters: Adapters) -> None:
             "pip install 'llm-remediator[arize]'"
         )
         return
+    from tools.arize.client import ArizeConnection, make_client
+    from tools.arize.monitors import ArizeMonitors
+    from tools.arize.prompts import ArizePromptRegistry
+
     connection = ArizeConnection(
         api_key=settings.arize_api_key.get_secret_value(),
         host=settings.arize_api_host,
@@ -219,30 +258,21 @@ def _arize(settings: Settings, adapters: Adapters) -> None:
     )
 
 
-def _aws_client(
-    name: str,
-    settings: Settings,
-    env: Mapping[str, str],
-    config: Config | None = None,
-    region: str | None = None,
-) -> Any:
-    """Return a boto3 client whose credentials come from `env` (then boto3's usual chain)."""
-    session: Any = _aws_session(settings, env, region)  # the stubs type each service apart
-    return session.client(name, endpoint_url=settings.aws_endpoint_url, config=config)
+def _aws_session(settings: Settings, env: Mapping[str, str]) -> boto3.Session:
+    """Return a boto3 Session whose credentials come from `env` (then boto3's usual chain)."""
+    import boto3
 
-
-def _aws_session(
-    settings: Settings, env: Mapping[str, str], region: str | None = None
-) -> boto3.Session:
     return boto3.Session(
         aws_access_key_id=env.get("AWS_ACCESS_KEY_ID"),
         aws_secret_access_key=env.get("AWS_SECRET_ACCESS_KEY"),
         aws_session_token=env.get("AWS_SESSION_TOKEN"),
-        region_name=region or settings.aws_region,
+        region_name=settings.aws_region,
     )
 
 
 def _logs_config(settings: Settings) -> Config:
+    from botocore.config import Config
+
     return Config(
         connect_timeout=5,
         read_timeout=int(settings.logs_query_timeout_seconds) + 5,
@@ -250,20 +280,15 @@ def _logs_config(settings: Settings) -> Config:
     )
 
 
-def _service_tools(
-    settings: Settings,
-    catalog: Catalog,
-    name: str,
-    env: Mapping[str, str],
-    pacer: KeyPacer | None = None,
-) -> ServiceTools:
+def _service_tools(adapters: Adapters, catalog: Catalog, name: str) -> ServiceTools:
     """Create the adapters the catalog describes for one service."""
+    settings, env = adapters.settings, adapters.env
     spec = catalog.services[name]
     tools = ServiceTools(service=name)
-    _logs(settings, spec, tools, env)
-    _dependencies(spec, tools, env)
+    _logs(adapters, spec, tools)
+    _dependencies(adapters, spec, tools)
     _endpoint(spec, tools, env)
-    _failover(settings, spec, tools, env)
+    _failover(adapters, spec, tools)
     owners = {spec.team}
     for dependency in (spec.dependencies.vector_db, spec.dependencies.embeddings):
         if dependency is not None:
@@ -272,22 +297,28 @@ def _service_tools(
         team = catalog.teams[team_name]
         key = env.get(team.pagerduty_routing_key_env or "")
         if key:
+            from tools.pager.pagerduty_events import PagerDutyEventsPager
+
             tools.pagers[team_name] = PagerDutyEventsPager(
                 key,
                 base_url=settings.pagerduty_events_url,
                 ca_bundle=settings.pagerduty_ca_bundle,
                 timeout_seconds=settings.pagerduty_timeout_seconds,
-                pacer=pacer,
+                pacer=adapters.page_pacer,
             )
         else:
             tools.missing[f"pager.{team_name}"] = _unset(team.pagerduty_routing_key_env)
     return tools
 
 
-def _logs(settings: Settings, spec: Service, tools: ServiceTools, env: Mapping[str, str]) -> None:
+def _logs(adapters: Adapters, spec: Service, tools: ServiceTools) -> None:
+    settings = adapters.settings
     if spec.logs.cloudwatch is not None:
+        from tools.logs.cloudwatch_events import CloudWatchEventsLogSource
+        from tools.logs.cloudwatch_insights import CloudWatchLogSource
+
         region = spec.logs.cloudwatch.region
-        client = _aws_client("logs", settings, env, _logs_config(settings), region)
+        client = adapters.aws_client("logs", _logs_config(settings), region)
         source = (
             CloudWatchEventsLogSource
             if spec.logs.cloudwatch.mode == "filter"
@@ -301,7 +332,9 @@ def _logs(settings: Settings, spec: Service, tools: ServiceTools, env: Mapping[s
             )
         )
         if spec.logs.cloudwatch.metrics:
-            metrics = _aws_client("cloudwatch", settings, env, region=region)
+            from tools.logs.cloudwatch_metrics import CloudWatchMetricSource, MetricSpec
+
+            metrics = adapters.aws_client("cloudwatch", region=region)
             tools.logs.append(
                 CloudWatchMetricSource(
                     metrics,
@@ -309,6 +342,10 @@ def _logs(settings: Settings, spec: Service, tools: ServiceTools, env: Mapping[s
                 )
             )
     if spec.logs.gcp is not None:
+        from google.auth.credentials import AnonymousCredentials
+
+        from tools.logs.gcp import GcpLogSource
+
         gcp = spec.logs.gcp
         tools.logs.append(
             GcpLogSource(
@@ -324,9 +361,12 @@ def _logs(settings: Settings, spec: Service, tools: ServiceTools, env: Mapping[s
         )
 
 
-def _dependencies(spec: Service, tools: ServiceTools, env: Mapping[str, str]) -> None:
+def _dependencies(adapters: Adapters, spec: Service, tools: ServiceTools) -> None:
+    env = adapters.env
     vector = spec.dependencies.vector_db
     if vector is not None and vector.kind == "http" and vector.readiness_url:
+        from tools.probes.http_readiness import HttpReadinessProbe
+
         tools.vector_db = HttpReadinessProbe(
             vector.readiness_url, budget_ms=vector.latency_budget_ms
         )
@@ -337,14 +377,20 @@ def _dependencies(spec: Service, tools: ServiceTools, env: Mapping[str, str]) ->
                 f"(expected at {vector.canary_file or 'dependencies.vector_db.canary_file'})"
             )
         else:
-            tools.vector_db = QdrantProbe.connect(
-                vector.url or str(vector.path),
+            from tools.probes.canary import load_canary
+            from tools.probes.qdrant import QdrantProbe
+
+            tools.vector_db = QdrantProbe(
+                adapters.qdrant_client(
+                    vector.url or str(vector.path), env.get(vector.api_key_env or "") or None
+                ),
                 load_canary(Path(vector.canary_file)),
-                api_key=env.get(vector.api_key_env or "") or None,
                 budget_ms=vector.latency_budget_ms,
             )
     embeddings = spec.dependencies.embeddings
     if embeddings is not None:
+        from tools.probes.embeddings import EmbeddingProbe, load_golden_vectors
+
         golden = None
         if embeddings.golden_file and Path(embeddings.golden_file).exists():
             golden = load_golden_vectors(Path(embeddings.golden_file))
@@ -371,6 +417,8 @@ def _endpoint(spec: Service, tools: ServiceTools, env: Mapping[str, str]) -> Non
     if endpoint.api_key_env and not key:
         tools.missing["endpoint"] = _unset(endpoint.api_key_env)
         return
+    from tools.probes.endpoint import DEFAULT_PROMPTS, DiagnosticPrompt, EndpointProbe
+
     prompts = [
         DiagnosticPrompt(f"prompt-{i + 1}", p.prompt, p.expected, p.match)
         for i, p in enumerate(endpoint.prompts)
@@ -393,26 +441,30 @@ def _endpoint(spec: Service, tools: ServiceTools, env: Mapping[str, str]) -> Non
     tools.route_probe = route_probe
 
 
-def _failover(
-    settings: Settings, spec: Service, tools: ServiceTools, env: Mapping[str, str]
-) -> None:
+def _failover(adapters: Adapters, spec: Service, tools: ServiceTools) -> None:
     failover = spec.failover
     if failover is None:
         return
     if failover.backend == "ssm":
+        from tools.failover.ssm import SsmFailoverBackend, make_ssm_client
+
         client = make_ssm_client(
-            settings.aws_region,
-            endpoint_url=settings.aws_endpoint_url,
-            session=_aws_session(settings, env),
+            adapters.settings.aws_region,
+            endpoint_url=adapters.settings.aws_endpoint_url,
+            session=adapters.aws_session(),
         )
         tools.failover = SsmFailoverBackend(client, prefix=failover.parameter_prefix)
     elif failover.backend == "gateway" and failover.gateway_url:
-        token = env.get(failover.gateway_token_env or "")
+        token = adapters.env.get(failover.gateway_token_env or "")
         if not token:
             tools.missing["failover"] = _unset(failover.gateway_token_env)
             return
+        from tools.failover.gateway import GatewayFailoverBackend
+
         tools.failover = GatewayFailoverBackend(failover.gateway_url, token)
     elif failover.routes_file:
+        from tools.failover.file import FileFailoverBackend
+
         tools.failover = FileFailoverBackend(Path(failover.routes_file))
 
 

@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Annotated, Any, TypedDict
+from typing import TYPE_CHECKING, Annotated, Any, TypedDict
 
 from sqlalchemy import Engine
 
@@ -17,7 +17,9 @@ from agent.settings import Settings
 from agent.store.audit_log import AuditLog
 from runbooks.catalog import Catalog
 from runbooks.schema import Runbook
-from tools.analyst.llm import LlmAnalyst
+
+if TYPE_CHECKING:
+    from tools.analyst.llm import LlmAnalyst
 
 
 class IncidentState(TypedDict, total=False):

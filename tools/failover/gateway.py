@@ -37,6 +37,7 @@ from tools.failover.document import (
 from tools.protocols import Route
 from tools.result import Stopwatch, ToolResult, ToolStatus
 from tools.retry import NO_RETRY, RetryPolicy, Verdict, call_with_retry, verdict_for_status
+from tools.tls import shared_context
 
 RESTORE_SUFFIX = "/restore"
 DEFAULT_RETRY = RetryPolicy(attempts=3, base_seconds=0.5, max_seconds=5.0)
@@ -84,6 +85,7 @@ class GatewayFailoverBackend:
             base_url=self._base_url,
             headers={"Authorization": f"Bearer {admin_token}", "Accept": "application/json"},
             timeout=timeout_seconds,
+            verify=shared_context(),
         )
 
     def close(self) -> None:

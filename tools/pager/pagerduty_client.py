@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import ssl
 from pathlib import Path
 from typing import Any
+
+import httpx2
 
 ERROR_LIMIT = 1000
 SUMMARY_LIMIT = 1024
@@ -13,9 +16,17 @@ NOTE_LIMIT = 25_000
 """REST API v2: at most this many characters of a note's `content`."""
 
 
-def tls_verify(ca_bundle: Path | None) -> ssl.SSLContext | bool:
+@functools.cache
+def tls_verify(ca_bundle: Path | None) -> ssl.SSLContext:
+    """Return the TLS context PagerDuty's clients verify with: the CA bundle's, or (None) the
+    SDK's own default, the system's trust store.
+
+    One per bundle, shared by every client: a context loads its own copy of the CA certificates
+    (about 1 MB), and a team's pager each is a client each. A context is safe to share between
+    clients and threads.
+    """
     if ca_bundle is None:
-        return True
+        return httpx2.create_ssl_context()
     return ssl.create_default_context(cafile=str(ca_bundle))
 
 

@@ -18,6 +18,7 @@ from tools.retry import (
     call_with_retry,
     verdict_for_status,
 )
+from tools.tls import shared_context
 
 
 class HttpReadinessProbe:
@@ -47,7 +48,7 @@ class HttpReadinessProbe:
         self.json_field = json_field
         self.json_value = json_value
         self.budget_ms = budget_ms
-        self._http = httpx.Client(headers=headers, timeout=timeout_seconds)
+        self._http = httpx.Client(headers=headers, timeout=timeout_seconds, verify=shared_context())
         self._policy = policy
         self._sleep = sleep
 

@@ -62,6 +62,24 @@ def describe_qdrant_failure(
     return ToolStatus.error, f"{type(exc).__name__}: {short(exc)}", None
 
 
+def open_client(
+    location: str, *, api_key: str | None = None, timeout_seconds: int = 5
+) -> QdrantClient:
+    """Open a client on a server URL, a local path or ":memory:".
+
+    One client can serve every probe of the same Qdrant (each its own collection): each client
+    holds its own copy of the SDK's model schemas (about 1.7 MB), and a local path opens once.
+    """
+    if location.startswith(("http://", "https://")):
+        # The client has no retries of its own; the version check would add a request.
+        return QdrantClient(
+            url=location, api_key=api_key, timeout=timeout_seconds, check_compatibility=False
+        )
+    if location == ":memory:":
+        return QdrantClient(location=location)
+    return QdrantClient(path=location)
+
+
 class QdrantProbe:
     """Probe a Qdrant collection: it exists, holds points, and answers the canary correctly."""
 
@@ -95,20 +113,12 @@ class QdrantProbe:
         budget_ms: float = 300.0,
         policy: RetryPolicy = DEFAULT_POLICY,
     ) -> QdrantProbe:
-        """Open a client on a server URL, a local path or ":memory:", and probe through it."""
-        if location.startswith(("http://", "https://")):
-            # The client has no retries of its own; the version check would add a request.
-            client = QdrantClient(
-                url=location, api_key=api_key, timeout=timeout_seconds, check_compatibility=False
-            )
-        elif location == ":memory:":
-            client = QdrantClient(location=location)
-        else:
-            client = QdrantClient(path=location)
+        """Open a client of its own (`open_client`) and probe through it."""
+        client = open_client(location, api_key=api_key, timeout_seconds=timeout_seconds)
         return cls(client, canary, budget_ms=budget_ms, policy=policy)
 
     def close(self) -> None:
-        """Close the client's connections."""
+        """Close the client's connections (those of every probe that shares the client)."""
         self._client.close()
 
     def check(self) -> tuple[bool, str]:
