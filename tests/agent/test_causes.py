@@ -36,7 +36,6 @@ from agent.causes.service import (
 from agent.graph.actions import page
 from agent.graph.runner import GraphRunner
 from agent.incidents.models import Incident, IncidentStatus
-from agent.outbox.sender import OutboxSender, Pace, pending_channels
 from agent.store.audit_log import AuditLog
 from agent.store.db import make_engine, session_scope, upgrade
 from audit.models import AuditEvent
@@ -44,6 +43,7 @@ from runbooks.catalog import Catalog
 from sandbox.stack import DEMO_SERVICE, SandboxStack
 from tests.agent.test_worker import Clock, Parts
 from tests.conftest import make_settings, sandbox_overrides
+from tests.outbox import empty_outbox
 
 KEY = b"causes-test-key-0123456789abcdef"
 T0 = datetime(2026, 12, 6, 10, 0, tzinfo=UTC)
@@ -443,15 +443,7 @@ def alert(service: str, **changes: Any) -> dict[str, Any]:
 def send_outbox(parts: Parts, *, rounds: int = 200) -> None:
     """Be the worker's outbox sender until nothing waits: a busy channel's messages (the runs
     sent what the channel's burst allowed) go at its pace, on the test's clock."""
-    chat = parts.context.tools.chat
-    sender = OutboxSender(
-        parts.engine, parts.audit, chat, owner="test-sender", pace=Pace(), now=parts.clock
-    )
-    for _ in range(rounds):
-        if not pending_channels(parts.engine, parts.clock()):
-            return
-        parts.clock.advance(sender.run_once())
-    raise AssertionError("the outbox did not empty")
+    empty_outbox(parts.engine, parts.audit, parts.context.tools.chat, parts.clock, rounds=rounds)
 
 
 def search_platform_alerts(world: SandboxStack) -> list[dict[str, Any]]:
