@@ -131,6 +131,14 @@ class Settings(BaseSettings):
     worker_poll_seconds: float = Field(
         0.5, gt=0, description="Idle worker's database poll interval."
     )
+    malloc_arenas: int = Field(
+        2,
+        ge=0,
+        le=64,
+        description="glibc malloc arenas for `serve` and `worker` (its MALLOC_ARENA_MAX): each "
+        "thread that allocates would otherwise keep one of its own; 0 leaves glibc's default. "
+        "A MALLOC_ARENA_MAX in the environment wins.",
+    )
     serve_worker_loops: int = Field(
         1,
         ge=1,

@@ -21,9 +21,11 @@ def serve(
 
     from agent.api.app import create_app
     from agent.telemetry.logs import configure_logging
+    from agent.telemetry.memory import limit_malloc_arenas
 
     settings = load_settings()
     configure_logging(settings)
+    limit_malloc_arenas(settings.malloc_arenas)  # before any thread starts
     try:
         application = create_app(settings, run_worker=worker)
     except ValueError as exc:
@@ -47,11 +49,13 @@ def worker(
 ) -> None:
     """Run worker loops without the API; SIGTERM finishes or hands back the work in hand."""
     from agent.telemetry.logs import configure_logging
+    from agent.telemetry.memory import limit_malloc_arenas
     from agent.worker.pool import run_workers
     from runbooks.loader import ConfigError
 
     settings = load_settings()
     configure_logging(settings)
+    limit_malloc_arenas(settings.malloc_arenas)  # before any thread starts
     try:
         run_workers(settings, concurrency)
     except (ValueError, ConfigError) as exc:
