@@ -52,12 +52,19 @@ import yaml
 from harness import LoadResult, Row, Service, arize_body, drive, load_average, print_table, say
 from sqlalchemy import Engine, func
 from sqlmodel import Session, col, select
-from time_to_page import FINISHED, World, audit_events, measure_one, start_world
+from time_to_page import (
+    FINISHED,
+    World,
+    audit_events,
+    measure_one,
+    paged_incident,
+    start_world,
+)
 
 from agent.alerts.models import Alert
 from agent.causes.models import Cause
 from agent.causes.service import cause_view
-from agent.incidents.models import Incident, page_dedup_key
+from agent.incidents.models import Incident
 from agent.store.db import make_engine
 from sandbox.evaluation.scenario import copy_shipped_runbooks
 from sandbox.stack import DEMO_SERVICE
@@ -158,28 +165,21 @@ def page_times(engine: Engine, world: World, lone_s: float, exclude: set[uuid.UU
         ).all()
     triggers = [(t, e) for t, e in world.pages.timed() if e.get("event_action") == "trigger"]
     # An incident's page is its own trigger: on its own dedup key, or on its cause's (a later
-    # incident of a cause triggers on the cause's key), known by the incident id it carries.
+    # incident of a cause triggers on the cause's key, and names itself in its details).
     first_page: dict[str, float] = {}
     per_key: dict[str, int] = defaultdict(int)
     for moment, event in triggers:
-        details = (event.get("payload") or {}).get("custom_details") or {}
-        owner = str(details.get("incident_id") or event["dedup_key"])
+        owner = paged_incident(event)
         first_page[owner] = min(first_page.get(owner, moment), moment)
         per_key[str(event.get("routing_key"))] += 1
     seconds, unpaged = [], 0
     for incident_id, received in firsts:
         if incident_id is None or incident_id in exclude:
             continue
-        prefix = page_dedup_key(incident_id)
-        paged = [
-            t
-            for k, t in first_page.items()
-            if k in (str(incident_id), prefix) or k.startswith(prefix + "/")
-        ]
-        if not paged:
+        if str(incident_id) not in first_page:
             unpaged += 1
             continue
-        seconds.append(min(paged) - received.timestamp())
+        seconds.append(first_page[str(incident_id)] - received.timestamp())
     return Paging(lone_s, exclude, seconds, unpaged, len(per_key), max(per_key.values(), default=0))
 
 

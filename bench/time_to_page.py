@@ -125,6 +125,21 @@ def wait_processed(service: Service, alert_id: str) -> dict[str, Any]:
         time.sleep(0.02)
 
 
+def paged_incident(event: dict[str, Any]) -> str:
+    """Return the id of the incident whose page this PagerDuty event is.
+
+    Each team paged has its own key under the incident's (remediator/incident/<id>/<team>); an
+    incident whose page joins its cause's alert triggers on the cause's key, and says which
+    incident it is in its custom details.
+    """
+    details = (event.get("payload") or {}).get("custom_details") or {}
+    if details.get("incident_id"):
+        return str(details["incident_id"])
+    nobody = uuid.UUID(int=0)
+    prefix = page_dedup_key(nobody).removesuffix(str(nobody))  # "remediator/incident/"
+    return str(event["dedup_key"]).removeprefix(prefix).split("/")[0]
+
+
 @dataclass
 class Measure:
     """One incident: time to page and its slowest probe, in milliseconds."""
@@ -151,13 +166,10 @@ def measure_one(service: Service, world: World, engine: Engine, seq: int) -> Mea
         raise RuntimeError(f"the alert opened no incident: {alert}")
     incident_id = uuid.UUID(alert["incident_id"])
     [received] = audit_events(engine, "alert.received", alert_id=uuid.UUID(alert["id"]))
-    key = page_dedup_key(incident_id)
     paged = [
         t
         for t, event in world.pages.timed()
-        # Each team paged has its own key under the incident's (remediator/incident/<id>/<team>).
-        if (event["dedup_key"] == key or str(event["dedup_key"]).startswith(key + "/"))
-        and event["event_action"] == "trigger"
+        if event["event_action"] == "trigger" and paged_incident(event) == str(incident_id)
     ]
     if not paged:
         raise RuntimeError(
