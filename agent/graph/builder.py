@@ -26,6 +26,8 @@ from agent.graph.state import IncidentState, RunContext
 GRAPH_NAME = "incident_remediation"
 ACT_NODE = "act"
 """The node that takes the actions needing no approval (the page among them)."""
+AFTER_ACTING = frozenset({"approve", "verify", "report"})
+"""The nodes a run goes on to once it has acted."""
 
 
 def build_graph(checkpointer: BaseCheckpointSaver[Any]) -> Any:

@@ -22,7 +22,7 @@ from langgraph.types import Command
 from agent.alerts.models import Breach
 from agent.approvals.service import close_if_due, unsettled_failbacks
 from agent.failovers.service import holding_of
-from agent.graph.builder import ACT_NODE, build_graph
+from agent.graph.builder import ACT_NODE, AFTER_ACTING, build_graph
 from agent.graph.followup.builder import build_followup_graph, thread_id
 from agent.graph.followup.effects import next_failback_moment
 from agent.graph.followup.state import FollowupKind, FollowupState, incident_view
@@ -153,6 +153,13 @@ class GraphRunner:
         config: dict[str, Any] = {"configurable": {"thread_id": str(incident_id)}}
         snapshot = self._graph.get_state(config)
         return bool(snapshot.values) and not snapshot.next
+
+    def acted(self, incident_id: uuid.UUID) -> bool:
+        """Tell whether the incident's run is past its first actions (what is left reports,
+        verifies or waits for an approval)."""
+        config: dict[str, Any] = {"configurable": {"thread_id": str(incident_id)}}
+        snapshot = self._graph.get_state(config)
+        return bool(snapshot.values) and bool(set(snapshot.next) & AFTER_ACTING)
 
     def run(
         self, incident_id: uuid.UUID, breach: Breach, *, yield_after_acting: bool = False

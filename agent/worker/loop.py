@@ -162,10 +162,14 @@ class Worker:
         ):
             self._settle_failbacks(incident_id, claimed_at)
             return
-        # A paused or started run of a resolved incident is resumed, so its approval is
-        # cancelled and the run ends (a run that acted and yielded reports what it did); one
-        # that never started has nothing to do.
-        if breach is None or (status != IncidentStatus.open and run_state == RunState.pending):
+        # A paused run of a resolved incident is resumed, so its approval is cancelled and the
+        # run ends, and so is one that has acted (it reports what it did); one that has not
+        # acted yet (never started, or stopped by a crash before its actions) takes none now.
+        if breach is None or (
+            status != IncidentStatus.open
+            and run_state != RunState.waiting
+            and not self._runner.acted(incident_id)
+        ):
             summary = "resolved before it was investigated: nothing to do"
             self._end_run(incident_id, RunState.skipped, "run.skipped", summary)
             return

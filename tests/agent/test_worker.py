@@ -293,3 +293,53 @@ def test_a_new_investigation_goes_before_a_waiting_alert(parts: Parts) -> None:
     parts.drain()
     assert parts.alert(repeat).state == "done"
     assert parts.kinds().count("action.dry_run") == 1
+
+
+def test_a_run_that_acted_reports_even_if_its_incident_resolved_meanwhile(parts: Parts) -> None:
+    parts.accept(model_id="bot-a")
+    assert parts.worker._alert_once()
+    assert parts.worker._incident_once()  # acted, the rest queued
+    parts.accept(model_id="bot-a", status="Healthy")
+    assert parts.worker._alert_once()  # the incident resolves
+
+    parts.drain()
+
+    kinds = parts.kinds()
+    assert "run.skipped" not in kinds
+    assert kinds.count("action.dry_run") == 1  # nothing acted twice
+    with Session(parts.engine) as session:
+        [incident] = session.exec(select(Incident)).all()
+    assert (incident.status, incident.run_state) == ("resolved", "completed")
+
+
+def test_a_run_stopped_before_acting_takes_no_action_once_resolved(parts: Parts) -> None:
+    alert_id = parts.accept(model_id="bot-a")
+    claim(parts, "crashed-worker")
+    with session_scope(parts.engine) as session:
+        alert = session.get(Alert, alert_id)
+        assert alert is not None
+        breach = alert.breach()
+        incident = open_incident(session=session, audit=parts.audit, alert=alert, breach=breach)
+    config: dict[str, Any] = {"configurable": {"thread_id": str(incident.id)}}
+    build_graph(parts.checkpointer).invoke(
+        {"incident_id": str(incident.id), "breach": breach.model_dump(mode="json")},
+        config,
+        context=parts.context,
+        durability="sync",
+        interrupt_after=["probe"],
+    )
+    with session_scope(parts.engine) as session:
+        found = session.get(Incident, incident.id)
+        assert found is not None
+        found.run_state = "running"  # the crashed worker had started it
+        session.add(found)
+    parts.clock.advance(61)
+    resolving = parts.accept(model_id="bot-a", status="Healthy")
+    while parts.alert(resolving).state != "done":
+        assert parts.worker._alert_once()  # the crashed worker's alert, then the resolution
+
+    parts.drain()
+
+    kinds = parts.kinds()
+    assert "action.dry_run" not in kinds and "decision.made" not in kinds
+    assert kinds[-1] == "run.skipped"
