@@ -97,6 +97,26 @@ def claim(parts: Parts, worker_id: str = "w-1") -> Alert | None:
         )
 
 
+def crash_after_probing(parts: Parts, alert_id: uuid.UUID) -> Incident:
+    """Play a worker that claimed the alert, opened its incident and ran its graph up to the
+    probes, then crashed (its claims' leases run out)."""
+    claim(parts, "crashed-worker")
+    with session_scope(parts.engine) as session:
+        alert = session.get(Alert, alert_id)
+        assert alert is not None
+        breach = alert.breach()
+        incident = open_incident(session=session, audit=parts.audit, alert=alert, breach=breach)
+    config: dict[str, Any] = {"configurable": {"thread_id": str(incident.id)}}
+    build_graph(parts.checkpointer).invoke(
+        {"incident_id": str(incident.id), "breach": breach.model_dump(mode="json")},
+        config,
+        context=parts.context,
+        durability="sync",
+        interrupt_after=["probe"],
+    )
+    return incident
+
+
 def test_a_claimed_alert_is_not_claimed_again_until_its_lease_expires(parts: Parts) -> None:
     alert_id = parts.accept()
 
@@ -136,21 +156,7 @@ def test_a_crash_after_correlation_resumes_without_a_second_incident(parts: Part
 
 def test_an_interrupted_graph_run_continues_after_its_last_checkpoint(parts: Parts) -> None:
     alert_id = parts.accept()
-    claim(parts, "crashed-worker")
-    with session_scope(parts.engine) as session:
-        alert = session.get(Alert, alert_id)
-        assert alert is not None
-        breach = alert.breach()
-        incident = open_incident(session=session, audit=parts.audit, alert=alert, breach=breach)
-    config: dict[str, Any] = {"configurable": {"thread_id": str(incident.id)}}
-    partial = build_graph(parts.checkpointer)
-    partial.invoke(
-        {"incident_id": str(incident.id), "breach": breach.model_dump(mode="json")},
-        config,
-        context=parts.context,
-        durability="sync",
-        interrupt_after=["probe"],
-    )
+    crash_after_probing(parts, alert_id)
     assert parts.kinds()[-1] == "probe.completed"
     parts.clock.advance(61)
 
@@ -314,20 +320,7 @@ def test_a_run_that_acted_reports_even_if_its_incident_resolved_meanwhile(parts:
 
 def test_a_run_stopped_before_acting_takes_no_action_once_resolved(parts: Parts) -> None:
     alert_id = parts.accept(model_id="bot-a")
-    claim(parts, "crashed-worker")
-    with session_scope(parts.engine) as session:
-        alert = session.get(Alert, alert_id)
-        assert alert is not None
-        breach = alert.breach()
-        incident = open_incident(session=session, audit=parts.audit, alert=alert, breach=breach)
-    config: dict[str, Any] = {"configurable": {"thread_id": str(incident.id)}}
-    build_graph(parts.checkpointer).invoke(
-        {"incident_id": str(incident.id), "breach": breach.model_dump(mode="json")},
-        config,
-        context=parts.context,
-        durability="sync",
-        interrupt_after=["probe"],
-    )
+    incident = crash_after_probing(parts, alert_id)
     with session_scope(parts.engine) as session:
         found = session.get(Incident, incident.id)
         assert found is not None

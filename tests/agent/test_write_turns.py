@@ -4,6 +4,8 @@ never queue, and every way a transaction ends gives the turn back."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -28,6 +30,30 @@ def engine(tmp_path: Path):
     engine.dispose()
 
 
+@contextmanager
+def a_writer_holding_the_turn(engine, order: list | None = None) -> Iterator[None]:
+    """Run a thread that inserts 1 and keeps its transaction open until the block ends (then
+    commits, noting "engine" in `order`)."""
+    holding, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with session_scope(engine) as session:
+            session.connection().execute(text("INSERT INTO t VALUES (1)"))
+            holding.set()
+            release.wait(WAIT)
+            if order is not None:
+                order.append("engine")
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    assert holding.wait(WAIT)
+    try:
+        yield
+    finally:
+        release.set()
+        thread.join(WAIT)
+
+
 def _insert(engine, n: int, order: list[int], **options) -> None:
     with session_scope(engine, **options) as session:
         session.connection().execute(text("INSERT INTO t VALUES (:n)"), {"n": n})
@@ -35,49 +61,21 @@ def _insert(engine, n: int, order: list[int], **options) -> None:
 
 
 def test_a_writer_waits_for_the_turn_and_goes_once_it_is_given_back(engine) -> None:
-    order: list[int] = []
-    holding, release = threading.Event(), threading.Event()
-
-    def first() -> None:
-        with session_scope(engine) as session:
-            session.connection().execute(text("INSERT INTO t VALUES (1)"))
-            holding.set()
-            release.wait(WAIT)
-            order.append(1)
-
-    a = threading.Thread(target=first)
-    a.start()
-    assert holding.wait(WAIT)
-    b = threading.Thread(target=_insert, args=(engine, 2, order))
-    b.start()
-    b.join(0.3)
-    assert b.is_alive(), "the second writer went while the first held the turn"
-    release.set()
-    a.join(WAIT)
+    order: list = []
+    with a_writer_holding_the_turn(engine, order):
+        b = threading.Thread(target=_insert, args=(engine, 2, order))
+        b.start()
+        b.join(0.3)
+        assert b.is_alive(), "the second writer went while the first held the turn"
     b.join(WAIT)
-    assert order == [1, 2]
+    assert order == ["engine", 2]
     with Session(engine) as session:
         assert sorted(session.connection().execute(text("SELECT n FROM t")).scalars()) == [1, 2]
 
 
 def test_a_bounded_wait_ends_in_a_database_error_that_says_locked(engine) -> None:
-    holding, release = threading.Event(), threading.Event()
-
-    def hold() -> None:
-        with session_scope(engine) as session:
-            session.connection().execute(text("INSERT INTO t VALUES (1)"))
-            holding.set()
-            release.wait(WAIT)
-
-    a = threading.Thread(target=hold)
-    a.start()
-    assert holding.wait(WAIT)
-    try:
-        with pytest.raises(OperationalError, match="locked"):
-            _insert(engine, 2, [], lock_timeout=0.05)
-    finally:
-        release.set()
-        a.join(WAIT)
+    with a_writer_holding_the_turn(engine), pytest.raises(OperationalError, match="locked"):
+        _insert(engine, 2, [], lock_timeout=0.05)
     # The refused writer took nothing: the next one writes.
     _insert(engine, 3, [])
     with Session(engine) as session:
@@ -85,27 +83,15 @@ def test_a_bounded_wait_ends_in_a_database_error_that_says_locked(engine) -> Non
 
 
 def test_reads_do_not_queue_behind_a_writer(engine) -> None:
-    holding, release = threading.Event(), threading.Event()
-
-    def hold() -> None:
-        with session_scope(engine) as session:
-            session.connection().execute(text("INSERT INTO t VALUES (1)"))
-            holding.set()
-            release.wait(WAIT)
-
-    a = threading.Thread(target=hold)
-    a.start()
-    assert holding.wait(WAIT)
     seen: list[int] = []
-    reader = threading.Thread(
-        target=lambda: seen.append(
-            Session(engine).connection().execute(text("SELECT count(*) FROM t")).scalar_one()
+    with a_writer_holding_the_turn(engine):
+        reader = threading.Thread(
+            target=lambda: seen.append(
+                Session(engine).connection().execute(text("SELECT count(*) FROM t")).scalar_one()
+            )
         )
-    )
-    reader.start()
-    reader.join(WAIT)
-    release.set()
-    a.join(WAIT)
+        reader.start()
+        reader.join(WAIT)
     assert seen == [0]  # read beside the writer, before its commit
 
 
@@ -126,30 +112,18 @@ def test_checkpoint_writes_take_the_same_turn(engine, tmp_path: Path) -> None:
     settings = Settings(database_url=str(engine.url), env="dev")
     saver = make_checkpointer(settings)
     assert isinstance(saver, TurnTakingSqliteSaver)
-    holding, release = threading.Event(), threading.Event()
     order: list[str] = []
-
-    def hold() -> None:
-        with session_scope(engine) as session:
-            session.connection().execute(text("INSERT INTO t VALUES (1)"))
-            holding.set()
-            release.wait(WAIT)
-            order.append("engine")
 
     def checkpoint_write() -> None:
         with saver.cursor(transaction=True) as cur:
             cur.execute("SELECT 1")
         order.append("checkpointer")
 
-    a = threading.Thread(target=hold)
-    a.start()
-    assert holding.wait(WAIT)
-    b = threading.Thread(target=checkpoint_write)
-    b.start()
-    b.join(0.3)
-    assert b.is_alive(), "a checkpoint write went while the engine's writer held the turn"
-    release.set()
-    a.join(WAIT)
+    with a_writer_holding_the_turn(engine, order):
+        b = threading.Thread(target=checkpoint_write)
+        b.start()
+        b.join(0.3)
+        assert b.is_alive(), "a checkpoint write went while the engine's writer held the turn"
     b.join(WAIT)
     assert order == ["engine", "checkpointer"]
     # A read through the saver does not wait for anyone.
