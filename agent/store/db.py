@@ -65,10 +65,14 @@ class WriteTurn:
             self._waiters.remove((me, gate))
             return False
 
-    def release(self) -> None:
-        """Give the turn back; the last release of its holder hands it to the next waiter."""
+    def release(self, holder: int | None = None) -> None:
+        """Give the turn back; the last release of its holder hands it to the next waiter.
+
+        `holder`: the thread that took it (default: this one), for a connection closed by
+        another thread (the pool, the garbage collector) than the one that began its transaction.
+        """
         with self._guard:
-            if self._owner != threading.get_ident():
+            if self._owner != (threading.get_ident() if holder is None else holder):
                 raise RuntimeError("cannot release a write turn this thread does not hold")
             self._depth -= 1
             if self._depth:
@@ -115,16 +119,18 @@ class _TurnConnection(sqlite3.Connection):
 
     turn: WriteTurn | None = None
     held = 0
+    holder: int | None = None
+    """The thread whose transaction took the turn (whoever ends it gives it back)."""
 
     def hold(self, turn: WriteTurn, timeout: float | None) -> None:
         take_turn(turn, timeout)
-        self.turn = turn
+        self.turn, self.holder = turn, threading.get_ident()
         self.held += 1
 
     def give_back(self) -> None:
         while self.held and self.turn is not None:
             self.held -= 1
-            self.turn.release()
+            self.turn.release(self.holder)
 
     def commit(self) -> None:
         try:

@@ -188,3 +188,16 @@ def test_a_wait_that_runs_out_leaves_the_queue() -> None:
     turn.release()
     with pytest.raises(RuntimeError):
         turn.release()
+
+
+def test_a_connection_ended_by_another_thread_still_gives_the_turn_back(engine) -> None:
+    """The pool or the garbage collector may end a transaction on another thread."""
+    connection = engine.connect()
+    connection.execution_options(remediator_writes=True).begin()  # takes the turn
+    closer = threading.Thread(target=connection.close)  # rolls back and returns it
+    closer.start()
+    closer.join(WAIT)
+    done = threading.Thread(target=_insert, args=(engine, 2, []))
+    done.start()
+    done.join(WAIT)
+    assert not done.is_alive(), "the turn stayed with the thread that began the transaction"
